@@ -1,0 +1,200 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/zaqar-raft/zaqar/raftnode"
+	"github.com/zaqar-raft/zaqar/server"
+	"github.com/zaqar-raft/zaqar/service"
+)
+
+// options are every setting of a node. Each has a flag; ZAQAR_<FLAG> in the
+// environment and the same key in the JSON config file are its other
+// spellings (precedence: flag, environment, file, default).
+type options struct {
+	configFile    string
+	nodeID        string
+	dataDir       string
+	apiAddr       string
+	raftAddr      string
+	raftAdvertise string
+	bootstrap     string
+	join          string
+	authStrategy  string
+	signedSecret  string
+	logLevel      string
+	logFormat     string
+	raftLogLevel  string
+
+	heartbeat, election, snapshotInterval, requestTimeout, gcInterval time.Duration
+	snapshotThreshold, trailingLogs                                   uint64
+	noFsync                                                           bool
+
+	limits service.Limits
+}
+
+func newFlagSet(o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("zaqar-server", flag.ContinueOnError)
+	fs.StringVar(&o.configFile, "config", "", "JSON file of settings (keys are these flag names)")
+	fs.StringVar(&o.nodeID, "node-id", "node1", "this node's id, unique in the cluster")
+	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory for the Raft log, snapshots and Pebble")
+	fs.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:8888", "REST API listen address")
+	fs.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:7888", "Raft and node-to-node listen address")
+	fs.StringVar(&o.raftAdvertise, "raft-advertise", "", "Raft address other nodes dial (default: -raft-addr)")
+	fs.StringVar(&o.bootstrap, "bootstrap", "", "initial voters as id=host:port,... (default: this node alone, unless -join is set)")
+	fs.StringVar(&o.join, "join", "", "Raft addresses of existing members to join through, comma-separated")
+	fs.StringVar(&o.authStrategy, "auth-strategy", "", `authentication: "" or "noauth" (trust X-Project-ID and X-Roles)`)
+	fs.StringVar(&o.signedSecret, "signed-url-secret", "", "secret for pre-signed URLs (default: generated once per cluster and replicated)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.raftLogLevel, "raft-log-level", "warn", "hashicorp/raft's own log level")
+	fs.DurationVar(&o.heartbeat, "raft-heartbeat-timeout", time.Second, "Raft heartbeat timeout")
+	fs.DurationVar(&o.election, "raft-election-timeout", time.Second, "Raft election timeout")
+	fs.DurationVar(&o.snapshotInterval, "raft-snapshot-interval", 60*time.Second, "how often Raft considers taking a snapshot")
+	fs.Uint64Var(&o.snapshotThreshold, "raft-snapshot-threshold", 16384, "log entries since the last snapshot that trigger one")
+	fs.Uint64Var(&o.trailingLogs, "raft-trailing-logs", 10240, "log entries kept after a snapshot for followers to catch up from")
+	fs.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "do not fsync the Raft log (loses acknowledged writes on power loss; tests only)")
+	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Second, "upper bound on the work of one request")
+	fs.DurationVar(&o.gcInterval, "gc-interval", time.Second, "how often the leader collects expired messages and claims")
+
+	o.limits = service.DefaultLimits()
+	l := &o.limits
+	fs.Int64Var(&l.DefaultMessageTTL, "default-message-ttl", l.DefaultMessageTTL, "message TTL when neither message nor queue sets one (s)")
+	fs.Int64Var(&l.DefaultMessageDelay, "default-message-delay", l.DefaultMessageDelay, "reserved-metadata default delay (s)")
+	fs.Int64Var(&l.DefaultClaimTTL, "default-claim-ttl", l.DefaultClaimTTL, "claim TTL when omitted (s)")
+	fs.Int64Var(&l.DefaultClaimGrace, "default-claim-grace", l.DefaultClaimGrace, "claim grace when omitted (s)")
+	fs.Int64Var(&l.DefaultSubscriptionTTL, "default-subscription-ttl", l.DefaultSubscriptionTTL, "subscription TTL when omitted (s)")
+	fs.IntVar(&l.MaxQueuesPerPage, "max-queues-per-page", l.MaxQueuesPerPage, "queue list limit")
+	fs.IntVar(&l.MaxMessagesPerPage, "max-messages-per-page", l.MaxMessagesPerPage, "message list limit and ids per request")
+	fs.IntVar(&l.MaxSubscriptionsPerPage, "max-subscriptions-per-page", l.MaxSubscriptionsPerPage, "subscription list limit")
+	fs.IntVar(&l.MaxMessagesPerClaimOrPop, "max-messages-per-claim-or-pop", l.MaxMessagesPerClaimOrPop, "claim limit and pop count")
+	fs.IntVar(&l.MaxQueueMetadata, "max-queue-metadata", l.MaxQueueMetadata, "queue metadata bytes")
+	fs.IntVar(&l.MaxMessagesPostSize, "max-messages-post-size", l.MaxMessagesPostSize, "message POST body bytes")
+	fs.Int64Var(&l.MaxMessageTTL, "max-message-ttl", l.MaxMessageTTL, "maximum message TTL (s)")
+	fs.Int64Var(&l.MaxMessageDelay, "max-message-delay", l.MaxMessageDelay, "maximum message delay (s)")
+	fs.Int64Var(&l.MaxClaimTTL, "max-claim-ttl", l.MaxClaimTTL, "maximum claim TTL (s)")
+	fs.Int64Var(&l.MaxClaimGrace, "max-claim-grace", l.MaxClaimGrace, "maximum claim grace (s)")
+	fs.StringVar(&l.ClientIDMode, "client-id-uuid-safe", l.ClientIDMode, `Client-ID rule: "strict" (a UUID) or "off" (any string of the allowed length)`)
+	fs.IntVar(&l.MinClientIDLength, "min-length-client-id", l.MinClientIDLength, "shortest Client-ID when -client-id-uuid-safe=off")
+	fs.IntVar(&l.MaxClientIDLength, "max-length-client-id", l.MaxClientIDLength, "longest Client-ID when -client-id-uuid-safe=off")
+	fs.BoolVar(&l.DeleteWithClaimID, "message-delete-with-claim-id", l.DeleteWithClaimID, "bulk deletes must name the claims of the messages")
+	fs.BoolVar(&l.EnableChecksum, "enable-checksum", l.EnableChecksum, "store and return an MD5 checksum of each message body")
+	fs.IntVar(&l.MaxBodyBytes, "max-body-bytes", l.MaxBodyBytes, "cap on request bodies Zaqar leaves uncapped")
+	return fs
+}
+
+// parseOptions reads flags, then fills unset ones from the environment and
+// the config file.
+func parseOptions(args []string, getenv func(string) string) (*options, error) {
+	o := &options{}
+	fs := newFlagSet(o)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["config"] {
+		if v := getenv(envName("config")); v != "" {
+			o.configFile = v
+		}
+	}
+	file := map[string]any{}
+	if o.configFile != "" {
+		b, err := os.ReadFile(o.configFile)
+		if err != nil {
+			return nil, fmt.Errorf("read config file: %w", err)
+		}
+		if err := json.Unmarshal(b, &file); err != nil {
+			return nil, fmt.Errorf("parse config file %s: %w", o.configFile, err)
+		}
+		for k := range file {
+			if fs.Lookup(k) == nil {
+				return nil, fmt.Errorf("config file %s: unknown setting %q", o.configFile, k)
+			}
+		}
+	}
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || set[f.Name] || f.Name == "config" {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("environment %s: %w", envName(f.Name), e)
+			}
+			return
+		}
+		if v, ok := file[f.Name]; ok {
+			s := fmt.Sprint(v)
+			if n, isNum := v.(float64); isNum {
+				s = strconv.FormatFloat(n, 'f', -1, 64)
+			}
+			if e := f.Value.Set(s); e != nil {
+				err = fmt.Errorf("config file setting %s: %w", f.Name, e)
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return o, o.check()
+}
+
+func envName(flagName string) string {
+	return "ZAQAR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (o *options) check() error {
+	switch o.authStrategy {
+	case "", "noauth":
+	case "keystone":
+		return errors.New("auth-strategy keystone is not available in this build yet; use noauth")
+	default:
+		return fmt.Errorf("unknown auth-strategy %q", o.authStrategy)
+	}
+	switch o.limits.ClientIDMode {
+	case "strict", "off":
+	default:
+		return fmt.Errorf("client-id-uuid-safe must be strict or off, not %q", o.limits.ClientIDMode)
+	}
+	return nil
+}
+
+// serverConfig turns options into a server configuration.
+func (o *options) serverConfig() (server.Config, error) {
+	cfg := server.Config{
+		NodeID: o.nodeID, DataDir: o.dataDir, APIAddr: o.apiAddr, RaftAddr: o.raftAddr, RaftAdvertise: o.raftAdvertise,
+		Limits: o.limits, SignedURLSecret: o.signedSecret, RequestTimeout: o.requestTimeout, GCInterval: o.gcInterval,
+		HeartbeatTimeout: o.heartbeat, ElectionTimeout: o.election, SnapshotInterval: o.snapshotInterval,
+		SnapshotThreshold: o.snapshotThreshold, TrailingLogs: o.trailingLogs, NoFsync: o.noFsync,
+		RaftLogLevel: o.raftLogLevel,
+	}
+	for _, j := range strings.Split(o.join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			cfg.Join = append(cfg.Join, j)
+		}
+	}
+	peers, err := raftnode.ParsePeers(o.bootstrap)
+	if err != nil {
+		return cfg, err
+	}
+	if len(peers) == 0 && len(cfg.Join) == 0 {
+		adv := o.raftAdvertise
+		if adv == "" {
+			adv = o.raftAddr
+		}
+		peers = []raftnode.Peer{{ID: o.nodeID, Address: adv}}
+	}
+	cfg.Bootstrap = peers
+	return cfg, nil
+}

@@ -1,0 +1,452 @@
+// Package fsm defines the commands that change the service's state, their
+// encoding in the Raft log, and the state machine that applies them to the
+// store. A log entry is one timestamp plus one or more commands; each
+// command is a type byte and a body, dispatched through a table. An unknown
+// type or a body that does not decode stops the node: a replica that skips
+// what the others applied would silently diverge.
+package fsm
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/zaqar-raft/zaqar/internal/codec"
+	"github.com/zaqar-raft/zaqar/store"
+)
+
+// Type identifies a command in the log. Values are never reused.
+type Type byte
+
+// Command types.
+const (
+	TypeCreateQueue      Type = 1
+	TypeSetQueueMetadata Type = 2
+	TypeDeleteQueue      Type = 3
+	TypePurgeQueue       Type = 4
+	TypePostMessages     Type = 5
+	TypeDeleteMessage    Type = 6
+	TypeDeleteMessages   Type = 7
+	TypePopMessages      Type = 8
+	TypeCreateClaim      Type = 9
+	TypeRenewClaim       Type = 10
+	TypeReleaseClaim     Type = 11
+	TypeCollectGarbage   Type = 12
+	TypeSetSecret        Type = 13
+)
+
+// Command is one state change. Everything its application depends on is in
+// its fields or in the entry's timestamp.
+type Command interface {
+	Type() Type
+	encode(e *codec.Encoder)
+	decode(d *codec.Decoder)
+	apply(t *store.Txn, now int64) Result
+}
+
+// commandTable maps each type to a constructor of an empty command.
+var commandTable = map[Type]func() Command{
+	TypeCreateQueue:      func() Command { return &CreateQueue{} },
+	TypeSetQueueMetadata: func() Command { return &SetQueueMetadata{} },
+	TypeDeleteQueue:      func() Command { return &DeleteQueue{} },
+	TypePurgeQueue:       func() Command { return &PurgeQueue{} },
+	TypePostMessages:     func() Command { return &PostMessages{} },
+	TypeDeleteMessage:    func() Command { return &DeleteMessage{} },
+	TypeDeleteMessages:   func() Command { return &DeleteMessages{} },
+	TypePopMessages:      func() Command { return &PopMessages{} },
+	TypeCreateClaim:      func() Command { return &CreateClaim{} },
+	TypeRenewClaim:       func() Command { return &RenewClaim{} },
+	TypeReleaseClaim:     func() Command { return &ReleaseClaim{} },
+	TypeCollectGarbage:   func() Command { return &CollectGarbage{} },
+	TypeSetSecret:        func() Command { return &SetSecret{} },
+}
+
+// entryVersion is the first byte of every log entry this code writes.
+const entryVersion byte = 1
+
+// EntryHeaderLen is the size of the entry header: version and timestamp.
+// The leader overwrites the timestamp (bytes 1..8) just before proposing.
+const EntryHeaderLen = 9
+
+// ErrUnknownCommand means an entry holds a command type this build does not
+// know; the node must stop rather than skip it.
+var ErrUnknownCommand = errors.New("fsm: unknown command type")
+
+// EncodeEntry encodes commands as one log entry with timestamp now (unix
+// nanoseconds).
+func EncodeEntry(now int64, cmds ...Command) []byte {
+	e := codec.Encoder{Buf: make([]byte, 0, 256)}
+	e.Byte(entryVersion)
+	e.Int64(now)
+	e.Uvarint(uint64(len(cmds)))
+	var body codec.Encoder
+	for _, c := range cmds {
+		body.Buf = body.Buf[:0]
+		c.encode(&body)
+		e.Byte(byte(c.Type()))
+		e.Bytes(body.Buf)
+	}
+	return e.Buf
+}
+
+// StampEntry overwrites the timestamp of an encoded entry in place.
+func StampEntry(entry []byte, now int64) error {
+	if len(entry) < EntryHeaderLen || entry[0] != entryVersion {
+		return fmt.Errorf("fsm: not an entry")
+	}
+	var e codec.Encoder
+	e.Int64(now)
+	copy(entry[1:EntryHeaderLen], e.Buf)
+	return nil
+}
+
+// DecodeEntry decodes a log entry into its timestamp and commands.
+func DecodeEntry(b []byte) (now int64, cmds []Command, err error) {
+	d := codec.NewDecoder(b)
+	if v := d.Byte(); v != entryVersion {
+		return 0, nil, fmt.Errorf("fsm: entry version %d", v)
+	}
+	now = d.Int64()
+	n := d.Count(2)
+	cmds = make([]Command, 0, n)
+	for i := 0; i < n; i++ {
+		typ := Type(d.Byte())
+		body := d.Bytes()
+		if d.Err() != nil {
+			break
+		}
+		mk, ok := commandTable[typ]
+		if !ok {
+			return 0, nil, fmt.Errorf("%w %d", ErrUnknownCommand, typ)
+		}
+		c := mk()
+		cd := codec.NewDecoder(body)
+		c.decode(cd)
+		if err := cd.Done(); err != nil {
+			return 0, nil, fmt.Errorf("fsm: decode command type %d: %w", typ, err)
+		}
+		cmds = append(cmds, c)
+	}
+	if err := d.Done(); err != nil {
+		return 0, nil, fmt.Errorf("fsm: decode entry: %w", err)
+	}
+	return now, cmds, nil
+}
+
+func encodeSettings(e *codec.Encoder, s store.QueueSettings) {
+	e.Varint(s.DefaultTTL)
+	e.Varint(s.DefaultDelay)
+	e.Varint(s.MaxPostSize)
+	e.Varint(s.MaxClaimCount)
+	e.String(s.DeadLetter)
+	e.Varint(s.DeadLetterTTL)
+}
+
+func decodeSettings(d *codec.Decoder) store.QueueSettings {
+	return store.QueueSettings{
+		DefaultTTL: d.Varint(), DefaultDelay: d.Varint(), MaxPostSize: d.Varint(),
+		MaxClaimCount: d.Varint(), DeadLetter: d.String(), DeadLetterTTL: d.Varint(),
+	}
+}
+
+// CreateQueue creates a queue unless it exists.
+type CreateQueue struct {
+	Project, Queue string
+	Settings       store.QueueSettings
+	Metadata       []byte
+}
+
+// Type implements Command.
+func (*CreateQueue) Type() Type { return TypeCreateQueue }
+func (c *CreateQueue) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	encodeSettings(e, c.Settings)
+	e.Bytes(c.Metadata)
+}
+func (c *CreateQueue) decode(d *codec.Decoder) {
+	c.Project, c.Queue = d.String(), d.String()
+	c.Settings = decodeSettings(d)
+	c.Metadata = d.Bytes()
+}
+func (c *CreateQueue) apply(t *store.Txn, now int64) Result {
+	return Result{Changed: t.CreateQueue(c.Project, c.Queue, now, c.Settings, c.Metadata)}
+}
+
+// SetQueueMetadata replaces a queue's metadata if it is still at
+// ExpectVersion (the service computed the new metadata from that version).
+type SetQueueMetadata struct {
+	Project, Queue string
+	ExpectVersion  uint64
+	Settings       store.QueueSettings
+	Metadata       []byte
+}
+
+// Type implements Command.
+func (*SetQueueMetadata) Type() Type { return TypeSetQueueMetadata }
+func (c *SetQueueMetadata) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	e.Uvarint(c.ExpectVersion)
+	encodeSettings(e, c.Settings)
+	e.Bytes(c.Metadata)
+}
+func (c *SetQueueMetadata) decode(d *codec.Decoder) {
+	c.Project, c.Queue = d.String(), d.String()
+	c.ExpectVersion = d.Uvarint()
+	c.Settings = decodeSettings(d)
+	c.Metadata = d.Bytes()
+}
+func (c *SetQueueMetadata) apply(t *store.Txn, _ int64) Result {
+	switch err := t.SetQueueMetadata(c.Project, c.Queue, c.ExpectVersion, c.Settings, c.Metadata); {
+	case errors.Is(err, store.ErrNotFound):
+		return Result{Status: StatusNotFound}
+	case errors.Is(err, store.ErrConflict):
+		return Result{Status: StatusConflict}
+	}
+	return Result{Changed: true}
+}
+
+// DeleteQueue deletes a queue and everything in it.
+type DeleteQueue struct{ Project, Queue string }
+
+// Type implements Command.
+func (*DeleteQueue) Type() Type { return TypeDeleteQueue }
+func (c *DeleteQueue) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+}
+func (c *DeleteQueue) decode(d *codec.Decoder) { c.Project, c.Queue = d.String(), d.String() }
+func (c *DeleteQueue) apply(t *store.Txn, _ int64) Result {
+	t.DeleteQueue(c.Project, c.Queue)
+	return Result{}
+}
+
+// PurgeQueue deletes a queue's messages and claims and/or subscriptions.
+type PurgeQueue struct {
+	Project, Queue          string
+	Messages, Subscriptions bool
+}
+
+// Type implements Command.
+func (*PurgeQueue) Type() Type { return TypePurgeQueue }
+func (c *PurgeQueue) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	e.Bool(c.Messages)
+	e.Bool(c.Subscriptions)
+}
+func (c *PurgeQueue) decode(d *codec.Decoder) {
+	c.Project, c.Queue = d.String(), d.String()
+	c.Messages, c.Subscriptions = d.Bool(), d.Bool()
+}
+func (c *PurgeQueue) apply(t *store.Txn, _ int64) Result {
+	t.PurgeQueue(c.Project, c.Queue, c.Messages, c.Subscriptions)
+	return Result{}
+}
+
+// PostMessages appends messages to a queue, creating it if needed.
+type PostMessages struct {
+	Project, Queue string
+	ClientID       string
+	DefaultTTL     int64 // the cluster default, used when neither message nor queue sets one
+	Messages       []store.NewMessage
+}
+
+// Type implements Command.
+func (*PostMessages) Type() Type { return TypePostMessages }
+func (c *PostMessages) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	e.String(c.ClientID)
+	e.Varint(c.DefaultTTL)
+	e.Uvarint(uint64(len(c.Messages)))
+	for _, m := range c.Messages {
+		e.String(m.ID)
+		e.Varint(m.TTL)
+		e.Varint(m.Delay)
+		e.String(m.Checksum)
+		e.Bytes(m.Body)
+	}
+}
+func (c *PostMessages) decode(d *codec.Decoder) {
+	c.Project, c.Queue, c.ClientID = d.String(), d.String(), d.String()
+	c.DefaultTTL = d.Varint()
+	n := d.Count(5)
+	c.Messages = make([]store.NewMessage, n)
+	for i := range c.Messages {
+		m := &c.Messages[i]
+		m.ID = d.String()
+		m.TTL = d.Varint()
+		m.Delay = d.Varint()
+		m.Checksum = d.String()
+		m.Body = d.Bytes()
+	}
+}
+func (c *PostMessages) apply(t *store.Txn, now int64) Result {
+	t.PostMessages(c.Project, c.Queue, c.ClientID, now, c.DefaultTTL, c.Messages)
+	return Result{}
+}
+
+// DeleteMessage deletes one message under the claim rules.
+type DeleteMessage struct {
+	Project, Queue string
+	ID, ClaimID    string
+}
+
+// Type implements Command.
+func (*DeleteMessage) Type() Type { return TypeDeleteMessage }
+func (c *DeleteMessage) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	e.String(c.ID)
+	e.String(c.ClaimID)
+}
+func (c *DeleteMessage) decode(d *codec.Decoder) {
+	c.Project, c.Queue, c.ID, c.ClaimID = d.String(), d.String(), d.String(), d.String()
+}
+func (c *DeleteMessage) apply(t *store.Txn, now int64) Result {
+	return outcomeResult(t.DeleteMessage(c.Project, c.Queue, c.ID, c.ClaimID, validClaimID(c.ClaimID), now))
+}
+
+// DeleteMessages deletes listed messages, optionally requiring their claims.
+type DeleteMessages struct {
+	Project, Queue string
+	IDs, ClaimIDs  []string
+	RequireClaims  bool
+}
+
+// Type implements Command.
+func (*DeleteMessages) Type() Type { return TypeDeleteMessages }
+func (c *DeleteMessages) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	e.Strings(c.IDs)
+	e.Strings(c.ClaimIDs)
+	e.Bool(c.RequireClaims)
+}
+func (c *DeleteMessages) decode(d *codec.Decoder) {
+	c.Project, c.Queue = d.String(), d.String()
+	c.IDs, c.ClaimIDs = d.Strings(), d.Strings()
+	c.RequireClaims = d.Bool()
+}
+func (c *DeleteMessages) apply(t *store.Txn, now int64) Result {
+	return outcomeResult(t.DeleteMessages(c.Project, c.Queue, c.IDs, c.ClaimIDs, c.RequireClaims, now))
+}
+
+// PopMessages removes and returns up to Limit claimable messages.
+type PopMessages struct {
+	Project, Queue string
+	Limit          int
+}
+
+// Type implements Command.
+func (*PopMessages) Type() Type { return TypePopMessages }
+func (c *PopMessages) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	e.Uvarint(uint64(c.Limit))
+}
+func (c *PopMessages) decode(d *codec.Decoder) {
+	c.Project, c.Queue = d.String(), d.String()
+	c.Limit = int(d.Uvarint() & 0xFFFF)
+}
+func (c *PopMessages) apply(t *store.Txn, now int64) Result {
+	return Result{Messages: t.PopMessages(c.Project, c.Queue, c.Limit, now)}
+}
+
+// CreateClaim claims up to Limit messages under a new claim id.
+type CreateClaim struct {
+	Project, Queue string
+	ClaimID        string
+	TTL, Grace     int64
+	Limit          int
+}
+
+// Type implements Command.
+func (*CreateClaim) Type() Type { return TypeCreateClaim }
+func (c *CreateClaim) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	e.String(c.ClaimID)
+	e.Varint(c.TTL)
+	e.Varint(c.Grace)
+	e.Uvarint(uint64(c.Limit))
+}
+func (c *CreateClaim) decode(d *codec.Decoder) {
+	c.Project, c.Queue, c.ClaimID = d.String(), d.String(), d.String()
+	c.TTL, c.Grace = d.Varint(), d.Varint()
+	c.Limit = int(d.Uvarint() & 0xFFFF)
+}
+func (c *CreateClaim) apply(t *store.Txn, now int64) Result {
+	return Result{Messages: t.CreateClaim(c.Project, c.Queue, c.ClaimID, c.TTL, c.Grace, c.Limit, now)}
+}
+
+// RenewClaim restarts an active claim.
+type RenewClaim struct {
+	Project, Queue string
+	ClaimID        string
+	TTL, Grace     int64
+}
+
+// Type implements Command.
+func (*RenewClaim) Type() Type { return TypeRenewClaim }
+func (c *RenewClaim) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	e.String(c.ClaimID)
+	e.Varint(c.TTL)
+	e.Varint(c.Grace)
+}
+func (c *RenewClaim) decode(d *codec.Decoder) {
+	c.Project, c.Queue, c.ClaimID = d.String(), d.String(), d.String()
+	c.TTL, c.Grace = d.Varint(), d.Varint()
+}
+func (c *RenewClaim) apply(t *store.Txn, now int64) Result {
+	if !t.RenewClaim(c.Project, c.Queue, c.ClaimID, c.TTL, c.Grace, now) {
+		return Result{Status: StatusNotFound}
+	}
+	return Result{Changed: true}
+}
+
+// ReleaseClaim ends a claim.
+type ReleaseClaim struct {
+	Project, Queue string
+	ClaimID        string
+}
+
+// Type implements Command.
+func (*ReleaseClaim) Type() Type { return TypeReleaseClaim }
+func (c *ReleaseClaim) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	e.String(c.ClaimID)
+}
+func (c *ReleaseClaim) decode(d *codec.Decoder) {
+	c.Project, c.Queue, c.ClaimID = d.String(), d.String(), d.String()
+}
+func (c *ReleaseClaim) apply(t *store.Txn, now int64) Result {
+	t.ReleaseClaim(c.Project, c.Queue, c.ClaimID, now)
+	return Result{}
+}
+
+// CollectGarbage removes up to Limit expired messages and claims.
+type CollectGarbage struct{ Limit int }
+
+// Type implements Command.
+func (*CollectGarbage) Type() Type                { return TypeCollectGarbage }
+func (c *CollectGarbage) encode(e *codec.Encoder) { e.Uvarint(uint64(c.Limit)) }
+func (c *CollectGarbage) decode(d *codec.Decoder) { c.Limit = int(d.Uvarint() & 0xFFFFFF) }
+func (c *CollectGarbage) apply(t *store.Txn, now int64) Result {
+	return Result{Count: t.CollectGarbage(now, c.Limit)}
+}
+
+// SetSecret stores the cluster's signing secret unless one exists.
+type SetSecret struct{ Secret []byte }
+
+// Type implements Command.
+func (*SetSecret) Type() Type                { return TypeSetSecret }
+func (c *SetSecret) encode(e *codec.Encoder) { e.Bytes(c.Secret) }
+func (c *SetSecret) decode(d *codec.Decoder) { c.Secret = d.Bytes() }
+func (c *SetSecret) apply(t *store.Txn, _ int64) Result {
+	return Result{Changed: t.SetSecretIfAbsent(c.Secret)}
+}

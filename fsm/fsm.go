@@ -1,0 +1,185 @@
+package fsm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/zaqar-raft/zaqar/store"
+)
+
+// FSM applies committed Raft log entries to the store. It implements
+// raft.BatchingFSM: each batch of entries Raft hands over becomes one store
+// transaction, committed together with the index of its last entry.
+type FSM struct {
+	store *store.Store
+
+	applied atomic.Uint64
+	mu      sync.Mutex
+	advance chan struct{} // closed and replaced whenever applied moves
+
+	// OnApply, if set, is called after each batch commits with its results
+	// (entries skipped on restart are not included). It runs on Raft's FSM
+	// goroutine and must not block.
+	OnApply func(results []*EntryResult)
+	// Observe, if set, receives the number of entries and the duration of
+	// each applied batch.
+	Observe func(entries int, d time.Duration)
+}
+
+var (
+	_ raft.BatchingFSM = (*FSM)(nil)
+)
+
+// New returns an FSM over st, resuming from the index st last applied.
+func New(st *store.Store) (*FSM, error) {
+	f := &FSM{store: st, advance: make(chan struct{})}
+	idx, _, err := st.Applied()
+	if err != nil {
+		return nil, fmt.Errorf("fsm: read applied index: %w", err)
+	}
+	f.applied.Store(idx)
+	return f, nil
+}
+
+// AppliedIndex returns the index of the last entry whose effects are in the
+// store.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+func (f *FSM) setApplied(idx uint64) {
+	f.applied.Store(idx)
+	f.mu.Lock()
+	close(f.advance)
+	f.advance = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// Advanced returns a channel that is closed the next time the applied
+// index moves.
+func (f *FSM) Advanced() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.advance
+}
+
+// WaitApplied blocks until the store has applied index, or ctx ends.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		f.mu.Lock()
+		ch := f.advance
+		f.mu.Unlock()
+		if f.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("fsm: waiting for index %d (at %d): %w", index, f.applied.Load(), ctx.Err())
+		}
+	}
+}
+
+// Apply implements raft.FSM.
+func (f *FSM) Apply(l *raft.Log) interface{} {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch implements raft.BatchingFSM. Entries at or below the store's
+// applied index were applied before a restart and are skipped, which is what
+// makes restarting without a snapshot restore safe.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	start := time.Now()
+	out := make([]interface{}, len(logs))
+	applied := f.applied.Load()
+	var (
+		txn               *store.Txn
+		lastIdx, lastTerm uint64
+		results           []*EntryResult
+	)
+	for i, l := range logs {
+		if l.Index <= applied {
+			continue
+		}
+		lastIdx, lastTerm = l.Index, l.Term
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		now, cmds, err := DecodeEntry(l.Data)
+		if err != nil {
+			// Leaders only propose entries that decode; an entry that does
+			// not is corruption or a newer build's command. Stop.
+			panic(fmt.Sprintf("fsm: entry %d: %v", l.Index, err))
+		}
+		if txn == nil {
+			txn = f.store.Begin(l.Index)
+		}
+		txn.SetIndex(l.Index)
+		res := &EntryResult{Index: l.Index, Now: now, Results: make([]Result, len(cmds))}
+		for j, c := range cmds {
+			res.Results[j] = c.apply(txn, now)
+		}
+		out[i] = res
+		results = append(results, res)
+	}
+	if lastIdx == 0 {
+		return out
+	}
+	if txn == nil {
+		txn = f.store.Begin(lastIdx)
+	}
+	if err := txn.Commit(lastIdx, lastTerm); err != nil {
+		panic(fmt.Sprintf("fsm: %v", err))
+	}
+	f.setApplied(lastIdx)
+	if f.Observe != nil {
+		f.Observe(len(logs), time.Since(start))
+	}
+	if f.OnApply != nil && len(results) > 0 {
+		f.OnApply(results)
+	}
+	return out
+}
+
+// Snapshot implements raft.FSM. Raft calls it between applies; it makes the
+// store durable up to now and pins a Pebble snapshot to stream.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.store.Sync(); err != nil {
+		return nil, err
+	}
+	sn, err := f.store.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{sn: sn}, nil
+}
+
+// Restore implements raft.FSM: it replaces the store with the snapshot.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if err := f.store.Restore(rc); err != nil {
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	idx, _, err := f.store.Applied()
+	if err != nil {
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	f.setApplied(idx)
+	return nil
+}
+
+type snapshot struct{ sn *store.Snapshot }
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := s.sn.WriteTo(sink); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("fsm: persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() { s.sn.Close() }

@@ -1,0 +1,116 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/zaqar-raft/zaqar/service"
+	"github.com/zaqar-raft/zaqar/store"
+)
+
+// writeJSON writes v as a JSON response with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // hrefs carry '&'; keep them readable
+	if err := enc.Encode(v); err != nil {
+		writeError(w, service.AsError(err))
+		return
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// errorBody is Zaqar's REST error document.
+type errorBody struct {
+	Title       string `json:"title"`
+	Description string `json:"description,omitempty"`
+}
+
+// writeError renders an API error the one way REST renders errors.
+func writeError(w http.ResponseWriter, e *service.Error) {
+	writeJSON(w, e.Status, errorBody{Title: e.Title, Description: e.Description})
+}
+
+func noContent(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) }
+
+// link is an entry of a "links" array.
+type link struct {
+	Rel  string `json:"rel"`
+	Href string `json:"href"`
+}
+
+// restMessage is a message as REST returns it (contract §6.1). The field
+// set is exact: python-zaqarclient rejects unknown keys.
+type restMessage struct {
+	ID       string          `json:"id"`
+	Href     string          `json:"href"`
+	TTL      int64           `json:"ttl"`
+	Age      int64           `json:"age"`
+	Body     json.RawMessage `json:"body"`
+	Checksum string          `json:"checksum,omitempty"`
+}
+
+func messageHref(queue, id string) string { return "/v2/queues/" + queue + "/messages/" + id }
+
+func renderMessage(queue string, m *store.Message, now int64) restMessage {
+	href := messageHref(queue, m.ID)
+	if m.Claimed(now) {
+		href += "?claim_id=" + m.ClaimID
+	}
+	return restMessage{ID: m.ID, Href: href, TTL: m.TTL, Age: m.Age(now), Body: m.Body, Checksum: m.Checksum}
+}
+
+func renderMessages(queue string, msgs []*store.Message, now int64) []restMessage {
+	out := make([]restMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = renderMessage(queue, m, now)
+	}
+	return out
+}
+
+// poppedMessage is the pop shape (contract §6.8).
+type poppedMessage struct {
+	ID         string          `json:"id"`
+	Body       json.RawMessage `json:"body"`
+	TTL        int64           `json:"ttl"`
+	Age        int64           `json:"age"`
+	ClaimID    *string         `json:"claim_id"`
+	ClaimCount int64           `json:"claim_count"`
+}
+
+func renderPopped(msgs []*store.Message, now int64) []poppedMessage {
+	out := make([]poppedMessage, len(msgs))
+	for i, m := range msgs {
+		p := poppedMessage{ID: m.ID, Body: m.Body, TTL: m.TTL, Age: m.Age(now), ClaimCount: m.ClaimCount}
+		if m.ClaimID != "" {
+			cid := m.ClaimID
+			p.ClaimID = &cid
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// statsEdge is the oldest/newest entry of queue stats.
+type statsEdge struct {
+	Href    string `json:"href"`
+	Age     int64  `json:"age"`
+	Created string `json:"created"`
+}
+
+func renderEdge(queue string, m *store.Message, now int64) *statsEdge {
+	if m == nil {
+		return nil
+	}
+	return &statsEdge{
+		Href: messageHref(queue, m.ID), Age: m.Age(now),
+		Created: time.Unix(0, m.CreatedAt).UTC().Format("2006-01-02T15:04:05Z"),
+	}
+}

@@ -1,0 +1,331 @@
+package raftnode
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// internalHandler serves the node-to-node API on the mux's internal tag.
+// It is not reachable from the REST port.
+func (n *Node) internalHandler() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("POST /internal/v1/apply", n.handleApply)
+	m.HandleFunc("POST /internal/v1/read-index", n.handleReadIndex)
+	m.HandleFunc("POST /internal/v1/join", n.handleJoin)
+	m.HandleFunc("POST /internal/v1/remove", n.handleRemove)
+	m.HandleFunc("POST /internal/v1/transfer", n.handleTransfer)
+	m.HandleFunc("GET /internal/v1/status", n.handleStatus)
+	return m
+}
+
+type joinRequest struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+}
+
+type transferRequest struct {
+	ID string `json:"id,omitempty"`
+}
+
+// Join adds a voter. Called on a follower it is forwarded to the leader.
+// Joining again with the same id and address is a no-op; a node that comes
+// back under a known id or address with the other changed replaces the old
+// entry.
+func (n *Node) Join(ctx context.Context, id, addr string) error {
+	if id == "" || addr == "" {
+		return errors.New("raftnode: join needs an id and an address")
+	}
+	if !n.IsLeader() {
+		return n.forwardAdmin(ctx, "/internal/v1/join", joinRequest{ID: id, Address: addr})
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("raftnode: read configuration: %w", err)
+	}
+	for _, s := range cf.Configuration().Servers {
+		sameID, sameAddr := s.ID == raft.ServerID(id), s.Address == raft.ServerAddress(addr)
+		if sameID && sameAddr {
+			if s.Suffrage == raft.Voter {
+				return nil
+			}
+			break
+		}
+		if sameID || sameAddr {
+			if err := n.raft.RemoveServer(s.ID, 0, 0).Error(); err != nil {
+				return fmt.Errorf("raftnode: remove stale member %s: %w", s.ID, err)
+			}
+		}
+	}
+	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 0).Error(); err != nil {
+		return fmt.Errorf("raftnode: add voter %s at %s: %w", id, addr, err)
+	}
+	n.log.Info("member added", "id", id, "address", addr)
+	return nil
+}
+
+// Remove removes a member. Called on a follower it is forwarded to the leader.
+func (n *Node) Remove(ctx context.Context, id string) error {
+	if !n.IsLeader() {
+		return n.forwardAdmin(ctx, "/internal/v1/remove", joinRequest{ID: id})
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("raftnode: read configuration: %w", err)
+	}
+	found := false
+	for _, s := range cf.Configuration().Servers {
+		found = found || s.ID == raft.ServerID(id)
+	}
+	if !found {
+		return fmt.Errorf("raftnode: no member %q", id)
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
+		return fmt.Errorf("raftnode: remove %s: %w", id, err)
+	}
+	n.log.Info("member removed", "id", id)
+	return nil
+}
+
+// TransferLeadership hands leadership to the member id (or to the most
+// up-to-date follower if id is empty).
+func (n *Node) TransferLeadership(ctx context.Context, id string) error {
+	if !n.IsLeader() {
+		return n.forwardAdmin(ctx, "/internal/v1/transfer", transferRequest{ID: id})
+	}
+	if id == "" {
+		return n.raft.LeadershipTransfer().Error()
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return err
+	}
+	for _, s := range cf.Configuration().Servers {
+		if s.ID == raft.ServerID(id) {
+			if err := n.raft.LeadershipTransferToServer(s.ID, s.Address).Error(); err != nil {
+				return fmt.Errorf("raftnode: transfer leadership to %s: %w", id, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("raftnode: no member %q", id)
+}
+
+// requestJoin asks the node at addr (any member) to add this node.
+func (n *Node) requestJoin(ctx context.Context, addr, id, advertise string) error {
+	return n.postInternal(ctx, addr, "/internal/v1/join", joinRequest{ID: id, Address: advertise})
+}
+
+func (n *Node) forwardAdmin(ctx context.Context, path string, body any) error {
+	for {
+		_, addr := n.Leader()
+		if addr == "" {
+			if err := n.WaitForLeader(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		err := n.postInternal(ctx, addr, path, body)
+		if !errors.Is(err, errRetry) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (n *Node) postInternal(ctx context.Context, addr, path string, body any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("raftnode: %s on %s: %w", path, addr, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.Header.Get(headerOutcome) == "not-leader" {
+		return fmt.Errorf("%w: %s is not the leader", errRetry, addr)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("raftnode: %s on %s: %s", path, addr, bytes.TrimSpace(msg))
+	}
+	return nil
+}
+
+func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
+	var req joinRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	n.serveAdmin(w, func() error { return n.Join(r.Context(), req.ID, req.Address) })
+}
+
+func (n *Node) handleRemove(w http.ResponseWriter, r *http.Request) {
+	var req joinRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	n.serveAdmin(w, func() error { return n.Remove(r.Context(), req.ID) })
+}
+
+func (n *Node) handleTransfer(w http.ResponseWriter, r *http.Request) {
+	var req transferRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	n.serveAdmin(w, func() error { return n.TransferLeadership(r.Context(), req.ID) })
+}
+
+// serveAdmin runs a leader-only change; a node that is not the leader
+// answers "not-leader" so the caller retries against the new leader.
+func (n *Node) serveAdmin(w http.ResponseWriter, fn func() error) {
+	if !n.IsLeader() {
+		notLeader(w)
+		return
+	}
+	if err := fn(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			notLeader(w)
+			return
+		}
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// Status describes one node's view of Raft.
+type Status struct {
+	ID           string    `json:"id"`
+	Address      string    `json:"address"`
+	State        string    `json:"state"`
+	Term         uint64    `json:"term"`
+	LeaderID     string    `json:"leader_id"`
+	LeaderAddr   string    `json:"leader_address"`
+	LastIndex    uint64    `json:"last_index"`
+	CommitIndex  uint64    `json:"commit_index"`
+	AppliedIndex uint64    `json:"applied_index"`
+	LastContact  string    `json:"last_contact,omitempty"`
+	Members      []Member  `json:"members,omitempty"`
+	Reachable    bool      `json:"reachable"`
+	Error        string    `json:"error,omitempty"`
+	checkedAt    time.Time `json:"-"`
+}
+
+// Member is one entry of the Raft configuration.
+type Member struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	Suffrage string `json:"suffrage"`
+}
+
+// LocalStatus returns this node's view.
+func (n *Node) LocalStatus() Status {
+	lid, laddr := n.Leader()
+	st := Status{
+		ID: n.cfg.NodeID, Address: n.cfg.Advertise, State: n.raft.State().String(),
+		Term: n.raft.CurrentTerm(), LeaderID: lid, LeaderAddr: laddr,
+		LastIndex: n.raft.LastIndex(), CommitIndex: n.raft.CommitIndex(),
+		AppliedIndex: n.fsm.AppliedIndex(), Reachable: true, checkedAt: time.Now(),
+	}
+	switch lc := n.raft.LastContact(); {
+	case n.IsLeader():
+		st.LastContact = "0s"
+	case !lc.IsZero():
+		st.LastContact = time.Since(lc).Round(time.Millisecond).String()
+	default:
+		st.LastContact = "never"
+	}
+	st.Members = n.Members()
+	return st
+}
+
+// Members returns the current Raft configuration.
+func (n *Node) Members() []Member {
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return nil
+	}
+	var out []Member
+	for _, s := range cf.Configuration().Servers {
+		out = append(out, Member{ID: string(s.ID), Address: string(s.Address), Suffrage: s.Suffrage.String()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// ClusterStatus asks every member for its status (in parallel, each with a
+// short timeout). Unreachable members are reported, not skipped.
+func (n *Node) ClusterStatus(ctx context.Context) []Status {
+	members := n.Members()
+	out := make([]Status, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		if m.ID == n.cfg.NodeID {
+			out[i] = n.LocalStatus()
+			continue
+		}
+		wg.Add(1)
+		go func(i int, m Member) {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			st, err := n.remoteStatus(cctx, m.Address)
+			if err != nil {
+				st = Status{ID: m.ID, Address: m.Address, Error: err.Error()}
+			}
+			st.Members = nil
+			out[i] = st
+		}(i, m)
+	}
+	wg.Wait()
+	for i := range out {
+		if out[i].ID == n.cfg.NodeID {
+			out[i].Members = nil
+		}
+	}
+	return out
+}
+
+func (n *Node) remoteStatus(ctx context.Context, addr string) (Status, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/internal/v1/status", nil)
+	if err != nil {
+		return Status{}, err
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return Status{}, err
+	}
+	defer resp.Body.Close()
+	var st Status
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
+		return Status{}, err
+	}
+	return st, nil
+}
+
+func (n *Node) handleStatus(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(n.LocalStatus())
+}

@@ -1,0 +1,197 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// ReadBarrier returns once this node's store reflects every write that was
+// acknowledged before the call: it learns a read index from the leader
+// (which confirms its leadership with a quorum, without writing to the log)
+// and waits until the local FSM has applied that index. Reads made after it
+// returns are linearizable.
+func (n *Node) ReadBarrier(ctx context.Context) error {
+	idx, err := n.readIndex(ctx)
+	if err != nil {
+		return err
+	}
+	return n.waitApplied(ctx, idx)
+}
+
+func (n *Node) readIndex(ctx context.Context) (uint64, error) {
+	delay := 10 * time.Millisecond
+	for {
+		var (
+			idx uint64
+			err error
+		)
+		if n.IsLeader() {
+			idx, err = n.leaderReadIndex()
+		} else if _, addr := n.Leader(); addr != "" {
+			idx, err = n.forwardReadIndex(ctx, addr)
+		} else {
+			err = errRetry
+		}
+		if !errors.Is(err, errRetry) {
+			return idx, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		case <-n.closed:
+			return 0, ErrShutdown
+		case <-time.After(delay):
+		}
+		if delay < 200*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// leaderReadIndex captures the leader's last log index and then confirms
+// leadership with a quorum. Every entry committed before the capture is at
+// or below that index (a leader holds all committed entries), and the
+// confirmation happens after the capture, so a deposed leader cannot answer.
+// Using the last index rather than the commit index also covers a leader
+// fresh in its term whose commit index still lags.
+func (n *Node) leaderReadIndex() (uint64, error) {
+	idx := n.raft.LastIndex()
+	if err := n.verify.verify(n.raft); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return 0, fmt.Errorf("%w: %v", errRetry, err)
+		}
+		return 0, err
+	}
+	return idx, nil
+}
+
+func (n *Node) forwardReadIndex(ctx context.Context, addr string) (uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/internal/v1/read-index", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		// A read has no effect; any failure may be retried.
+		return 0, fmt.Errorf("%w: %v", errRetry, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%w: read index from %s: %d %s", errRetry, addr, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(body)), 10, 64)
+}
+
+func (n *Node) handleReadIndex(w http.ResponseWriter, _ *http.Request) {
+	if !n.IsLeader() {
+		notLeader(w)
+		return
+	}
+	idx, err := n.leaderReadIndex()
+	if errors.Is(err, errRetry) {
+		notLeader(w)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte(strconv.FormatUint(idx, 10)))
+}
+
+// waitApplied waits until the FSM has applied everything up to idx. Raft
+// does not hand no-op and barrier entries to the FSM, so the FSM's own index
+// can stop short of idx; once Raft has dispatched idx, entries above the
+// FSM's index that the FSM never sees are read from the log and skipped.
+func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
+	var poll *time.Ticker
+	for {
+		advanced := n.fsm.Advanced()
+		applied := n.fsm.AppliedIndex()
+		if applied >= idx {
+			return nil
+		}
+		if n.raft.AppliedIndex() >= idx && n.onlyNonFSMEntries(applied+1, idx) {
+			return nil
+		}
+		if poll == nil {
+			// Raft signals nothing when it skips a no-op, so poll as well.
+			poll = time.NewTicker(2 * time.Millisecond)
+			defer poll.Stop()
+		}
+		select {
+		case <-advanced:
+		case <-poll.C:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting to apply index %d (at %d): %v", ErrNoLeader, idx, applied, ctx.Err())
+		case <-n.closed:
+			return ErrShutdown
+		}
+	}
+}
+
+func (n *Node) onlyNonFSMEntries(from, to uint64) bool {
+	if to-from > 64 {
+		return false
+	}
+	var l raft.Log
+	for i := from; i <= to; i++ {
+		if err := n.logs.GetLog(i, &l); err != nil {
+			return false
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return false
+		}
+	}
+	return true
+}
+
+// verifier coalesces concurrent leadership confirmations: callers that
+// arrive while no round has started share the next round; a round that has
+// started takes no more callers (they would not be covered by it).
+type verifier struct {
+	mu      sync.Mutex
+	pending *verifyRound
+}
+
+type verifyRound struct {
+	done chan struct{}
+	err  error
+}
+
+func (v *verifier) verify(r *raft.Raft) error {
+	v.mu.Lock()
+	rd := v.pending
+	if rd == nil {
+		rd = &verifyRound{done: make(chan struct{})}
+		v.pending = rd
+		go v.run(r, rd)
+	}
+	v.mu.Unlock()
+	<-rd.done
+	return rd.err
+}
+
+func (v *verifier) run(r *raft.Raft, rd *verifyRound) {
+	v.mu.Lock()
+	v.pending = nil
+	v.mu.Unlock()
+	rd.err = r.VerifyLeader().Error()
+	close(rd.done)
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}

@@ -1,0 +1,181 @@
+// Package server assembles one node of the service: the Pebble store, the
+// Raft node, the service layer, the REST API and the metrics registry. The
+// binary and the in-process cluster tests both start nodes through it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/zaqar-raft/zaqar/httpapi"
+	"github.com/zaqar-raft/zaqar/raftnode"
+	"github.com/zaqar-raft/zaqar/service"
+	"github.com/zaqar-raft/zaqar/store"
+)
+
+// Config configures one node.
+type Config struct {
+	NodeID   string
+	DataDir  string
+	APIAddr  string // REST listen address
+	RaftAddr string // Raft and node-to-node listen address
+	// RaftAdvertise is the Raft address other nodes dial (default RaftAddr).
+	RaftAdvertise string
+	Bootstrap     []raftnode.Peer
+	Join          []string
+	// APIListener and RaftListener, if set, are used instead of listening
+	// on the addresses above (tests bind first so addresses are known).
+	APIListener  net.Listener
+	RaftListener net.Listener
+
+	Limits          service.Limits
+	SignedURLSecret string
+	RequestTimeout  time.Duration
+	GCInterval      time.Duration
+
+	HeartbeatTimeout  time.Duration
+	ElectionTimeout   time.Duration
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	// NoFsync turns off fsync of the Raft log (tests and benchmarks only).
+	NoFsync bool
+
+	Logger       *slog.Logger
+	RaftLogLevel string
+}
+
+// Server is one running node.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *store.Store
+	node     *raftnode.Node
+	svc      *service.Service
+	http     *http.Server
+	api      net.Listener
+	registry *prometheus.Registry
+
+	cancel    context.CancelFunc
+	bg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start opens the node's storage, joins or forms the Raft cluster and
+// starts serving the REST API.
+func Start(cfg Config) (*Server, error) {
+	if cfg.NodeID == "" {
+		return nil, errors.New("server: node id is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if cfg.Limits == (service.Limits{}) {
+		cfg.Limits = service.DefaultLimits()
+	}
+	log := cfg.Logger.With("node", cfg.NodeID)
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("server: create data dir: %w", err)
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, "pebble"), store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	node, err := raftnode.Open(raftnode.Config{
+		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, Advertise: cfg.RaftAdvertise,
+		Listener: cfg.RaftListener, Bootstrap: cfg.Bootstrap, Join: cfg.Join,
+		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
+		SnapshotInterval: cfg.SnapshotInterval, SnapshotThreshold: cfg.SnapshotThreshold,
+		TrailingLogs: cfg.TrailingLogs, NoFsync: cfg.NoFsync,
+		Logger: log, RaftLogLevel: cfg.RaftLogLevel, ApplyObserver: newApplyMetrics(registry),
+	}, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, store: st, node: node, registry: registry}
+	s.svc = service.New(node, st, service.Config{
+		Limits: cfg.Limits, SignedURLSecret: cfg.SignedURLSecret, GCInterval: cfg.GCInterval, Logger: log,
+	})
+	registerNodeMetrics(registry, node, st)
+
+	s.api = cfg.APIListener
+	if s.api == nil {
+		if s.api, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+			node.Close()
+			st.Close()
+			return nil, fmt.Errorf("server: listen on %s: %w", cfg.APIAddr, err)
+		}
+	}
+	s.http = &http.Server{
+		Handler: httpapi.New(httpapi.Config{
+			Service: s.svc, Cluster: node, Registry: s.registry, Logger: log, RequestTimeout: cfg.RequestTimeout,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.bg.Add(2)
+	go func() {
+		defer s.bg.Done()
+		if err := s.http.Serve(s.api); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("REST server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer s.bg.Done()
+		s.svc.RunMaintenance(ctx)
+	}()
+	log.Info("node started", "api", s.api.Addr().String(), "raft", node.Addr(), "data_dir", cfg.DataDir)
+	return s, nil
+}
+
+// APIAddr returns the REST listen address.
+func (s *Server) APIAddr() string { return s.api.Addr().String() }
+
+// Node returns the Raft node.
+func (s *Server) Node() *raftnode.Node { return s.node }
+
+// Service returns the service layer.
+func (s *Server) Service() *service.Service { return s.svc }
+
+// Store returns the store.
+func (s *Server) Store() *store.Store { return s.store }
+
+// Close stops the node gracefully: the REST server stops taking requests
+// and finishes those in flight, leadership is handed to another voter, Raft
+// shuts down and the store is closed.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.http.Shutdown(ctx)
+		s.cancel()
+		if err := s.node.Close(); err != nil {
+			s.closeErr = err
+		}
+		s.bg.Wait()
+		if err := s.store.Close(); err != nil && s.closeErr == nil {
+			s.closeErr = err
+		}
+		s.log.Info("node stopped")
+	})
+	return s.closeErr
+}

@@ -1,0 +1,139 @@
+package service
+
+import (
+	"context"
+	"strings"
+
+	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/internal/ids"
+	"github.com/zaqar-raft/zaqar/store"
+)
+
+// ClaimParams are a claim's TTL and grace as read from a request body.
+type ClaimParams struct {
+	TTL, Grace int64
+}
+
+// ParseClaimBody reads `{"ttl": x, "grace": y}`; missing fields take the
+// configured defaults. An empty body is all defaults unless required.
+func (s *Service) ParseClaimBody(body []byte, required bool) (ClaimParams, *Error) {
+	p := ClaimParams{TTL: s.limits.DefaultClaimTTL, Grace: s.limits.DefaultClaimGrace}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		if required {
+			return p, badBody("Request body can not be empty")
+		}
+		return p, nil
+	}
+	obj, e := parseObject(body, "Document type not supported.")
+	if e != nil {
+		return p, e
+	}
+	if v, ok, e := intField(obj, "ttl"); e != nil {
+		return p, e
+	} else if ok {
+		p.TTL = v
+	}
+	if v, ok, e := intField(obj, "grace"); e != nil {
+		return p, e
+	} else if ok {
+		p.Grace = v
+	}
+	return p, nil
+}
+
+// ValidateClaim checks claim TTL, grace and (if non-nil) limit.
+func (s *Service) ValidateClaim(p ClaimParams, limit *int) *Error {
+	if p.TTL < MinClaimTTL || p.TTL > s.limits.MaxClaimTTL {
+		return badRequest("The TTL for a claim may not exceed %d seconds, and must be at least %d seconds long.", s.limits.MaxClaimTTL, MinClaimTTL)
+	}
+	if limit != nil && (*limit < 1 || *limit > s.limits.MaxMessagesPerClaimOrPop) {
+		return badRequest("Limit must be at least 1 and may not be greater than %d.", s.limits.MaxMessagesPerClaimOrPop)
+	}
+	if p.Grace < MinClaimGrace || p.Grace > s.limits.MaxClaimGrace {
+		return badRequest("The grace for a claim may not exceed %d seconds, and must be at least %d seconds long.", s.limits.MaxClaimGrace, MinClaimGrace)
+	}
+	return nil
+}
+
+// ClaimResult is what CreateClaim and GetClaim return.
+type ClaimResult struct {
+	ID       string
+	Claim    *store.Claim // GetClaim only
+	Messages []*store.Message
+	Now      int64
+}
+
+// CreateClaim claims up to limit messages (contract §7.2). An empty
+// result (no id) means nothing could be claimed.
+func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit *int, p ClaimParams) (ClaimResult, *Error) {
+	if e := s.ValidateClaim(p, limit); e != nil {
+		return ClaimResult{}, e
+	}
+	n := defaultPageSize
+	if limit != nil {
+		n = *limit
+	}
+	cid := ids.New()
+	res, now, e := s.propose(ctx, "Messages could not be claimed.", &fsm.CreateClaim{
+		Project: c.Project, Queue: queue, ClaimID: cid, TTL: p.TTL, Grace: p.Grace, Limit: n,
+	})
+	if e != nil {
+		return ClaimResult{}, e
+	}
+	if len(res.Messages) == 0 {
+		return ClaimResult{Now: now}, nil
+	}
+	return ClaimResult{ID: cid, Messages: res.Messages, Now: now}, nil
+}
+
+// GetClaim returns an active claim and its remaining messages.
+func (s *Service) GetClaim(ctx context.Context, c Caller, queue, claimID string) (ClaimResult, *Error) {
+	const what = "Claim could not be queried."
+	missing := notFound("Claim %s does not exist in queue %s for project %s", claimID, queue, c.Project)
+	if !ids.Valid(claimID) {
+		return ClaimResult{}, missing
+	}
+	v, now, e := s.view(ctx, c, what)
+	if e != nil {
+		return ClaimResult{}, e
+	}
+	defer v.Close()
+	cl, msgs, err := v.Claim(c.Project, queue, claimID, now)
+	if err != nil {
+		return ClaimResult{}, storeFailure(what, err)
+	}
+	if cl == nil {
+		return ClaimResult{}, missing
+	}
+	return ClaimResult{ID: claimID, Claim: cl, Messages: msgs, Now: now}, nil
+}
+
+// RenewClaim restarts an active claim (contract §7.4).
+func (s *Service) RenewClaim(ctx context.Context, c Caller, queue, claimID string, p ClaimParams) *Error {
+	if e := s.ValidateClaim(p, nil); e != nil {
+		return e
+	}
+	missing := notFound("Claim %s does not exist in queue %s for project %s", claimID, queue, c.Project)
+	if !ids.Valid(claimID) {
+		return missing
+	}
+	res, _, e := s.propose(ctx, "Claim could not be updated.", &fsm.RenewClaim{
+		Project: c.Project, Queue: queue, ClaimID: claimID, TTL: p.TTL, Grace: p.Grace,
+	})
+	if e != nil {
+		return e
+	}
+	if res.Status == fsm.StatusNotFound {
+		return missing
+	}
+	return nil
+}
+
+// ReleaseClaim ends a claim; releasing an unknown claim succeeds.
+func (s *Service) ReleaseClaim(ctx context.Context, c Caller, queue, claimID string) *Error {
+	if !ids.Valid(claimID) {
+		return nil
+	}
+	_, _, e := s.propose(ctx, "Claim could not be deleted.", &fsm.ReleaseClaim{Project: c.Project, Queue: queue, ClaimID: claimID})
+	return e
+}

@@ -1,0 +1,332 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/internal/ids"
+	"github.com/zaqar-raft/zaqar/internal/jsonx"
+	"github.com/zaqar-raft/zaqar/store"
+)
+
+// PostMessages posts the messages of a `{"messages": [...]}` document
+// (contract §6.2) and returns their ids in request order. The queue is
+// created with the messages, never by a rejected post.
+func (s *Service) PostMessages(ctx context.Context, c Caller, queue string, body []byte) ([]string, *Error) {
+	// The queue's own size cap and delay setting are read locally: a post
+	// racing a metadata change may see either version, as upstream.
+	v := s.store.View()
+	q, err := v.Queue(c.Project, queue)
+	v.Close()
+	if err != nil {
+		return nil, storeFailure("Messages could not be enqueued.", err)
+	}
+	settings := store.QueueSettings{}
+	if q != nil {
+		settings = q.Settings
+	}
+	limit := s.limits.MaxMessagesPostSize
+	if settings.MaxPostSize > 0 && int(settings.MaxPostSize) < limit {
+		if len(body) > int(settings.MaxPostSize) {
+			return nil, badRequest("Message collection size is too large. The max size for current queue is %d. It is calculated by max size = min(max_messages_post_size_config: %d, max_messages_post_size_queue: %d).",
+				settings.MaxPostSize, s.limits.MaxMessagesPostSize, settings.MaxPostSize)
+		}
+	}
+	if len(body) > limit {
+		return nil, badRequest("Message collection size is too large. Max size %d", limit)
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil, badBody("Request body can not be empty")
+	}
+	if e := parseDocument(body); e != nil {
+		return nil, e
+	}
+	var doc map[string]json.RawMessage
+	if jsonx.Kind(body) != '{' || json.Unmarshal(body, &doc) != nil {
+		return nil, badRequest("No messages were found in the request body.")
+	}
+	list, ok := doc["messages"]
+	if !ok {
+		return nil, badRequest("No messages were found in the request body.")
+	}
+	return s.postMessageList(ctx, c, queue, settings, list)
+}
+
+// PostMessageList posts a raw JSON array of messages (the websocket
+// transport's `messages` field). Size limits are the caller's to check.
+func (s *Service) PostMessageList(ctx context.Context, c Caller, queue string, list json.RawMessage) ([]string, *Error) {
+	v := s.store.View()
+	q, err := v.Queue(c.Project, queue)
+	v.Close()
+	if err != nil {
+		return nil, storeFailure("Messages could not be enqueued.", err)
+	}
+	settings := store.QueueSettings{}
+	if q != nil {
+		settings = q.Settings
+	}
+	return s.postMessageList(ctx, c, queue, settings, list)
+}
+
+func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, settings store.QueueSettings, list json.RawMessage) ([]string, *Error) {
+	if jsonx.Kind(list) != '[' {
+		return nil, badBody("Document type not supported.")
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(list, &items); err != nil {
+		return nil, badBody("Request body could not be parsed.")
+	}
+	if len(items) == 0 {
+		return nil, badRequest("No messages to enqueu.")
+	}
+	delayed := settings.DefaultDelay != 0
+	msgs := make([]store.NewMessage, len(items))
+	out := make([]string, len(items))
+	for i, item := range items {
+		if jsonx.Kind(item) != '{' {
+			return nil, badBody("Each message must be a JSON object.")
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(item, &m); err != nil {
+			return nil, badBody("Each message must be a JSON object.")
+		}
+		body, ok := m["body"]
+		if !ok {
+			return nil, badBody(`Missing "body" field.`)
+		}
+		ttl, hasTTL, e := intField(m, "ttl")
+		if e != nil {
+			return nil, e
+		}
+		if hasTTL && (ttl < MinMessageTTL || ttl > s.limits.MaxMessageTTL) {
+			return nil, badRequest("The TTL for a message may not exceed %d seconds, and must be at least %d seconds long.", s.limits.MaxMessageTTL, MinMessageTTL)
+		}
+		nm := store.NewMessage{ID: ids.New(), TTL: ttl, Delay: -1, Body: jsonx.Compact(body)}
+		if delayed {
+			delay, hasDelay, e := intField(m, "delay")
+			if e != nil {
+				return nil, e
+			}
+			if hasDelay {
+				if delay < 0 || delay > s.limits.MaxMessageDelay {
+					return nil, badRequest("The delay for a message may not exceed %d seconds, and must be at least %d seconds long.", s.limits.MaxMessageDelay, 0)
+				}
+				nm.Delay = delay
+			}
+		}
+		if s.limits.EnableChecksum && !isNull(body) {
+			nm.Checksum = checksum(body)
+		}
+		msgs[i] = nm
+		out[i] = nm.ID
+	}
+	_, _, e := s.propose(ctx, "Messages could not be enqueued.", &fsm.PostMessages{
+		Project: c.Project, Queue: queue, ClientID: c.ClientID, DefaultTTL: s.limits.DefaultMessageTTL, Messages: msgs,
+	})
+	if e != nil {
+		return nil, e
+	}
+	return out, nil
+}
+
+// MessageListOptions select messages for ListMessages (contract §6.3).
+type MessageListOptions struct {
+	Marker         string
+	Limit          int // 0 means the default page size
+	Echo           bool
+	IncludeClaimed bool
+	IncludeDelayed bool
+}
+
+// MessageList is a page of messages.
+type MessageList struct {
+	Messages []*store.Message
+	Now      int64
+	// Marker is the cursor after the last message ("" if the page is empty).
+	Marker string
+	// DelayedForced is set when the queue is not a delayed queue, so
+	// include_delayed was forced on.
+	DelayedForced bool
+}
+
+// ValidateMessageLimit checks a message page size.
+func (s *Service) ValidateMessageLimit(limit int) *Error {
+	if limit < 1 || limit > s.limits.MaxMessagesPerPage {
+		return badRequest("Limit must be at least 1 and may not be greater than %d.", s.limits.MaxMessagesPerPage)
+	}
+	return nil
+}
+
+// ListMessages lists a queue's messages in FIFO order.
+func (s *Service) ListMessages(ctx context.Context, c Caller, queue string, o MessageListOptions) (MessageList, *Error) {
+	if o.Limit == 0 {
+		o.Limit = defaultPageSize
+	}
+	if e := s.ValidateMessageLimit(o.Limit); e != nil {
+		return MessageList{}, e
+	}
+	const what = "Messages could not be listed."
+	v, now, e := s.view(ctx, c, what)
+	if e != nil {
+		return MessageList{}, e
+	}
+	defer v.Close()
+	out := MessageList{Now: now}
+	var after uint64
+	if o.Marker != "" {
+		n, err := strconv.ParseUint(o.Marker, 10, 64)
+		if err != nil {
+			return out, nil // an unparsable marker is an empty page
+		}
+		after = n
+	}
+	q, err := v.Queue(c.Project, queue)
+	if err != nil {
+		return MessageList{}, storeFailure(what, err)
+	}
+	if q == nil || q.Settings.DefaultDelay == 0 {
+		out.DelayedForced = !o.IncludeDelayed
+		o.IncludeDelayed = true
+	}
+	if q == nil {
+		return out, nil
+	}
+	out.Messages, err = v.ListMessages(c.Project, queue, now, store.ListOptions{
+		AfterSeq: after, Limit: o.Limit, ClientID: c.ClientID, Echo: o.Echo,
+		IncludeClaimed: o.IncludeClaimed, IncludeDelayed: o.IncludeDelayed,
+	})
+	if err != nil {
+		return MessageList{}, storeFailure(what, err)
+	}
+	if n := len(out.Messages); n > 0 {
+		out.Marker = strconv.FormatUint(out.Messages[n-1].Seq, 10)
+	}
+	return out, nil
+}
+
+// GetMessage returns one unexpired message, claimed, delayed or not.
+func (s *Service) GetMessage(ctx context.Context, c Caller, queue, id string) (*store.Message, int64, *Error) {
+	const what = "Message could not be retrieved."
+	v, now, e := s.view(ctx, c, what)
+	if e != nil {
+		return nil, 0, e
+	}
+	defer v.Close()
+	m, err := v.Message(c.Project, queue, id, now)
+	if err != nil {
+		return nil, 0, storeFailure(what, err)
+	}
+	if m == nil {
+		return nil, 0, notFound("Message %s does not exist in queue %s for project %s", id, queue, c.Project)
+	}
+	return m, now, nil
+}
+
+// ValidateIDs checks the count of ids in a get-many or bulk delete.
+func (s *Service) ValidateIDs(idList []string) *Error {
+	if len(idList) < 1 || len(idList) > s.limits.MaxMessagesPerPage {
+		return badRequest("ids parameter should have at least 1 and not greater than %d values.", s.limits.MaxMessagesPerPage)
+	}
+	return nil
+}
+
+// GetMessages returns the listed messages that exist, in request order.
+func (s *Service) GetMessages(ctx context.Context, c Caller, queue string, idList []string) ([]*store.Message, int64, *Error) {
+	if e := s.ValidateIDs(idList); e != nil {
+		return nil, 0, e
+	}
+	const what = "Messages could not be retrieved."
+	v, now, e := s.view(ctx, c, what)
+	if e != nil {
+		return nil, 0, e
+	}
+	defer v.Close()
+	var out []*store.Message
+	seen := map[string]bool{}
+	for _, id := range idList {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		m, err := v.Message(c.Project, queue, id, now)
+		if err != nil {
+			return nil, 0, storeFailure(what, err)
+		}
+		if m != nil {
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		return nil, 0, notFound("No messages with IDs: %s found in the queue %s for project %s.", strings.Join(idList, ", "), queue, c.Project)
+	}
+	return out, now, nil
+}
+
+// DeleteMessage deletes one message under the claim rules (contract §6.6).
+func (s *Service) DeleteMessage(ctx context.Context, c Caller, queue, id, claimID string) *Error {
+	res, _, e := s.propose(ctx, "Message could not be deleted.", &fsm.DeleteMessage{Project: c.Project, Queue: queue, ID: id, ClaimID: claimID})
+	if e != nil {
+		return e
+	}
+	return deleteStatusError(res.Status)
+}
+
+func deleteStatusError(st fsm.Status) *Error {
+	switch st {
+	case fsm.StatusClaimed:
+		return Errf(http.StatusForbidden, TitleUnableToDelete, "This message is claimed; it cannot be deleted without a valid claim ID.")
+	case fsm.StatusBadClaim:
+		return Errf(http.StatusBadRequest, TitleUnableToDelete, "The specified claim does not exist or has expired.")
+	case fsm.StatusNotClaimed:
+		return Errf(http.StatusBadRequest, TitleUnableToDelete, "A claim was specified, but the message is not currently claimed.")
+	}
+	return nil
+}
+
+// BulkDelete is a bulk delete or pop request (contract §6.7, §6.8).
+type BulkDelete struct {
+	IDs      []string // nil when the request has no ids
+	ClaimIDs []string // nil when the request has no claim ids
+	Pop      int
+	HasPop   bool
+}
+
+// DeleteMessages deletes listed messages or pops some; for a pop it
+// returns the popped messages and the time they were popped at.
+func (s *Service) DeleteMessages(ctx context.Context, c Caller, queue string, r BulkDelete) ([]*store.Message, int64, *Error) {
+	switch {
+	case r.HasPop && r.IDs != nil:
+		return nil, 0, badRequest("pop and id params cannot be present together in the delete request.")
+	case !r.HasPop && r.IDs == nil:
+		return nil, 0, badRequest(`The request should have either "ids" or "pop" parameter in the request, to be able to delete.`)
+	case r.HasPop:
+		if r.Pop < 1 || r.Pop > s.limits.MaxMessagesPerClaimOrPop {
+			return nil, 0, badRequest("Pop value must be at least 1 and may not be greater than %d.", s.limits.MaxMessagesPerClaimOrPop)
+		}
+		res, now, e := s.propose(ctx, "Messages could not be popped.", &fsm.PopMessages{Project: c.Project, Queue: queue, Limit: r.Pop})
+		if e != nil {
+			return nil, 0, e
+		}
+		return res.Messages, now, nil
+	}
+	if e := s.ValidateIDs(r.IDs); e != nil {
+		return nil, 0, e
+	}
+	if s.limits.DeleteWithClaimID && (len(r.ClaimIDs) == 0) {
+		return nil, 0, badRequest(`The request should have both "ids" and "claim_ids" parameter in the request when message_delete_with_claim_id is True.`)
+	}
+	res, _, e := s.propose(ctx, "Messages could not be deleted.", &fsm.DeleteMessages{
+		Project: c.Project, Queue: queue, IDs: r.IDs, ClaimIDs: r.ClaimIDs, RequireClaims: s.limits.DeleteWithClaimID,
+	})
+	if e != nil {
+		return nil, 0, e
+	}
+	if res.Status == fsm.StatusClaimed {
+		return nil, 0, Errf(http.StatusForbidden, TitleUnableToDelete, "A message in the list is not held by any of the given claims.")
+	}
+	return nil, 0, nil
+}

@@ -1,0 +1,121 @@
+package service
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/raftnode"
+	"github.com/zaqar-raft/zaqar/store"
+)
+
+// Node is what the service needs from consensus.
+type Node interface {
+	// Propose commits commands as one log entry and returns their results.
+	Propose(ctx context.Context, cmds ...fsm.Command) (*fsm.EntryResult, error)
+	// ReadBarrier makes the next local read linearizable.
+	ReadBarrier(ctx context.Context) error
+	// IsLeader reports whether this node leads the cluster now.
+	IsLeader() bool
+	// ClusterStatus reports every member's view of Raft.
+	ClusterStatus(ctx context.Context) []raftnode.Status
+}
+
+// Config configures a Service.
+type Config struct {
+	Limits Limits
+	// SignedURLSecret, if set, signs pre-signed URLs instead of the secret
+	// the cluster generates and replicates on first start.
+	SignedURLSecret string
+	// GCInterval is how often the leader collects expired messages and
+	// claims (default 1s). Expired items are invisible at once regardless.
+	GCInterval time.Duration
+	// GCBatch is the most expiry entries one GC command processes.
+	GCBatch int
+	Logger  *slog.Logger
+}
+
+// Service implements the Zaqar operations over a Raft node and its store.
+type Service struct {
+	node       Node
+	store      *store.Store
+	limits     Limits
+	secret     []byte
+	gcInterval time.Duration
+	gcBatch    int
+	log        *slog.Logger
+}
+
+// New returns a Service.
+func New(node Node, st *store.Store, cfg Config) *Service {
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits()
+	}
+	if cfg.GCInterval == 0 {
+		cfg.GCInterval = time.Second
+	}
+	if cfg.GCBatch == 0 {
+		cfg.GCBatch = 2000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Service{node: node, store: st, limits: cfg.Limits, gcInterval: cfg.GCInterval, gcBatch: cfg.GCBatch, log: cfg.Logger}
+	if cfg.SignedURLSecret != "" {
+		s.secret = []byte(cfg.SignedURLSecret)
+	}
+	return s
+}
+
+// Limits returns the limits in force.
+func (s *Service) Limits() Limits { return s.limits }
+
+// Caller is who makes a request and how it wants reads served.
+type Caller struct {
+	Project  string
+	ClientID string // normalised (see NormalizeClientID)
+	Roles    []string
+	// Stale serves reads from this node's state without the read barrier:
+	// faster, possibly behind the cluster by a few milliseconds.
+	Stale bool
+}
+
+// HasRole reports whether the caller holds role.
+func (c Caller) HasRole(role string) bool {
+	for _, r := range c.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// view opens a consistent view for a read, after the read barrier unless
+// the caller asked for a stale read. now is the time reads are judged at.
+func (s *Service) view(ctx context.Context, c Caller, what string) (*store.View, int64, *Error) {
+	if !c.Stale {
+		if err := s.node.ReadBarrier(ctx); err != nil {
+			return nil, 0, unavailable(what, err)
+		}
+	}
+	return s.store.View(), time.Now().UnixNano(), nil
+}
+
+// propose commits one command and returns its result and the entry's time.
+func (s *Service) propose(ctx context.Context, what string, cmd fsm.Command) (fsm.Result, int64, *Error) {
+	res, err := s.node.Propose(ctx, cmd)
+	if err != nil {
+		s.log.Warn("propose failed", "what", what, "err", err)
+		return fsm.Result{}, 0, unavailable(what, err)
+	}
+	if len(res.Results) != 1 {
+		return fsm.Result{}, 0, &Error{Status: 500, Title: TitleInternalServerError, Description: "command produced no result"}
+	}
+	return res.Results[0], res.Now, nil
+}
+
+func storeFailure(what string, err error) *Error {
+	return &Error{Status: 503, Title: TitleServiceUnavailable, Description: what + " Please try again in a few seconds. (" + err.Error() + ")"}
+}

@@ -1,0 +1,200 @@
+package service
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ShareResult is a pre-signed URL grant (contract §8.1).
+type ShareResult struct {
+	Project   string   `json:"project"`
+	Paths     []string `json:"paths"`
+	Methods   []string `json:"methods"`
+	Expires   string   `json:"expires"`
+	Signature string   `json:"signature"`
+}
+
+// expiresLayout is how expiry times are written and signed: UTC, seconds,
+// no zone designator.
+const expiresLayout = "2006-01-02T15:04:05"
+
+var shareablePaths = map[string]bool{"messages": true, "subscriptions": true, "claims": true}
+
+// Share signs access to paths of a queue (contract §8.1).
+func (s *Service) Share(ctx context.Context, c Caller, queue string, body []byte) (ShareResult, *Error) {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return ShareResult{}, badBody("Request body can not be empty")
+	}
+	obj, e := parseObject(body, "Document type not supported.")
+	if e != nil {
+		return ShareResult{}, e
+	}
+	var unknown []string
+	for k := range obj {
+		if k != "paths" && k != "methods" && k != "expires" {
+			unknown = append(unknown, "'"+k+"'")
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return ShareResult{}, badRequest("Unknown keys: {%s}", strings.Join(unknown, ", "))
+	}
+	paths := []string{"messages"}
+	if raw, ok := obj["paths"]; ok {
+		if json.Unmarshal(raw, &paths) != nil {
+			return ShareResult{}, badRequest("paths must be a list of strings.")
+		}
+		var bad []string
+		for _, p := range paths {
+			if !shareablePaths[p] {
+				bad = append(bad, p)
+			}
+		}
+		if len(bad) > 0 {
+			return ShareResult{}, badRequest("Invalid paths: %s", strings.Join(bad, ", "))
+		}
+	}
+	methods := []string{"GET"}
+	if raw, ok := obj["methods"]; ok {
+		if json.Unmarshal(raw, &methods) != nil {
+			return ShareResult{}, badRequest("methods must be a list of strings.")
+		}
+	}
+	expires := time.Now().UTC().Add(24 * time.Hour)
+	if raw, ok := obj["expires"]; ok {
+		str, isStr := asString(raw)
+		if !isStr {
+			return ShareResult{}, badRequest("expires must be an ISO 8601 date-time string.")
+		}
+		t, err := ParseExpires(str)
+		if err != nil {
+			return ShareResult{}, badRequest("%v", err)
+		}
+		if !t.After(time.Now()) {
+			return ShareResult{}, badRequest("Expiration date must be in the future.")
+		}
+		expires = t
+	}
+	key, e := s.signingKey(ctx)
+	if e != nil {
+		return ShareResult{}, e
+	}
+	full := make([]string, len(paths))
+	for i, p := range paths {
+		full[i] = "/v2/queues/" + queue + "/" + p
+	}
+	sort.Strings(full)
+	sort.Strings(methods)
+	exp := expires.UTC().Format(expiresLayout)
+	return ShareResult{
+		Project: c.Project, Paths: full, Methods: methods, Expires: exp,
+		Signature: Sign(key, full, methods, c.Project, exp),
+	}, nil
+}
+
+// ParseExpires parses an ISO 8601 date-time with or without fraction and
+// zone (no zone means UTC). Integers are refused.
+func ParseExpires(s string) (time.Time, error) {
+	if _, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64); err == nil {
+		return time.Time{}, fmt.Errorf("expires must be an ISO 8601 date-time, not a number: %q", s)
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05Z0700", "2006-01-02T15:04:05.999999999Z0700", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("expires is not a valid ISO 8601 date-time: %q", s)
+}
+
+// Sign computes a pre-signed URL signature (contract §8.2). Each "\n" in
+// the signed message is the two characters backslash and n, as upstream.
+func Sign(key []byte, paths, methods []string, project, expires string) string {
+	p := append([]string(nil), paths...)
+	m := append([]string(nil), methods...)
+	sort.Strings(p)
+	sort.Strings(m)
+	if project == "" {
+		project = "None"
+	}
+	msg := strings.Join(p, ",") + `\n` + strings.Join(m, ",") + `\n` + project + `\n` + expires
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(msg))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// SignedRequest is the signature material a request carries.
+type SignedRequest struct {
+	Signature string
+	Expires   string
+	Methods   []string
+	Paths     []string
+	Project   string
+}
+
+// VerifySigned checks that a signed request may perform method on path
+// (contract §8.3): the method is granted, a granted path is a prefix of the
+// request path at a segment boundary, the grant has not expired, and the
+// signature matches (compared in constant time).
+func (s *Service) VerifySigned(ctx context.Context, method, path string, r SignedRequest) bool {
+	if r.Signature == "" {
+		return false
+	}
+	allowed := false
+	for _, m := range r.Methods {
+		allowed = allowed || strings.EqualFold(strings.TrimSpace(m), method)
+	}
+	if !allowed {
+		return false
+	}
+	covered := false
+	for _, p := range r.Paths {
+		p = strings.TrimSpace(p)
+		covered = covered || (p != "" && (path == p || strings.HasPrefix(path, strings.TrimSuffix(p, "/")+"/")))
+	}
+	if !covered {
+		return false
+	}
+	t, err := ParseExpires(r.Expires)
+	if err != nil || !t.After(time.Now()) {
+		return false
+	}
+	key, e := s.signingKey(ctx)
+	if e != nil {
+		return false
+	}
+	trimmed := func(in []string) []string {
+		out := make([]string, len(in))
+		for i, v := range in {
+			out[i] = strings.TrimSpace(v)
+		}
+		return out
+	}
+	want := Sign(key, trimmed(r.Paths), trimmed(r.Methods), r.Project, t.Format(expiresLayout))
+	return hmac.Equal([]byte(want), []byte(strings.ToLower(r.Signature)))
+}
+
+// signingKey returns the configured secret or the replicated one.
+func (s *Service) signingKey(_ context.Context) ([]byte, *Error) {
+	if s.secret != nil {
+		return s.secret, nil
+	}
+	v := s.store.View()
+	defer v.Close()
+	key, err := v.Secret()
+	if err != nil {
+		return nil, storeFailure("The signing key could not be read.", err)
+	}
+	if key == nil {
+		return nil, &Error{Status: http.StatusServiceUnavailable, Title: TitleServiceUnavailable, Description: "The cluster has not generated its signing key yet. Please try again in a few seconds."}
+	}
+	return key, nil
+}

@@ -1,0 +1,159 @@
+package store
+
+import "encoding/binary"
+
+// Key spaces. Every key starts with one of these bytes; DESIGN.md lists what
+// follows. Strings inside keys are escaped (see appendString) so composite
+// keys sort by their components and no component can run into the next.
+const (
+	spaceMeta         byte = 0x01 // node-independent replicated settings and the applied index
+	spaceProject      byte = 'p'  // p|project → number of queues
+	spaceQueue        byte = 'q'  // q|project|queue → queue record
+	spaceCounter      byte = 'c'  // c|project|queue → next sequence, stored message count
+	spaceMessage      byte = 'm'  // m|project|queue|seq → message record
+	spaceMessageID    byte = 'i'  // i|project|queue|id → seq
+	spaceClaim        byte = 'k'  // k|project|queue|claimID → claim record
+	spaceMsgExpiry    byte = 'x'  // x|expiresAt|project|queue|seq → message id
+	spaceClaimExpiry  byte = 'y'  // y|expiresAt|project|queue|claimID → nothing
+	spaceSubscription byte = 's'  // s|project|queue|id → subscription record (reserved)
+)
+
+var (
+	keyApplied = []byte{spaceMeta, 'a'}
+	keySecret  = []byte{spaceMeta, 's'}
+)
+
+// appendString appends s escaped so that it sorts like s and ends with a
+// terminator that sorts before every byte a string can continue with:
+// 0x00 becomes 0x00 0xFF and the string ends with 0x00 0x01.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			b = append(b, 0, 0xFF)
+			continue
+		}
+		b = append(b, s[i])
+	}
+	return append(b, 0, 1)
+}
+
+// readString decodes an escaped string from the front of b and returns it
+// with the rest of b. ok is false if b holds no terminated string.
+func readString(b []byte) (s string, rest []byte, ok bool) {
+	out := make([]byte, 0, 16)
+	for i := 0; i < len(b); i++ {
+		if b[i] != 0 {
+			out = append(out, b[i])
+			continue
+		}
+		if i+1 >= len(b) {
+			return "", nil, false
+		}
+		switch b[i+1] {
+		case 0xFF:
+			out = append(out, 0)
+			i++
+		case 1:
+			return string(out), b[i+2:], true
+		default:
+			return "", nil, false
+		}
+	}
+	return "", nil, false
+}
+
+func appendUint64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xFF {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil // p is all 0xFF: no upper bound
+}
+
+func projectKey(project string) []byte {
+	return appendString([]byte{spaceProject}, project)
+}
+
+func queuePrefix(project string) []byte {
+	return appendString([]byte{spaceQueue}, project)
+}
+
+func queueKey(project, queue string) []byte {
+	return appendString(queuePrefix(project), queue)
+}
+
+func counterKey(project, queue string) []byte {
+	return appendString(appendString([]byte{spaceCounter}, project), queue)
+}
+
+// queueScoped returns space|project|queue, the prefix of every key of that
+// space that belongs to the queue.
+func queueScoped(space byte, project, queue string) []byte {
+	b := make([]byte, 0, 2+len(project)+len(queue)+4+8)
+	b = append(b, space)
+	b = appendString(b, project)
+	return appendString(b, queue)
+}
+
+func messageKey(project, queue string, seq uint64) []byte {
+	return appendUint64(queueScoped(spaceMessage, project, queue), seq)
+}
+
+func messageIDKey(project, queue, id string) []byte {
+	return append(queueScoped(spaceMessageID, project, queue), id...)
+}
+
+func claimKey(project, queue, claimID string) []byte {
+	return append(queueScoped(spaceClaim, project, queue), claimID...)
+}
+
+func msgExpiryKey(expiresAt int64, project, queue string, seq uint64) []byte {
+	b := appendUint64([]byte{spaceMsgExpiry}, uint64(expiresAt))
+	b = appendString(b, project)
+	b = appendString(b, queue)
+	return appendUint64(b, seq)
+}
+
+func claimExpiryKey(expiresAt int64, project, queue, claimID string) []byte {
+	b := appendUint64([]byte{spaceClaimExpiry}, uint64(expiresAt))
+	b = appendString(b, project)
+	b = appendString(b, queue)
+	return append(b, claimID...)
+}
+
+// expiryEntry is a decoded x| or y| key.
+type expiryEntry struct {
+	at      int64
+	project string
+	queue   string
+	tail    []byte // seq (8 bytes) for messages, claim id for claims
+}
+
+func decodeExpiryKey(k []byte) (expiryEntry, bool) {
+	if len(k) < 9 {
+		return expiryEntry{}, false
+	}
+	e := expiryEntry{at: int64(binary.BigEndian.Uint64(k[1:9]))}
+	var ok bool
+	rest := k[9:]
+	if e.project, rest, ok = readString(rest); !ok {
+		return e, false
+	}
+	if e.queue, rest, ok = readString(rest); !ok {
+		return e, false
+	}
+	e.tail = rest
+	return e, true
+}
+
+// expiryUpTo returns the exclusive upper bound of space's expiry entries at
+// or before now.
+func expiryUpTo(space byte, now int64) []byte {
+	return appendUint64([]byte{space}, uint64(now)+1)
+}

@@ -1,0 +1,237 @@
+// Package store is the Pebble data model of the service: how queues,
+// messages and claims are laid out as keys, the mutations that keep those
+// keys consistent with each other, and the queries that read them back.
+//
+// Mutations run inside a Txn (one Pebble indexed batch) that the FSM opens
+// for each batch of Raft log entries and commits together with the applied
+// index, so the index on disk always describes exactly the data beside it.
+// Queries run on a View, a point-in-time Pebble snapshot.
+//
+// Nothing here reads the clock or draws random numbers: every time and id
+// arrives as an argument, fixed before the command entered the Raft log.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Sentinel errors callers switch on.
+var (
+	// ErrNotFound means the queue (or other record) does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict means a compare-and-set saw a different version.
+	ErrConflict = errors.New("store: version conflict")
+)
+
+// Options tune the Pebble instance.
+type Options struct {
+	// CacheBytes is the block cache size; 0 picks 64 MiB.
+	CacheBytes int64
+	// Logger receives Pebble's own log lines; nil discards them.
+	Logger pebble.Logger
+}
+
+// Store owns one Pebble database.
+type Store struct {
+	db  *pebble.DB
+	dir string
+}
+
+// Open opens (creating if needed) the Pebble database in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = 64 << 20
+	}
+	cache := pebble.NewCache(opts.CacheBytes)
+	defer cache.Unref()
+	po := &pebble.Options{
+		Cache:                       cache,
+		MemTableSize:                32 << 20,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       4,
+		L0StopWritesThreshold:       24,
+		Logger:                      opts.Logger,
+	}
+	if po.Logger == nil {
+		po.Logger = quietLogger{}
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("store: open pebble at %s: %w", dir, err)
+	}
+	return &Store{db: db, dir: dir}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// DB exposes the Pebble handle for metrics.
+func (s *Store) DB() *pebble.DB { return s.db }
+
+// Applied returns the Raft index and term of the last log entry whose effects
+// are in the store (0, 0 for an empty store).
+func (s *Store) Applied() (index, term uint64, err error) {
+	v, closer, err := s.db.Get(keyApplied)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: read applied index: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 16 {
+		return 0, 0, fmt.Errorf("store: applied index record of %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
+}
+
+// Sync makes every committed batch durable. The FSM calls it before a Raft
+// snapshot is taken, so the store is never behind the newest snapshot.
+func (s *Store) Sync() error {
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("store: sync: %w", err)
+	}
+	return nil
+}
+
+// Begin starts a transaction. index is the Raft index of the first entry it
+// applies; SetIndex moves it forward as further entries are applied.
+func (s *Store) Begin(index uint64) *Txn {
+	t := &Txn{b: s.db.NewIndexedBatch(), index: index}
+	t.r = reader{t.b}
+	return t
+}
+
+// View returns a point-in-time view for queries. Close it when done.
+func (s *Store) View() *View {
+	snap := s.db.NewSnapshot()
+	return &View{r: reader{snap}, snap: snap}
+}
+
+// View is a consistent read-only view of the store.
+type View struct {
+	r    reader
+	snap *pebble.Snapshot
+}
+
+// Close releases the view.
+func (v *View) Close() { _ = v.snap.Close() }
+
+// quietLogger drops Pebble's informational lines and keeps errors visible.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...interface{})      {}
+func (quietLogger) Errorf(f string, a ...interface{}) { fmt.Printf("pebble: "+f+"\n", a...) }
+func (quietLogger) Fatalf(f string, a ...interface{}) { panic(fmt.Sprintf("pebble: "+f, a...)) }
+
+// reader holds the read helpers shared by Txn (reading its own batch) and
+// View (reading a snapshot).
+type reader struct{ r pebble.Reader }
+
+func (r reader) get(key []byte) ([]byte, bool, error) {
+	v, closer, err := r.r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	out := append([]byte(nil), v...)
+	closer.Close()
+	return out, true, nil
+}
+
+func (r reader) iter(lower, upper []byte) (*pebble.Iterator, error) {
+	return r.r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+}
+
+func (r reader) queue(project, name string) (*Queue, error) {
+	v, ok, err := r.get(queueKey(project, name))
+	if err != nil || !ok {
+		return nil, err
+	}
+	return decodeQueue(name, v)
+}
+
+func (r reader) counters(project, queue string) (counters, error) {
+	v, ok, err := r.get(counterKey(project, queue))
+	if err != nil || !ok {
+		return counters{NextSeq: 1}, err
+	}
+	return decodeCounters(v)
+}
+
+func (r reader) messageBySeq(project, queue string, seq uint64) (*Message, error) {
+	v, ok, err := r.get(messageKey(project, queue, seq))
+	if err != nil || !ok {
+		return nil, err
+	}
+	return decodeMessage(seq, v)
+}
+
+func (r reader) seqOf(project, queue, id string) (uint64, bool, error) {
+	v, ok, err := r.get(messageIDKey(project, queue, id))
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("store: message id record of %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+// messageByID returns the stored message with that id, expired or not.
+func (r reader) messageByID(project, queue, id string) (*Message, error) {
+	seq, ok, err := r.seqOf(project, queue, id)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return r.messageBySeq(project, queue, seq)
+}
+
+func (r reader) claim(project, queue, id string) (*Claim, error) {
+	v, ok, err := r.get(claimKey(project, queue, id))
+	if err != nil || !ok {
+		return nil, err
+	}
+	return decodeClaim(id, v)
+}
+
+// scanMessages calls fn for each stored message of the queue with a
+// sequence number after afterSeq, in FIFO order, until fn returns false.
+// keep filters on the raw header before the record is decoded.
+func (r reader) scanMessages(project, queue string, afterSeq uint64, keep func(msgHeader) bool, fn func(*Message) bool) error {
+	prefix := queueScoped(spaceMessage, project, queue)
+	it, err := r.iter(appendUint64(append([]byte(nil), prefix...), afterSeq+1), prefixEnd(prefix))
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		v := it.Value()
+		if !msgHeader(v).valid() {
+			return fmt.Errorf("store: corrupt message record at %x", it.Key())
+		}
+		if keep != nil && !keep(msgHeader(v)) {
+			continue
+		}
+		seq := binary.BigEndian.Uint64(it.Key()[len(prefix):])
+		m, err := decodeMessage(seq, v)
+		if err != nil {
+			return err
+		}
+		if !fn(m) {
+			break
+		}
+	}
+	return it.Error()
+}

@@ -1,0 +1,524 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Txn applies mutations to one Pebble indexed batch. Reads inside a Txn see
+// its own earlier writes. Every mutation checks all of its preconditions
+// before its first write, so a mutation that reports failure has written
+// nothing: the batch is shared by every command of a Raft batch.
+//
+// A Pebble error inside a mutation means the local database is broken; the
+// mutation panics rather than let this replica diverge from the others.
+type Txn struct {
+	b     *pebble.Batch
+	r     reader
+	index uint64
+}
+
+// SetIndex records the Raft index of the entry being applied; it becomes the
+// MetaVersion of queues whose metadata the entry writes.
+func (t *Txn) SetIndex(index uint64) { t.index = index }
+
+// Commit writes the applied index and term beside the batch's data and
+// commits without fsync (the Raft log is the durable record; see DESIGN.md).
+func (t *Txn) Commit(index, term uint64) error {
+	v := make([]byte, 16)
+	binary.BigEndian.PutUint64(v, index)
+	binary.BigEndian.PutUint64(v[8:], term)
+	t.set(keyApplied, v)
+	if err := t.b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("store: commit batch at index %d: %w", index, err)
+	}
+	return t.b.Close()
+}
+
+// Abort drops the batch.
+func (t *Txn) Abort() { _ = t.b.Close() }
+
+func (t *Txn) set(k, v []byte) {
+	if err := t.b.Set(k, v, nil); err != nil {
+		panic(fmt.Sprintf("store: batch set: %v", err))
+	}
+}
+
+func (t *Txn) del(k []byte) {
+	if err := t.b.Delete(k, nil); err != nil {
+		panic(fmt.Sprintf("store: batch delete: %v", err))
+	}
+}
+
+func (t *Txn) delPrefix(p []byte) {
+	if err := t.b.DeleteRange(p, prefixEnd(p), nil); err != nil {
+		panic(fmt.Sprintf("store: batch delete range: %v", err))
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(fmt.Sprintf("store: read inside apply: %v", err))
+	}
+	return v
+}
+
+func (t *Txn) putMessage(project, queue string, m *Message) {
+	t.set(messageKey(project, queue, m.Seq), encodeMessage(m))
+}
+
+func (t *Txn) putCounters(project, queue string, c counters) {
+	t.set(counterKey(project, queue), encodeCounters(c))
+}
+
+func (t *Txn) addProjectQueues(project string, delta int64) {
+	k := projectKey(project)
+	var n uint64
+	if v, ok := must2(t.r.get(k)); ok && len(v) == 8 {
+		n = binary.BigEndian.Uint64(v)
+	}
+	n = uint64(int64(n) + delta)
+	if n == 0 {
+		t.del(k)
+		return
+	}
+	t.set(k, binary.BigEndian.AppendUint64(nil, n))
+}
+
+func must2(v []byte, ok bool, err error) ([]byte, bool) {
+	if err != nil {
+		panic(fmt.Sprintf("store: read inside apply: %v", err))
+	}
+	return v, ok
+}
+
+// CreateQueue creates a queue with the given metadata. It reports false, and
+// changes nothing, if the queue already exists: PUT never rewrites metadata.
+func (t *Txn) CreateQueue(project, name string, now int64, settings QueueSettings, metadata []byte) bool {
+	if q := must(t.r.queue(project, name)); q != nil {
+		return false
+	}
+	t.createQueue(project, name, now, settings, metadata)
+	return true
+}
+
+func (t *Txn) createQueue(project, name string, now int64, settings QueueSettings, metadata []byte) *Queue {
+	if len(metadata) == 0 {
+		metadata = []byte("{}")
+	}
+	q := &Queue{Name: name, CreatedAt: now, MetaVersion: t.index, Settings: settings, Metadata: metadata}
+	t.set(queueKey(project, name), encodeQueue(q))
+	c := must(t.r.counters(project, name))
+	t.putCounters(project, name, c)
+	t.addProjectQueues(project, 1)
+	return q
+}
+
+// ensureQueue returns the queue, creating it with empty metadata if missing
+// (queues are created lazily by posts).
+func (t *Txn) ensureQueue(project, name string, now int64) *Queue {
+	if q := must(t.r.queue(project, name)); q != nil {
+		return q
+	}
+	return t.createQueue(project, name, now, QueueSettings{}, nil)
+}
+
+// SetQueueMetadata replaces a queue's metadata if its MetaVersion is still
+// expectVersion. It returns ErrNotFound or ErrConflict otherwise.
+func (t *Txn) SetQueueMetadata(project, name string, expectVersion uint64, settings QueueSettings, metadata []byte) error {
+	q := must(t.r.queue(project, name))
+	if q == nil {
+		return ErrNotFound
+	}
+	if q.MetaVersion != expectVersion {
+		return ErrConflict
+	}
+	q.MetaVersion = t.index
+	q.Settings = settings
+	q.Metadata = metadata
+	t.set(queueKey(project, name), encodeQueue(q))
+	return nil
+}
+
+// DeleteQueue removes a queue with its messages, claims and subscriptions.
+// Deleting a missing queue is not an error.
+func (t *Txn) DeleteQueue(project, name string) {
+	if q := must(t.r.queue(project, name)); q == nil {
+		return
+	}
+	t.del(queueKey(project, name))
+	t.del(counterKey(project, name))
+	t.addProjectQueues(project, -1)
+	// Expiry index entries of the deleted messages and claims stay behind;
+	// GC recognises them as stale (their target is gone) and drops them.
+	for _, space := range []byte{spaceMessage, spaceMessageID, spaceClaim, spaceSubscription} {
+		t.delPrefix(queueScoped(space, project, name))
+	}
+}
+
+// PurgeQueue deletes the queue's messages and claims and/or subscriptions.
+func (t *Txn) PurgeQueue(project, name string, messages, subscriptions bool) {
+	if q := must(t.r.queue(project, name)); q == nil {
+		return
+	}
+	if messages {
+		for _, space := range []byte{spaceMessage, spaceMessageID, spaceClaim} {
+			t.delPrefix(queueScoped(space, project, name))
+		}
+		c := must(t.r.counters(project, name))
+		c.Stored = 0
+		t.putCounters(project, name, c)
+	}
+	if subscriptions {
+		t.delPrefix(queueScoped(spaceSubscription, project, name))
+	}
+}
+
+// NewMessage is a message to post. Zero TTL means "the queue's default TTL,
+// else defaultTTL"; a negative Delay means "not given".
+type NewMessage struct {
+	ID       string
+	TTL      int64
+	Delay    int64
+	Body     []byte
+	Checksum string
+}
+
+// PostMessages appends msgs to the queue in order, creating the queue if it
+// does not exist. A message whose id is already in the queue is skipped, so
+// a command applied twice posts once.
+func (t *Txn) PostMessages(project, queue, clientID string, now, defaultTTL int64, msgs []NewMessage) {
+	q := t.ensureQueue(project, queue, now)
+	c := must(t.r.counters(project, queue))
+	for i := range msgs {
+		nm := &msgs[i]
+		if _, exists := must3(t.r.seqOf(project, queue, nm.ID)); exists {
+			continue
+		}
+		ttl := nm.TTL
+		if ttl == 0 {
+			ttl = q.Settings.DefaultTTL
+		}
+		if ttl == 0 {
+			ttl = defaultTTL
+		}
+		var delay int64
+		if q.Settings.DefaultDelay != 0 {
+			delay = nm.Delay
+			if delay < 0 {
+				delay = q.Settings.DefaultDelay
+			}
+		}
+		m := &Message{
+			Seq: c.NextSeq, ID: nm.ID, CreatedAt: now,
+			ExpiresAt: now + ttl*1e9, VisibleAt: now + delay*1e9,
+			TTL: ttl, Delay: delay, ClientID: clientID, Checksum: nm.Checksum, Body: nm.Body,
+		}
+		c.NextSeq++
+		c.Stored++
+		t.insertMessage(project, queue, m)
+	}
+	t.putCounters(project, queue, c)
+}
+
+func must3(v uint64, ok bool, err error) (uint64, bool) {
+	if err != nil {
+		panic(fmt.Sprintf("store: read inside apply: %v", err))
+	}
+	return v, ok
+}
+
+// insertMessage writes a message and its indexes (counters are the caller's).
+func (t *Txn) insertMessage(project, queue string, m *Message) {
+	t.putMessage(project, queue, m)
+	t.set(messageIDKey(project, queue, m.ID), binary.BigEndian.AppendUint64(nil, m.Seq))
+	t.set(msgExpiryKey(m.ExpiresAt, project, queue, m.Seq), []byte(m.ID))
+}
+
+// removeMessage deletes a message and its indexes and updates the counters.
+func (t *Txn) removeMessage(project, queue string, m *Message) {
+	t.del(messageKey(project, queue, m.Seq))
+	t.del(messageIDKey(project, queue, m.ID))
+	t.del(msgExpiryKey(m.ExpiresAt, project, queue, m.Seq))
+	c := must(t.r.counters(project, queue))
+	if c.Stored > 0 {
+		c.Stored--
+	}
+	t.putCounters(project, queue, c)
+}
+
+// setExpiry moves a message's expiry and its index entry.
+func (t *Txn) setExpiry(project, queue string, m *Message, expiresAt int64) {
+	t.del(msgExpiryKey(m.ExpiresAt, project, queue, m.Seq))
+	m.ExpiresAt = expiresAt
+	t.set(msgExpiryKey(m.ExpiresAt, project, queue, m.Seq), []byte(m.ID))
+}
+
+// DeleteOutcome is the result of deleting one message (contract §6.6).
+type DeleteOutcome int
+
+// Outcomes of DeleteMessage and DeleteMessages.
+const (
+	Deleted          DeleteOutcome = iota // deleted, or there was nothing to delete
+	DeniedClaimed                         // claimed, and no or another claim id given
+	DeniedNotClaimed                      // a claim id was given but the message is not claimed
+	DeniedBadClaim                        // the claim id cannot name a claim
+)
+
+// DeleteMessage deletes one message, enforcing the claim rules: a claimed
+// message needs its claim id, and a claim id needs a claimed message.
+// claimIDValid says whether claimID has the shape of a claim id.
+func (t *Txn) DeleteMessage(project, queue, id, claimID string, claimIDValid bool, now int64) DeleteOutcome {
+	m := must(t.r.messageByID(project, queue, id))
+	if m == nil || m.ExpiresAt <= now {
+		return Deleted
+	}
+	switch {
+	case claimID == "":
+		if m.Claimed(now) {
+			return DeniedClaimed
+		}
+	case !claimIDValid:
+		return DeniedBadClaim
+	case !m.Claimed(now):
+		return DeniedNotClaimed
+	case m.ClaimID != claimID:
+		return DeniedClaimed
+	}
+	t.removeMessage(project, queue, m)
+	return Deleted
+}
+
+// DeleteMessages deletes the listed messages that exist. With requireClaims,
+// every one of them must be held by an active claim among claimIDs, or
+// nothing is deleted and DeniedClaimed is returned.
+func (t *Txn) DeleteMessages(project, queue string, ids, claimIDs []string, requireClaims bool, now int64) DeleteOutcome {
+	var found []*Message
+	for _, id := range ids {
+		m := must(t.r.messageByID(project, queue, id))
+		if m == nil || m.ExpiresAt <= now {
+			continue
+		}
+		found = append(found, m)
+	}
+	if requireClaims {
+		allowed := make(map[string]bool, len(claimIDs))
+		for _, c := range claimIDs {
+			allowed[c] = true
+		}
+		for _, m := range found {
+			if !m.Claimed(now) || !allowed[m.ClaimID] {
+				return DeniedClaimed
+			}
+		}
+	}
+	for _, m := range found {
+		// A message listed twice is found twice; remove it once.
+		if v := must(t.r.messageBySeq(project, queue, m.Seq)); v != nil {
+			t.removeMessage(project, queue, m)
+		}
+	}
+	return Deleted
+}
+
+// claimable reports whether a message can be claimed or popped at now.
+func claimable(h msgHeader, now int64) bool {
+	return h.expiresAt() > now && h.claimExpiresAt() <= now && h.visibleAt() <= now
+}
+
+// PopMessages removes and returns up to n of the oldest claimable messages.
+func (t *Txn) PopMessages(project, queue string, n int, now int64) []*Message {
+	var out []*Message
+	err := t.r.scanMessages(project, queue, 0, func(h msgHeader) bool { return claimable(h, now) }, func(m *Message) bool {
+		out = append(out, m)
+		return len(out) < n
+	})
+	if err != nil {
+		panic(fmt.Sprintf("store: pop scan: %v", err))
+	}
+	for _, m := range out {
+		t.removeMessage(project, queue, m)
+	}
+	return out
+}
+
+// CreateClaim claims up to limit of the oldest claimable messages. In a
+// queue with a dead-letter queue, a selected message that was already
+// claimed MaxClaimCount times moves there instead. It returns the claimed
+// messages (none if nothing could be claimed; then no claim is stored).
+func (t *Txn) CreateClaim(project, queue, claimID string, ttl, grace int64, limit int, now int64) []*Message {
+	q := must(t.r.queue(project, queue))
+	if q == nil {
+		return nil
+	}
+	dlq := q.Settings.DeadLetterEnabled() && q.Settings.DeadLetter != queue
+	var selected []*Message
+	err := t.r.scanMessages(project, queue, 0, func(h msgHeader) bool { return claimable(h, now) }, func(m *Message) bool {
+		selected = append(selected, m)
+		return len(selected) < limit
+	})
+	if err != nil {
+		panic(fmt.Sprintf("store: claim scan: %v", err))
+	}
+	claimExpires := now + ttl*1e9
+	var claimed []*Message
+	for _, m := range selected {
+		if dlq && m.ClaimCount >= q.Settings.MaxClaimCount {
+			t.moveToDeadLetter(project, queue, q.Settings, m, now)
+			continue
+		}
+		m.ClaimID = claimID
+		m.ClaimExpiresAt = claimExpires
+		m.ClaimCount++
+		t.extendForClaim(project, queue, m, now, ttl, grace)
+		t.putMessage(project, queue, m)
+		claimed = append(claimed, m)
+	}
+	if len(claimed) == 0 {
+		return nil
+	}
+	c := &Claim{ID: claimID, UpdatedAt: now, ExpiresAt: claimExpires, TTL: ttl, Grace: grace}
+	for _, m := range claimed {
+		c.Seqs = append(c.Seqs, m.Seq)
+	}
+	t.set(claimKey(project, queue, claimID), encodeClaim(c))
+	t.set(claimExpiryKey(claimExpires, project, queue, claimID), nil)
+	return claimed
+}
+
+// extendForClaim makes a message outlive its claim (contract §7.7).
+func (t *Txn) extendForClaim(project, queue string, m *Message, now, ttl, grace int64) {
+	if m.ExpiresAt < now+ttl*1e9 {
+		t.setExpiry(project, queue, m, now+(ttl+grace)*1e9)
+		m.TTL = ttl + grace
+	}
+}
+
+// moveToDeadLetter moves a message to the dead-letter queue: same id, body
+// and claim count, a fresh expiry, and immediately claimable.
+func (t *Txn) moveToDeadLetter(project, queue string, s QueueSettings, m *Message, now int64) {
+	t.removeMessage(project, queue, m)
+	t.ensureQueue(project, s.DeadLetter, now)
+	if _, exists := must3(t.r.seqOf(project, s.DeadLetter, m.ID)); exists {
+		return
+	}
+	c := must(t.r.counters(project, s.DeadLetter))
+	moved := *m
+	moved.Seq = c.NextSeq
+	moved.ClaimID, moved.ClaimExpiresAt = "", 0
+	if s.DeadLetterTTL > 0 {
+		moved.TTL = s.DeadLetterTTL
+	}
+	moved.ExpiresAt = now + moved.TTL*1e9
+	moved.VisibleAt = now
+	c.NextSeq++
+	c.Stored++
+	t.insertMessage(project, s.DeadLetter, &moved)
+	t.putCounters(project, s.DeadLetter, c)
+}
+
+// RenewClaim restarts an active claim with a new TTL and grace, extending
+// its messages again. It reports false if the claim is missing or expired.
+func (t *Txn) RenewClaim(project, queue, claimID string, ttl, grace, now int64) bool {
+	c := must(t.r.claim(project, queue, claimID))
+	if c == nil || c.ExpiresAt <= now {
+		return false
+	}
+	t.del(claimExpiryKey(c.ExpiresAt, project, queue, claimID))
+	c.UpdatedAt, c.ExpiresAt, c.TTL, c.Grace = now, now+ttl*1e9, ttl, grace
+	t.set(claimKey(project, queue, claimID), encodeClaim(c))
+	t.set(claimExpiryKey(c.ExpiresAt, project, queue, claimID), nil)
+	for _, seq := range c.Seqs {
+		m := must(t.r.messageBySeq(project, queue, seq))
+		if m == nil || m.ClaimID != claimID || !m.Claimed(now) {
+			continue
+		}
+		m.ClaimExpiresAt = c.ExpiresAt
+		t.extendForClaim(project, queue, m, now, ttl, grace)
+		t.putMessage(project, queue, m)
+	}
+	return true
+}
+
+// ReleaseClaim ends a claim; its messages become claimable at once. The
+// messages keep the claim id, which pop reports as their last claim.
+func (t *Txn) ReleaseClaim(project, queue, claimID string, now int64) {
+	c := must(t.r.claim(project, queue, claimID))
+	if c == nil {
+		return
+	}
+	for _, seq := range c.Seqs {
+		m := must(t.r.messageBySeq(project, queue, seq))
+		if m == nil || m.ClaimID != claimID || m.ClaimExpiresAt == 0 {
+			continue
+		}
+		m.ClaimExpiresAt = 0
+		t.putMessage(project, queue, m)
+	}
+	t.del(claimKey(project, queue, claimID))
+	t.del(claimExpiryKey(c.ExpiresAt, project, queue, claimID))
+}
+
+// CollectGarbage deletes up to limit expired messages and claims (and stale
+// expiry entries left by deleted queues) as of now. It returns how many
+// index entries it processed; fewer than limit means it caught up.
+func (t *Txn) CollectGarbage(now int64, limit int) int {
+	done := 0
+	done += t.collect(spaceMsgExpiry, now, limit-done, func(e expiryEntry, id []byte) {
+		if len(e.tail) != 8 {
+			return
+		}
+		seq := binary.BigEndian.Uint64(e.tail)
+		m := must(t.r.messageBySeq(e.project, e.queue, seq))
+		if m != nil && m.ID == string(id) && m.ExpiresAt == e.at {
+			t.removeMessage(e.project, e.queue, m)
+		}
+	})
+	if done < limit {
+		done += t.collect(spaceClaimExpiry, now, limit-done, func(e expiryEntry, _ []byte) {
+			c := must(t.r.claim(e.project, e.queue, string(e.tail)))
+			if c != nil && c.ExpiresAt == e.at {
+				t.del(claimKey(e.project, e.queue, c.ID))
+			}
+		})
+	}
+	return done
+}
+
+func (t *Txn) collect(space byte, now int64, limit int, fn func(expiryEntry, []byte)) int {
+	if limit <= 0 {
+		return 0
+	}
+	it, err := t.r.iter([]byte{space}, expiryUpTo(space, now))
+	if err != nil {
+		panic(fmt.Sprintf("store: gc iterator: %v", err))
+	}
+	type entry struct {
+		key, val []byte
+	}
+	var entries []entry
+	for ok := it.First(); ok && len(entries) < limit; ok = it.Next() {
+		entries = append(entries, entry{append([]byte(nil), it.Key()...), append([]byte(nil), it.Value()...)})
+	}
+	if err := it.Close(); err != nil {
+		panic(fmt.Sprintf("store: gc iterator: %v", err))
+	}
+	for _, e := range entries {
+		if d, ok := decodeExpiryKey(e.key); ok {
+			fn(d, e.val)
+		}
+		t.del(e.key)
+	}
+	return len(entries)
+}
+
+// SetSecretIfAbsent stores the cluster's signing secret unless one exists.
+func (t *Txn) SetSecretIfAbsent(secret []byte) bool {
+	if _, ok := must2(t.r.get(keySecret)); ok {
+		return false
+	}
+	t.set(keySecret, secret)
+	return true
+}

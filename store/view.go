@@ -1,0 +1,261 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Queue returns the queue's record, or nil if the queue does not exist.
+func (v *View) Queue(project, name string) (*Queue, error) { return v.r.queue(project, name) }
+
+// ListQueues returns up to limit queues of the project whose names sort
+// after marker, in name order, skipping those keep rejects (keep may be nil).
+func (v *View) ListQueues(project, marker string, limit int, keep func(*Queue) bool) ([]*Queue, error) {
+	prefix := queuePrefix(project)
+	lower := prefix
+	if marker != "" {
+		// Start at the marker's own key; it is skipped below if it exists.
+		lower = queueKey(project, marker)
+	}
+	it, err := v.r.iter(lower, prefixEnd(prefix))
+	if err != nil {
+		return nil, fmt.Errorf("store: list queues: %w", err)
+	}
+	defer it.Close()
+	var out []*Queue
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		name, _, ok := readString(it.Key()[len(prefix):])
+		if !ok {
+			return nil, fmt.Errorf("store: corrupt queue key %x", it.Key())
+		}
+		if marker != "" && name == marker {
+			continue
+		}
+		q, err := decodeQueue(name, it.Value())
+		if err != nil {
+			return nil, err
+		}
+		if keep != nil && !keep(q) {
+			continue
+		}
+		out = append(out, q)
+	}
+	return out, it.Error()
+}
+
+// QueueCount returns the number of queues in the project.
+func (v *View) QueueCount(project string) (uint64, error) {
+	b, ok, err := v.r.get(projectKey(project))
+	if err != nil || !ok || len(b) != 8 {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// Stats describes a queue's messages at one instant.
+type Stats struct {
+	Total   int64    // unexpired messages
+	Claimed int64    // unexpired messages under an active claim
+	Oldest  *Message // first unexpired message in FIFO order; nil if Total is 0
+	Newest  *Message // last unexpired message
+}
+
+// QueueStats counts the queue's messages as of now. It reads the stored
+// count and subtracts the expired messages GC has not collected yet, so it
+// costs the GC backlog plus the active claims, not the queue's depth.
+func (v *View) QueueStats(project, queue string, now int64) (Stats, error) {
+	var st Stats
+	c, err := v.r.counters(project, queue)
+	if err != nil {
+		return st, err
+	}
+	expired, err := v.expiredUncollected(project, queue, now)
+	if err != nil {
+		return st, err
+	}
+	st.Total = int64(c.Stored) - expired
+	if st.Total <= 0 {
+		return Stats{}, nil
+	}
+	if st.Claimed, err = v.claimedCount(project, queue, now); err != nil {
+		return st, err
+	}
+	if st.Oldest, err = v.edgeMessage(project, queue, now, false); err != nil {
+		return st, err
+	}
+	if st.Newest, err = v.edgeMessage(project, queue, now, true); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// expiredUncollected counts this queue's messages that expired at or before
+// now but are still stored.
+func (v *View) expiredUncollected(project, queue string, now int64) (int64, error) {
+	it, err := v.r.iter([]byte{spaceMsgExpiry}, expiryUpTo(spaceMsgExpiry, now))
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	var n int64
+	for ok := it.First(); ok; ok = it.Next() {
+		e, ok := decodeExpiryKey(it.Key())
+		if !ok || e.project != project || e.queue != queue || len(e.tail) != 8 {
+			continue
+		}
+		m, err := v.r.messageBySeq(project, queue, binary.BigEndian.Uint64(e.tail))
+		if err != nil {
+			return 0, err
+		}
+		if m != nil && m.ID == string(it.Value()) && m.ExpiresAt == e.at {
+			n++
+		}
+	}
+	return n, it.Error()
+}
+
+func (v *View) claimedCount(project, queue string, now int64) (int64, error) {
+	prefix := queueScoped(spaceClaim, project, queue)
+	it, err := v.r.iter(prefix, prefixEnd(prefix))
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	var n int64
+	for ok := it.First(); ok; ok = it.Next() {
+		c, err := decodeClaim(string(it.Key()[len(prefix):]), it.Value())
+		if err != nil {
+			return 0, err
+		}
+		if c.ExpiresAt <= now {
+			continue
+		}
+		for _, seq := range c.Seqs {
+			m, err := v.r.messageBySeq(project, queue, seq)
+			if err != nil {
+				return 0, err
+			}
+			if m != nil && m.ClaimID == c.ID && m.Claimed(now) && m.ExpiresAt > now {
+				n++
+			}
+		}
+	}
+	return n, it.Error()
+}
+
+// edgeMessage returns the first (or, with last, the final) unexpired message.
+func (v *View) edgeMessage(project, queue string, now int64, last bool) (*Message, error) {
+	prefix := queueScoped(spaceMessage, project, queue)
+	it, err := v.r.iter(prefix, prefixEnd(prefix))
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	ok := it.First()
+	if last {
+		ok = it.Last()
+	}
+	for ; ok; ok = step(it.Next, it.Prev, last) {
+		if h := msgHeader(it.Value()); h.valid() && h.expiresAt() > now {
+			return decodeMessage(binary.BigEndian.Uint64(it.Key()[len(prefix):]), it.Value())
+		}
+	}
+	return nil, it.Error()
+}
+
+func step(next, prev func() bool, backwards bool) bool {
+	if backwards {
+		return prev()
+	}
+	return next()
+}
+
+// ListOptions select messages for ListMessages.
+type ListOptions struct {
+	AfterSeq       uint64 // marker: only messages after this sequence number
+	Limit          int
+	ClientID       string // the caller; with Echo false its own messages are skipped
+	Echo           bool
+	IncludeClaimed bool
+	IncludeDelayed bool
+}
+
+// ListMessages returns up to Limit unexpired messages in FIFO order.
+func (v *View) ListMessages(project, queue string, now int64, o ListOptions) ([]*Message, error) {
+	var out []*Message
+	keep := func(h msgHeader) bool {
+		if h.expiresAt() <= now {
+			return false
+		}
+		if !o.IncludeClaimed && h.claimExpiresAt() > now {
+			return false
+		}
+		if !o.IncludeDelayed && h.visibleAt() > now {
+			return false
+		}
+		return true
+	}
+	err := v.r.scanMessages(project, queue, o.AfterSeq, keep, func(m *Message) bool {
+		if !o.Echo && m.ClientID == o.ClientID {
+			return true
+		}
+		out = append(out, m)
+		return len(out) < o.Limit
+	})
+	return out, err
+}
+
+// Message returns the unexpired message with that id, or nil.
+func (v *View) Message(project, queue, id string, now int64) (*Message, error) {
+	m, err := v.r.messageByID(project, queue, id)
+	if err != nil || m == nil || m.ExpiresAt <= now {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Claim returns an active claim and its messages that still exist, or nil.
+func (v *View) Claim(project, queue, claimID string, now int64) (*Claim, []*Message, error) {
+	c, err := v.r.claim(project, queue, claimID)
+	if err != nil || c == nil || c.ExpiresAt <= now {
+		return nil, nil, err
+	}
+	var msgs []*Message
+	for _, seq := range c.Seqs {
+		m, err := v.r.messageBySeq(project, queue, seq)
+		if err != nil {
+			return nil, nil, err
+		}
+		if m != nil && m.ClaimID == claimID && m.Claimed(now) && m.ExpiresAt > now {
+			msgs = append(msgs, m)
+		}
+	}
+	return c, msgs, nil
+}
+
+// Secret returns the cluster's signing secret, or nil if none is set yet.
+func (v *View) Secret() ([]byte, error) {
+	b, ok, err := v.r.get(keySecret)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Pending reports whether GC has work at now: an expiry entry that is due.
+func (v *View) Pending(now int64) (bool, error) {
+	for _, space := range []byte{spaceMsgExpiry, spaceClaimExpiry} {
+		it, err := v.r.iter([]byte{space}, expiryUpTo(space, now))
+		if err != nil {
+			return false, err
+		}
+		found := it.First()
+		if err := it.Close(); err != nil {
+			return false, err
+		}
+		if found {
+			return true, nil
+		}
+	}
+	return false, nil
+}
