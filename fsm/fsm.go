@@ -20,6 +20,9 @@ type FSM struct {
 	store *store.Store
 
 	applied atomic.Uint64
+	// entries counts command entries this process applied (skipped ones
+	// excluded), so tests and metrics can see that a restart did not replay.
+	entries atomic.Uint64
 	mu      sync.Mutex
 	advance chan struct{} // closed and replaced whenever applied moves
 
@@ -46,6 +49,11 @@ func New(st *store.Store) (*FSM, error) {
 	f.applied.Store(idx)
 	return f, nil
 }
+
+// EntriesApplied returns how many command entries this FSM applied since it
+// was created (entries skipped because the store already had them are not
+// counted).
+func (f *FSM) EntriesApplied() uint64 { return f.entries.Load() }
 
 // AppliedIndex returns the index of the last entry whose effects are in the
 // store.
@@ -135,6 +143,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	if err := txn.Commit(lastIdx, lastTerm); err != nil {
 		panic(fmt.Sprintf("fsm: %v", err))
 	}
+	f.entries.Add(uint64(len(results)))
 	f.setApplied(lastIdx)
 	if f.Observe != nil {
 		f.Observe(len(logs), time.Since(start))

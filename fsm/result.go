@@ -53,9 +53,6 @@ type EntryResult struct {
 	Index   uint64   // Raft index of the entry
 	Now     int64    // the entry's timestamp, unix nanoseconds
 	Results []Result // one per command, in order
-	// Err is set when the entry could not be applied at all (it was not
-	// a valid entry); then Results is empty.
-	Err error
 }
 
 func outcomeResult(o store.DeleteOutcome) Result {

@@ -87,7 +87,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 		found = found || s.ID == raft.ServerID(id)
 	}
 	if !found {
-		return fmt.Errorf("raftnode: no member %q", id)
+		return fmt.Errorf("%w: %q", ErrUnknownMember, id)
 	}
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
 		return fmt.Errorf("raftnode: remove %s: %w", id, err)
@@ -117,7 +117,7 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("raftnode: no member %q", id)
+	return fmt.Errorf("%w: %q", ErrUnknownMember, id)
 }
 
 // requestJoin asks the node at addr (any member) to add this node.
@@ -135,7 +135,7 @@ func (n *Node) forwardAdmin(ctx context.Context, path string, body any) error {
 			continue
 		}
 		err := n.postInternal(ctx, addr, path, body)
-		if !errors.Is(err, errRetry) {
+		if !errors.Is(err, errRetry) && !isDialError(err) {
 			return err
 		}
 		select {
@@ -164,7 +164,10 @@ func (n *Node) postInternal(ctx context.Context, addr, path string, body any) er
 	if resp.Header.Get(headerOutcome) == "not-leader" {
 		return fmt.Errorf("%w: %s is not the leader", errRetry, addr)
 	}
-	if resp.StatusCode != http.StatusOK {
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("%w: %s", ErrUnknownMember, bytes.TrimSpace(msg))
+	case resp.StatusCode != http.StatusOK:
 		return fmt.Errorf("raftnode: %s on %s: %s", path, addr, bytes.TrimSpace(msg))
 	}
 	return nil
@@ -209,7 +212,11 @@ func (n *Node) serveAdmin(w http.ResponseWriter, fn func() error) {
 			notLeader(w)
 			return
 		}
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		status := http.StatusInternalServerError
+		if errors.Is(err, ErrUnknownMember) {
+			status = http.StatusNotFound
+		}
+		http.Error(w, err.Error(), status)
 		return
 	}
 	w.WriteHeader(http.StatusOK)
@@ -217,20 +224,19 @@ func (n *Node) serveAdmin(w http.ResponseWriter, fn func() error) {
 
 // Status describes one node's view of Raft.
 type Status struct {
-	ID           string    `json:"id"`
-	Address      string    `json:"address"`
-	State        string    `json:"state"`
-	Term         uint64    `json:"term"`
-	LeaderID     string    `json:"leader_id"`
-	LeaderAddr   string    `json:"leader_address"`
-	LastIndex    uint64    `json:"last_index"`
-	CommitIndex  uint64    `json:"commit_index"`
-	AppliedIndex uint64    `json:"applied_index"`
-	LastContact  string    `json:"last_contact,omitempty"`
-	Members      []Member  `json:"members,omitempty"`
-	Reachable    bool      `json:"reachable"`
-	Error        string    `json:"error,omitempty"`
-	checkedAt    time.Time `json:"-"`
+	ID           string   `json:"id"`
+	Address      string   `json:"address"`
+	State        string   `json:"state"`
+	Term         uint64   `json:"term"`
+	LeaderID     string   `json:"leader_id"`
+	LeaderAddr   string   `json:"leader_address"`
+	LastIndex    uint64   `json:"last_index"`
+	CommitIndex  uint64   `json:"commit_index"`
+	AppliedIndex uint64   `json:"applied_index"`
+	LastContact  string   `json:"last_contact,omitempty"`
+	Members      []Member `json:"members,omitempty"`
+	Reachable    bool     `json:"reachable"`
+	Error        string   `json:"error,omitempty"`
 }
 
 // Member is one entry of the Raft configuration.
@@ -247,7 +253,7 @@ func (n *Node) LocalStatus() Status {
 		ID: n.cfg.NodeID, Address: n.cfg.Advertise, State: n.raft.State().String(),
 		Term: n.raft.CurrentTerm(), LeaderID: lid, LeaderAddr: laddr,
 		LastIndex: n.raft.LastIndex(), CommitIndex: n.raft.CommitIndex(),
-		AppliedIndex: n.fsm.AppliedIndex(), Reachable: true, checkedAt: time.Now(),
+		AppliedIndex: n.fsm.AppliedIndex(), Reachable: true,
 	}
 	switch lc := n.raft.LastContact(); {
 	case n.IsLeader():

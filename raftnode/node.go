@@ -36,8 +36,8 @@ var (
 	// unknown (leadership was lost or the deadline passed): it may or may not
 	// be committed.
 	ErrUnknownOutcome = errors.New("raftnode: outcome unknown")
-	// ErrNotLeader is returned by leader-only operations on a follower.
-	ErrNotLeader = errors.New("raftnode: not the leader")
+	// ErrUnknownMember means a membership change named no current member.
+	ErrUnknownMember = errors.New("raftnode: no such member")
 	// ErrShutdown means the node is closing.
 	ErrShutdown = errors.New("raftnode: shut down")
 )
@@ -275,27 +275,33 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 // a crash cut off, or the data directory was replaced).
 func (n *Node) catchUpFromSnapshot() error {
 	metas, err := n.snaps.List()
-	if err != nil || len(metas) == 0 {
-		return err
-	}
-	_, rc, err := n.snaps.Open(metas[0].ID)
 	if err != nil {
-		return fmt.Errorf("raftnode: open snapshot %s: %w", metas[0].ID, err)
+		return fmt.Errorf("raftnode: list snapshots: %w", err)
 	}
-	snapApplied, err := store.ReadSnapshotHeader(rc)
-	rc.Close()
-	if err != nil {
-		return fmt.Errorf("raftnode: read snapshot %s: %w", metas[0].ID, err)
+	// Newest first; a snapshot that cannot be read is skipped for the next
+	// one, as Raft itself does on start.
+	for _, meta := range metas {
+		_, rc, err := n.snaps.Open(meta.ID)
+		if err != nil {
+			n.log.Warn("cannot open snapshot; trying an older one", "id", meta.ID, "err", err)
+			continue
+		}
+		snapApplied, err := store.ReadSnapshotHeader(rc)
+		rc.Close()
+		if err != nil {
+			n.log.Warn("cannot read snapshot; trying an older one", "id", meta.ID, "err", err)
+			continue
+		}
+		if n.fsm.AppliedIndex() >= snapApplied {
+			return nil
+		}
+		n.log.Warn("store is behind the newest snapshot; restoring it", "store_applied", n.fsm.AppliedIndex(), "snapshot_applied", snapApplied, "snapshot", meta.ID)
+		if _, rc, err = n.snaps.Open(meta.ID); err != nil {
+			return fmt.Errorf("raftnode: open snapshot %s: %w", meta.ID, err)
+		}
+		return n.fsm.Restore(rc)
 	}
-	if n.fsm.AppliedIndex() >= snapApplied {
-		return nil
-	}
-	n.log.Warn("store is behind the newest snapshot; restoring it", "store_applied", n.fsm.AppliedIndex(), "snapshot_applied", snapApplied)
-	_, rc, err = n.snaps.Open(metas[0].ID)
-	if err != nil {
-		return fmt.Errorf("raftnode: open snapshot %s: %w", metas[0].ID, err)
-	}
-	return n.fsm.Restore(rc)
+	return nil
 }
 
 func (n *Node) joinLoop() {

@@ -115,7 +115,12 @@ func (n *Node) forwardApply(ctx context.Context, addr string, entry []byte) (*fs
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK:
-		return fsm.DecodeEntryResult(body)
+		res, err := fsm.DecodeEntryResult(body)
+		if err != nil {
+			// The leader applied the entry; only its answer is unreadable.
+			return nil, fmt.Errorf("%w: result from %s: %v", ErrUnknownOutcome, addr, err)
+		}
+		return res, nil
 	case resp.Header.Get(headerOutcome) == "not-leader":
 		return nil, fmt.Errorf("%w: %s is not the leader", errRetry, addr)
 	case resp.StatusCode == http.StatusBadRequest:
