@@ -58,12 +58,11 @@ func registerNodeMetrics(reg *prometheus.Registry, node *raftnode.Node, st *stor
 		return float64(n)
 	})
 
-	db := st.DB()
-	gauge("zaqar_pebble_disk_usage_bytes", "Bytes Pebble uses on disk.", func() float64 { return float64(db.Metrics().DiskSpaceUsage()) })
-	gauge("zaqar_pebble_l0_files", "Files in Pebble's level 0.", func() float64 { return float64(db.Metrics().Levels[0].TablesCount) })
-	gauge("zaqar_pebble_read_amplification", "Pebble read amplification.", func() float64 { return float64(db.Metrics().ReadAmp()) })
-	gauge("zaqar_pebble_memtable_bytes", "Bytes in Pebble memtables.", func() float64 { return float64(db.Metrics().MemTable.Size) })
-	gauge("zaqar_pebble_compactions", "Compactions Pebble has run.", func() float64 { return float64(db.Metrics().Compact.Count) })
+	gauge("zaqar_pebble_disk_usage_bytes", "Bytes Pebble uses on disk.", func() float64 { return float64(st.Metrics().DiskSpaceUsage()) })
+	gauge("zaqar_pebble_l0_files", "Files in Pebble's level 0.", func() float64 { return float64(st.Metrics().Levels[0].TablesCount) })
+	gauge("zaqar_pebble_read_amplification", "Pebble read amplification.", func() float64 { return float64(st.Metrics().ReadAmp()) })
+	gauge("zaqar_pebble_memtable_bytes", "Bytes in Pebble memtables.", func() float64 { return float64(st.Metrics().MemTable.Size) })
+	gauge("zaqar_pebble_compactions", "Compactions Pebble has run.", func() float64 { return float64(st.Metrics().Compact.Count) })
 
 }
 

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -16,28 +18,38 @@ import (
 // snapshotMagic starts every snapshot stream; the digit is the format version.
 var snapshotMagic = []byte("ZQSNAP1\n")
 
-// Snapshot is a point-in-time copy of the whole store, ready to stream.
+// Snapshot is a point-in-time copy of the whole store, ready to stream. It
+// holds the store's read lock until Close, so a restore waits for it.
 type Snapshot struct {
 	snap    *pebble.Snapshot
 	applied uint64
+	release func()
+	once    sync.Once
 }
 
 // Snapshot captures the store as it is now. The caller must not apply
 // entries concurrently with this call (Raft guarantees that for FSM.Snapshot);
 // streaming the result may overlap later applies.
 func (s *Store) Snapshot() (*Snapshot, error) {
-	applied, _, err := s.Applied()
+	s.mu.RLock()
+	applied, _, err := appliedIn(s.db)
 	if err != nil {
+		s.mu.RUnlock()
 		return nil, err
 	}
-	return &Snapshot{snap: s.db.NewSnapshot(), applied: applied}, nil
+	return &Snapshot{snap: s.db.NewSnapshot(), applied: applied, release: s.mu.RUnlock}, nil
 }
 
 // AppliedIndex is the applied index the snapshot contains.
 func (sn *Snapshot) AppliedIndex() uint64 { return sn.applied }
 
 // Close releases the snapshot.
-func (sn *Snapshot) Close() { _ = sn.snap.Close() }
+func (sn *Snapshot) Close() {
+	sn.once.Do(func() {
+		_ = sn.snap.Close()
+		sn.release()
+	})
+}
 
 // WriteTo streams the snapshot: magic, applied index, then length-prefixed
 // key/value pairs, a zero-length key as end marker, and a SHA-256 of
@@ -110,24 +122,91 @@ func ReadSnapshotHeader(r io.Reader) (uint64, error) {
 }
 
 // Restore replaces the store's entire contents with a snapshot stream. The
-// applied index is cleared first and arrives last, so a restore cut short
-// leaves a store that reports itself empty and is restored again on start.
+// stream is loaded into a fresh database beside the current one and
+// verified; only then is the current database closed and the new one moved
+// into its place. Readers never see a partial restore, and a stream that
+// fails verification leaves the store untouched.
 func (s *Store) Restore(r io.Reader) error {
-	if err := s.db.DeleteRange([]byte{0x00}, []byte{0xFF}, pebble.NoSync); err != nil {
-		return fmt.Errorf("store: restore: clear: %w", err)
+	tmpDir := s.dir + restoreSuffix
+	if err := os.RemoveAll(tmpDir); err != nil {
+		return fmt.Errorf("store: restore: clear %s: %w", tmpDir, err)
 	}
+	tmp, err := openPebble(tmpDir, s.opts)
+	if err != nil {
+		return fmt.Errorf("store: restore: %w", err)
+	}
+	if err := load(tmp, r); err != nil {
+		tmp.Close()
+		os.RemoveAll(tmpDir)
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.RemoveAll(tmpDir)
+		return fmt.Errorf("store: restore: close loaded copy: %w", err)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: restore: close current: %w", err)
+	}
+	oldDir := s.dir + oldSuffix
+	if err := os.Rename(s.dir, oldDir); err != nil {
+		return fmt.Errorf("store: restore: %w", err)
+	}
+	if err := os.Rename(tmpDir, s.dir); err != nil {
+		return fmt.Errorf("store: restore: %w", err)
+	}
+	if s.db, err = openPebble(s.dir, s.opts); err != nil {
+		return fmt.Errorf("store: restore: reopen: %w", err)
+	}
+	if err := os.RemoveAll(oldDir); err != nil {
+		return fmt.Errorf("store: restore: remove previous copy: %w", err)
+	}
+	return nil
+}
+
+const (
+	restoreSuffix = ".restoring"
+	oldSuffix     = ".replaced"
+)
+
+// recoverSwap completes or undoes a Restore cut short by a crash: a loaded
+// copy that was not moved into place is discarded (the snapshot will be
+// restored again), and a replaced database with nothing in its place is
+// put back.
+func recoverSwap(dir string) error {
+	if err := os.RemoveAll(dir + restoreSuffix); err != nil {
+		return fmt.Errorf("store: discard interrupted restore: %w", err)
+	}
+	oldDir := dir + oldSuffix
+	if _, err := os.Stat(oldDir); err != nil {
+		return nil
+	}
+	if _, err := os.Stat(dir); err == nil {
+		return os.RemoveAll(oldDir)
+	}
+	if err := os.Rename(oldDir, dir); err != nil {
+		return fmt.Errorf("store: undo interrupted restore: %w", err)
+	}
+	return nil
+}
+
+// load writes a verified snapshot stream into db, syncing at the end. The
+// applied index is written last.
+func load(db *pebble.DB, r io.Reader) error {
 	h := sha256.New()
 	br := bufio.NewReaderSize(r, 1<<20)
 	tr := &hashingReader{r: br, h: h}
 	if _, err := ReadSnapshotHeader(tr); err != nil {
 		return err
 	}
-	b := s.db.NewBatch()
+	b := db.NewBatch()
+	defer func() { b.Close() }()
 	var applied []byte
 	for {
 		klen, err := binary.ReadUvarint(tr)
 		if err != nil {
-			b.Close()
 			return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 		}
 		if klen == 0 {
@@ -135,17 +214,14 @@ func (s *Store) Restore(r io.Reader) error {
 		}
 		key, err := readN(tr, klen)
 		if err != nil {
-			b.Close()
 			return err
 		}
 		vlen, err := binary.ReadUvarint(tr)
 		if err != nil {
-			b.Close()
 			return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 		}
 		val, err := readN(tr, vlen)
 		if err != nil {
-			b.Close()
 			return err
 		}
 		if bytes.Equal(key, keyApplied) {
@@ -153,25 +229,23 @@ func (s *Store) Restore(r io.Reader) error {
 			continue
 		}
 		if err := b.Set(key, val, nil); err != nil {
-			b.Close()
 			return fmt.Errorf("store: restore: %w", err)
 		}
 		if b.Len() > 4<<20 {
 			if err := b.Commit(pebble.NoSync); err != nil {
 				return fmt.Errorf("store: restore: commit: %w", err)
 			}
-			b = s.db.NewBatch()
+			b.Close()
+			b = db.NewBatch()
 		}
 	}
 	sum := h.Sum(nil)
 	want := make([]byte, sha256.Size)
 	if _, err := io.ReadFull(br, want); err != nil || !bytes.Equal(sum, want) {
-		b.Close()
 		return fmt.Errorf("%w: checksum mismatch", ErrBadSnapshot)
 	}
 	if applied != nil {
 		if err := b.Set(keyApplied, applied, nil); err != nil {
-			b.Close()
 			return fmt.Errorf("store: restore: %w", err)
 		}
 	}
@@ -185,11 +259,20 @@ func readN(r io.Reader, n uint64) ([]byte, error) {
 	if n > 1<<30 {
 		return nil, fmt.Errorf("%w: record of %d bytes", ErrBadSnapshot, n)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	if n <= 1<<16 {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+		}
+		return b, nil
+	}
+	// A large length may be corrupt: grow with the bytes actually read
+	// instead of allocating what the length claims up front.
+	var buf bytes.Buffer
+	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 	}
-	return b, nil
+	return buf.Bytes(), nil
 }
 
 type hashingReader struct {
@@ -215,6 +298,8 @@ func (t *hashingReader) ReadByte() (byte, error) {
 // index excluded), so two replicas that applied the same log compare equal.
 func (s *Store) Digest() ([32]byte, error) {
 	var sum [32]byte
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
 	it, err := snap.NewIter(nil)

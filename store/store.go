@@ -15,6 +15,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -35,14 +36,30 @@ type Options struct {
 	Logger pebble.Logger
 }
 
-// Store owns one Pebble database.
+// Store owns one Pebble database. The handle can be replaced as a whole by
+// Restore; mu guards it: views, snapshots and transactions hold the read
+// lock while they use the database, Restore takes the write lock to swap.
 type Store struct {
-	db  *pebble.DB
-	dir string
+	mu   sync.RWMutex
+	db   *pebble.DB
+	dir  string
+	opts Options
 }
 
-// Open opens (creating if needed) the Pebble database in dir.
+// Open opens (creating if needed) the Pebble database in dir, first
+// finishing or undoing a Restore that a crash interrupted.
 func Open(dir string, opts Options) (*Store, error) {
+	if err := recoverSwap(dir); err != nil {
+		return nil, err
+	}
+	db, err := openPebble(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, dir: dir, opts: opts}, nil
+}
+
+func openPebble(dir string, opts Options) (*pebble.DB, error) {
 	if opts.CacheBytes == 0 {
 		opts.CacheBytes = 64 << 20
 	}
@@ -63,24 +80,36 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open pebble at %s: %w", dir, err)
 	}
-	return &Store{db: db, dir: dir}, nil
+	return db, nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
 	return nil
 }
 
-// DB exposes the Pebble handle for metrics.
-func (s *Store) DB() *pebble.DB { return s.db }
+// Metrics returns Pebble's metrics for the current database.
+func (s *Store) Metrics() *pebble.Metrics {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db.Metrics()
+}
 
 // Applied returns the Raft index and term of the last log entry whose effects
 // are in the store (0, 0 for an empty store).
 func (s *Store) Applied() (index, term uint64, err error) {
-	v, closer, err := s.db.Get(keyApplied)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return appliedIn(s.db)
+}
+
+func appliedIn(db *pebble.DB) (index, term uint64, err error) {
+	v, closer, err := db.Get(keyApplied)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, 0, nil
 	}
@@ -97,6 +126,8 @@ func (s *Store) Applied() (index, term uint64, err error) {
 // Sync makes every committed batch durable. The FSM calls it before a Raft
 // snapshot is taken, so the store is never behind the newest snapshot.
 func (s *Store) Sync() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
 		return fmt.Errorf("store: sync: %w", err)
 	}
@@ -106,25 +137,35 @@ func (s *Store) Sync() error {
 // Begin starts a transaction. index is the Raft index of the first entry it
 // applies; SetIndex moves it forward as further entries are applied.
 func (s *Store) Begin(index uint64) *Txn {
-	t := &Txn{b: s.db.NewIndexedBatch(), index: index}
+	s.mu.RLock()
+	t := &Txn{b: s.db.NewIndexedBatch(), index: index, release: s.mu.RUnlock}
 	t.r = reader{t.b}
 	return t
 }
 
 // View returns a point-in-time view for queries. Close it when done.
 func (s *Store) View() *View {
+	s.mu.RLock()
 	snap := s.db.NewSnapshot()
-	return &View{r: reader{snap}, snap: snap}
+	return &View{r: reader{snap}, snap: snap, release: s.mu.RUnlock}
 }
 
-// View is a consistent read-only view of the store.
+// View is a consistent read-only view of the store. Close it promptly:
+// an open view delays a snapshot restore.
 type View struct {
-	r    reader
-	snap *pebble.Snapshot
+	r       reader
+	snap    *pebble.Snapshot
+	release func()
+	once    sync.Once
 }
 
 // Close releases the view.
-func (v *View) Close() { _ = v.snap.Close() }
+func (v *View) Close() {
+	v.once.Do(func() {
+		_ = v.snap.Close()
+		v.release()
+	})
+}
 
 // quietLogger drops Pebble's informational lines and keeps errors visible.
 type quietLogger struct{}

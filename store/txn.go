@@ -15,9 +15,10 @@ import (
 // A Pebble error inside a mutation means the local database is broken; the
 // mutation panics rather than let this replica diverge from the others.
 type Txn struct {
-	b     *pebble.Batch
-	r     reader
-	index uint64
+	b       *pebble.Batch
+	r       reader
+	index   uint64
+	release func() // releases the store's read lock
 }
 
 // SetIndex records the Raft index of the entry being applied; it becomes the
@@ -31,14 +32,19 @@ func (t *Txn) Commit(index, term uint64) error {
 	binary.BigEndian.PutUint64(v, index)
 	binary.BigEndian.PutUint64(v[8:], term)
 	t.set(keyApplied, v)
+	defer t.release()
 	if err := t.b.Commit(pebble.NoSync); err != nil {
+		_ = t.b.Close()
 		return fmt.Errorf("store: commit batch at index %d: %w", index, err)
 	}
 	return t.b.Close()
 }
 
 // Abort drops the batch.
-func (t *Txn) Abort() { _ = t.b.Close() }
+func (t *Txn) Abort() {
+	_ = t.b.Close()
+	t.release()
+}
 
 func (t *Txn) set(k, v []byte) {
 	if err := t.b.Set(k, v, nil); err != nil {
