@@ -12,8 +12,11 @@ import (
 // sure the cluster has a signing secret, and proposes garbage collection of
 // expired messages and claims. On followers it does nothing but wait.
 func (s *Service) RunMaintenance(ctx context.Context) {
-	t := time.NewTicker(s.gcInterval)
+	// Poll leadership quickly at first so a new cluster gets its secret
+	// within moments of electing a leader, then settle to the GC interval.
+	t := time.NewTicker(min(s.gcInterval, 50*time.Millisecond))
 	defer t.Stop()
+	haveSecret := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -23,17 +26,27 @@ func (s *Service) RunMaintenance(ctx context.Context) {
 		if !s.node.IsLeader() {
 			continue
 		}
-		s.ensureSecret(ctx)
+		if !haveSecret {
+			haveSecret = s.ensureSecret(ctx)
+			if haveSecret {
+				t.Reset(s.gcInterval)
+			}
+		}
 		s.collectGarbage(ctx)
 	}
 }
 
-func (s *Service) ensureSecret(ctx context.Context) {
+// ensureSecret proposes a signing secret if the cluster has none yet and
+// reports whether one is known to exist.
+func (s *Service) ensureSecret(ctx context.Context) bool {
 	v := s.store.View()
 	key, err := v.Secret()
 	v.Close()
-	if err != nil || key != nil {
-		return
+	if err != nil {
+		return false
+	}
+	if key != nil {
+		return true
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
@@ -41,7 +54,9 @@ func (s *Service) ensureSecret(ctx context.Context) {
 	defer cancel()
 	if _, err := s.node.Propose(cctx, &fsm.SetSecret{Secret: secret}); err != nil {
 		s.log.Warn("could not store the signing secret", "err", err)
+		return false
 	}
+	return true
 }
 
 // collectGarbage proposes GC commands while the leader sees due expiry

@@ -17,17 +17,9 @@ import (
 // (contract §6.2) and returns their ids in request order. The queue is
 // created with the messages, never by a rejected post.
 func (s *Service) PostMessages(ctx context.Context, c Caller, queue string, body []byte) ([]string, *Error) {
-	// The queue's own size cap and delay setting are read locally: a post
-	// racing a metadata change may see either version, as upstream.
-	v := s.store.View()
-	q, err := v.Queue(c.Project, queue)
-	v.Close()
-	if err != nil {
-		return nil, storeFailure("Messages could not be enqueued.", err)
-	}
-	settings := store.QueueSettings{}
-	if q != nil {
-		settings = q.Settings
+	settings, e := s.queueSettings(ctx, c, queue)
+	if e != nil {
+		return nil, e
 	}
 	limit := s.limits.MaxMessagesPostSize
 	if settings.MaxPostSize > 0 && int(settings.MaxPostSize) < limit {
@@ -59,17 +51,32 @@ func (s *Service) PostMessages(ctx context.Context, c Caller, queue string, body
 // PostMessageList posts a raw JSON array of messages (the websocket
 // transport's `messages` field). Size limits are the caller's to check.
 func (s *Service) PostMessageList(ctx context.Context, c Caller, queue string, list json.RawMessage) ([]string, *Error) {
-	v := s.store.View()
-	q, err := v.Queue(c.Project, queue)
-	v.Close()
-	if err != nil {
-		return nil, storeFailure("Messages could not be enqueued.", err)
-	}
-	settings := store.QueueSettings{}
-	if q != nil {
-		settings = q.Settings
+	settings, e := s.queueSettings(ctx, c, queue)
+	if e != nil {
+		return nil, e
 	}
 	return s.postMessageList(ctx, c, queue, settings, list)
+}
+
+// queueSettings reads the settings a post is validated against (size cap,
+// delay) after the read barrier, so a post on any node honours metadata
+// acknowledged before it on another node. A post racing a metadata change
+// may still see either version, as upstream.
+func (s *Service) queueSettings(ctx context.Context, c Caller, queue string) (store.QueueSettings, *Error) {
+	const what = "Messages could not be enqueued."
+	v, _, e := s.view(ctx, c, what)
+	if e != nil {
+		return store.QueueSettings{}, e
+	}
+	defer v.Close()
+	q, err := v.Queue(c.Project, queue)
+	if err != nil {
+		return store.QueueSettings{}, storeFailure(what, err)
+	}
+	if q == nil {
+		return store.QueueSettings{}, nil
+	}
+	return q.Settings, nil
 }
 
 func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, settings store.QueueSettings, list json.RawMessage) ([]string, *Error) {

@@ -207,17 +207,17 @@ func (s *Service) ListQueues(ctx context.Context, c Caller, o QueueListOptions) 
 	return out, nil
 }
 
-// metadataMatches compares a stored metadata value with a query filter:
-// the filter matches an equal string, or an equal integer when it parses as
-// one (`?node=31` matches {"node": 31}).
+// metadataMatches compares a stored metadata value with a query filter
+// (contract §5.3): a filter that parses as an integer is an integer and
+// matches only that integer (`?node=31` matches {"node": 31}, not
+// {"node": "31"}); any other filter matches an equal string.
 func metadataMatches(stored json.RawMessage, want string) bool {
 	if stored == nil {
 		return false
 	}
 	if n, err := strconv.ParseInt(want, 10, 64); err == nil {
-		if v, ok := asInt(stored); ok {
-			return v == n
-		}
+		v, ok := asInt(stored)
+		return ok && v == n
 	}
 	sv, ok := asString(stored)
 	return ok && sv == want
@@ -461,6 +461,9 @@ func resourceTypes(obj map[string]json.RawMessage) ([]string, *Error) {
 	var types []string
 	if err := json.Unmarshal(raw, &types); err != nil {
 		return nil, badRequest("Resource types must be a sub set of ['messages', 'subscriptions'].")
+	}
+	if len(types) == 0 {
+		return nil, badRequest("Resource types must be a non-empty sub set of ['messages', 'subscriptions'].")
 	}
 	for _, t := range types {
 		if t != "messages" && t != "subscriptions" {

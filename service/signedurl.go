@@ -148,9 +148,10 @@ func (s *Service) VerifySigned(ctx context.Context, method, path string, r Signe
 	if r.Signature == "" {
 		return false
 	}
+	// HTTP methods are case-sensitive: a grant of "get" does not cover GET.
 	allowed := false
 	for _, m := range r.Methods {
-		allowed = allowed || strings.EqualFold(strings.TrimSpace(m), method)
+		allowed = allowed || strings.TrimSpace(m) == method
 	}
 	if !allowed {
 		return false
