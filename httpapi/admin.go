@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 
+	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/service"
 )
 
@@ -28,7 +31,7 @@ type memberRequest struct {
 func (h *handler) readMember(w http.ResponseWriter, r *http.Request) (memberRequest, bool) {
 	var m memberRequest
 	b, err := io.ReadAll(io.LimitReader(r.Body, 4096))
-	if err == nil {
+	if err == nil && len(bytes.TrimSpace(b)) > 0 {
 		err = json.Unmarshal(b, &m)
 	}
 	if err != nil {
@@ -71,6 +74,10 @@ func (h *handler) clusterTransfer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) adminResult(w http.ResponseWriter, err error) {
+	if errors.Is(err, raftnode.ErrUnknownMember) {
+		writeError(w, &service.Error{Status: http.StatusNotFound, Title: service.TitleNotFound, Description: err.Error()})
+		return
+	}
 	if err != nil {
 		writeError(w, &service.Error{Status: http.StatusServiceUnavailable, Title: service.TitleServiceUnavailable, Description: err.Error()})
 		return

@@ -36,7 +36,10 @@ func (h *handler) outer(next http.Handler) http.Handler {
 		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 		defer cancel()
-		r = r.WithContext(ctx)
+		// chi reuses a route context it finds in the request, so the route
+		// pattern it matches is readable here afterwards for metrics.
+		rctx := chi.NewRouteContext()
+		r = r.WithContext(context.WithValue(ctx, chi.RouteCtxKey, rctx))
 		defer func() {
 			if p := recover(); p != nil {
 				h.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
@@ -46,8 +49,8 @@ func (h *handler) outer(next http.Handler) http.Handler {
 			}
 			if h.metrics != nil {
 				route := "unmatched"
-				if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-					route = rc.RoutePattern()
+				if p := rctx.RoutePattern(); p != "" {
+					route = p
 				}
 				h.metrics.observe(r.Method, route, rw.status, time.Since(start))
 			}
