@@ -60,7 +60,6 @@ func runLocalCluster(args []string) int {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	exited := make(chan int, len(procs))
 	var wg sync.WaitGroup
 	for i, p := range procs {
 		wg.Add(1)
@@ -68,7 +67,6 @@ func runLocalCluster(args []string) int {
 			defer wg.Done()
 			err := p.Wait()
 			fmt.Fprintf(os.Stderr, "local-cluster: node%d exited: %v\n", i+1, err)
-			exited <- i
 		}(i, p)
 	}
 	<-sig
