@@ -1,0 +1,362 @@
+package clustertest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// systemPython is Debian's interpreter, the one python3-zaqarclient and
+// python3-openstackclient are installed for.
+const systemPython = "/usr/bin/python3"
+
+// requirePython fails the test unless systemPython can import module.
+func requirePython(t *testing.T, module, debianPackage string) {
+	t.Helper()
+	out, err := exec.Command(systemPython, "-c", "import "+module).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s cannot import %s (%v): install the Debian package %s.\n%s", systemPython, module, err, debianPackage, out)
+	}
+}
+
+// pythonEnv is the test's environment without OS_* (the openstack CLI
+// would read them as credentials) and ZAQAR_* variables.
+func pythonEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OS_") && !strings.HasPrefix(kv, "ZAQAR_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// scenarioResult is what testdata/zaqarclient_scenario.py prints.
+type scenarioResult struct {
+	FailedStep        string         `json:"failed_step"`
+	Error             string         `json:"error"`
+	ExistsBefore      *bool          `json:"exists_before_create"`
+	ExistsAfterCreate *bool          `json:"exists_after_create"`
+	ExistsAfterDelete *bool          `json:"exists_after_delete"`
+	SetMetadata       map[string]any `json:"set_metadata"`
+	GetMetadata       map[string]any `json:"get_metadata"`
+	PostedIDs         []string       `json:"posted_ids"`
+	ListEchoPaged     []struct {
+		ID   string         `json:"id"`
+		TTL  int            `json:"ttl"`
+		Body map[string]any `json:"body"`
+	} `json:"list_echo_paged"`
+	ListOwnWithoutEcho []map[string]any `json:"list_own_without_echo"`
+	ListAsConsumer     []map[string]any `json:"list_as_consumer"`
+	GetMany            []string         `json:"get_many"`
+	GetOne             map[string]any   `json:"get_one"`
+	Claim              struct {
+		ID       string           `json:"id"`
+		Bodies   []map[string]any `json:"bodies"`
+		ClaimIDs []string         `json:"claim_ids"`
+	} `json:"claim"`
+	ClaimTTLAfterUpdate int              `json:"claim_ttl_after_update"`
+	DeletedWithClaim    []map[string]any `json:"deleted_with_claim"`
+	StatsAfterDelete    queueStats       `json:"stats_after_delete"`
+	StatsAfterRelease   queueStats       `json:"stats_after_release"`
+	Popped              []map[string]any `json:"popped"`
+	StatsAfterPop       queueStats       `json:"stats_after_pop"`
+	SignedURL           struct {
+		Project   string   `json:"project"`
+		Paths     []string `json:"paths"`
+		Methods   []string `json:"methods"`
+		Expires   string   `json:"expires"`
+		Signature string   `json:"signature"`
+	} `json:"signed_url"`
+	ListWithSignedURL []map[string]any `json:"list_with_signed_url"`
+	QueueListPaged    struct {
+		Names []string `json:"names"`
+		Count int      `json:"count"`
+	} `json:"queue_list_paged"`
+	Ping   bool `json:"ping"`
+	Health struct {
+		StorageReachable bool     `json:"storage_reachable"`
+		Succeeded        []string `json:"succeeded"`
+	} `json:"health"`
+}
+
+type queueStats struct {
+	Claimed int `json:"claimed"`
+	Free    int `json:"free"`
+	Total   int `json:"total"`
+}
+
+func seqs(bodies []map[string]any) []int {
+	out := []int{}
+	for _, b := range bodies {
+		out = append(out, seqOf(b))
+	}
+	return out
+}
+
+func TestPythonZaqarclient_ScenarioWorksAgainstFollowerAndLeader(t *testing.T) {
+	requirePython(t, "zaqarclient.queues.v2.client", "python3-zaqarclient")
+	script, err := filepath.Abs(filepath.Join("testdata", "zaqarclient_scenario.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startCluster(t, 3)
+	leader := c.Leader()
+	follower := c.Followers()[0]
+	for _, tc := range []struct {
+		name          string
+		target, other *proc
+	}{
+		{"follower", follower, leader},
+		{"leader", leader, follower},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			queue, project := "pyq-"+tc.name, "py-"+tc.name
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, systemPython, script, tc.target.URL(), queue, project)
+			cmd.Env = pythonEnv()
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			runErr := cmd.Run()
+			var r scenarioResult
+			if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+				t.Fatalf("scenario output is not JSON (%v, exit %v):\nstdout: %s\nstderr: %s", err, runErr, stdout.Bytes(), stderr.Bytes())
+			}
+			if r.Error != "" || runErr != nil {
+				t.Fatalf("python-zaqarclient scenario failed at step %q (exit %v):\n%s\nstderr: %s", r.FailedStep, runErr, r.Error, stderr.Bytes())
+			}
+			checkScenario(t, &r, queue, project)
+
+			// The queue the scenario deleted is gone on the other node too.
+			rc := newRESTClient(tc.other, "6c7d8e9f-0a1b-4c2d-8e3f-4a5b6c7d8e9f", project)
+			if resp, err := rc.do(ctx, http.MethodHead, "/v2/queues/"+queue, nil); err != nil || resp.Status != http.StatusNotFound {
+				t.Errorf("HEAD /v2/queues/%s on %s after the scenario deleted it: %v %v, want 404", queue, tc.other.ID, resp, err)
+			}
+		})
+	}
+}
+
+func checkScenario(t *testing.T, r *scenarioResult, queue, project string) {
+	t.Helper()
+	boolIs := func(name string, got *bool, want bool) {
+		if got == nil || *got != want {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
+	}
+	boolIs("exists before create", r.ExistsBefore, false)
+	boolIs("exists after create", r.ExistsAfterCreate, true)
+	boolIs("exists after delete", r.ExistsAfterDelete, false)
+	for name, md := range map[string]map[string]any{"set metadata": r.SetMetadata, "get metadata": r.GetMetadata} {
+		if md["description"] != "python" || md["n"] != float64(1) || md["_default_message_ttl"] != float64(3600) {
+			t.Errorf("%s: %v", name, md)
+		}
+	}
+	if len(r.PostedIDs) != 6 {
+		t.Fatalf("posted %d messages, want 6: %v", len(r.PostedIDs), r.PostedIDs)
+	}
+	var listedIDs []string
+	var listedSeqs []int
+	for _, m := range r.ListEchoPaged {
+		listedIDs = append(listedIDs, m.ID)
+		listedSeqs = append(listedSeqs, seqOf(m.Body))
+		if m.TTL != 600 {
+			t.Errorf("listed message %s has ttl %d, want 600", m.ID, m.TTL)
+		}
+	}
+	if !slices.Equal(listedIDs, r.PostedIDs) || !slices.Equal(listedSeqs, intRange(0, 6)) {
+		t.Errorf("paged listing with echo: ids %v seqs %v; want the posted ids %v with seqs 0..5", listedIDs, listedSeqs, r.PostedIDs)
+	}
+	if len(r.ListOwnWithoutEcho) != 0 {
+		t.Errorf("listing without echo showed the producer its own messages: %v", r.ListOwnWithoutEcho)
+	}
+	if got := seqs(r.ListAsConsumer); !slices.Equal(got, intRange(0, 6)) {
+		t.Errorf("consumer listing: seqs %v, want 0..5", got)
+	}
+	if !slices.Equal(r.GetMany, r.PostedIDs[:2]) {
+		t.Errorf("get many %v returned %v", r.PostedIDs[:2], r.GetMany)
+	}
+	if seqOf(r.GetOne) != 5 {
+		t.Errorf("get one: %v, want seq 5", r.GetOne)
+	}
+	if got := seqs(r.Claim.Bodies); r.Claim.ID == "" || !slices.Equal(got, []int{0, 1, 2, 3}) {
+		t.Errorf("claim %q took seqs %v, want 0..3", r.Claim.ID, got)
+	}
+	for _, id := range r.Claim.ClaimIDs {
+		if id != r.Claim.ID {
+			t.Errorf("claimed message carries claim id %q, the claim is %q", id, r.Claim.ID)
+		}
+	}
+	if r.ClaimTTLAfterUpdate != 120 {
+		t.Errorf("claim ttl after update: %d, want 120", r.ClaimTTLAfterUpdate)
+	}
+	if got := seqs(r.DeletedWithClaim); !slices.Equal(got, []int{0, 1}) {
+		t.Errorf("deleted with the claim: %v", got)
+	}
+	statsIs := func(name string, got, want queueStats) {
+		if got != want {
+			t.Errorf("stats %s: %+v, want %+v", name, got, want)
+		}
+	}
+	statsIs("after deleting two claimed messages", r.StatsAfterDelete, queueStats{Claimed: 2, Free: 2, Total: 4})
+	statsIs("after releasing the claim", r.StatsAfterRelease, queueStats{Claimed: 0, Free: 4, Total: 4})
+	if got := seqs(r.Popped); !slices.Equal(got, []int{2, 3}) {
+		t.Errorf("pop 2: seqs %v, want [2 3]", got)
+	}
+	statsIs("after pop", r.StatsAfterPop, queueStats{Claimed: 0, Free: 2, Total: 2})
+	s := r.SignedURL
+	if s.Project != project || !slices.Equal(s.Paths, []string{"/v2/queues/" + queue + "/messages"}) ||
+		!slices.Equal(s.Methods, []string{"GET"}) || s.Signature == "" || s.Expires == "" {
+		t.Errorf("signed url: %+v", s)
+	}
+	if got := seqs(r.ListWithSignedURL); !slices.Equal(got, []int{4, 5}) {
+		t.Errorf("listing with the signed url: seqs %v, want [4 5]", got)
+	}
+	if !slices.Equal(r.QueueListPaged.Names, []string{queue}) || r.QueueListPaged.Count != 1 {
+		t.Errorf("queue list: %+v, want [%s] with count 1", r.QueueListPaged, queue)
+	}
+	if !r.Ping {
+		t.Error("ping returned false")
+	}
+	wantOps := []string{"bulk_delete_messages", "claim_messages", "create_queue", "delete_claim",
+		"delete_messages", "delete_queue", "list_messages", "post_messages"}
+	if !r.Health.StorageReachable || !slices.Equal(r.Health.Succeeded, wantOps) {
+		t.Errorf("health: %+v, want storage reachable and every operation %v succeeded", r.Health, wantOps)
+	}
+}
+
+// startFakeKeystone runs testdata/fake_keystone.py with messagingURL as the
+// catalog's messaging endpoint and returns its auth URL.
+func startFakeKeystone(t *testing.T, messagingURL string) string {
+	t.Helper()
+	script, err := filepath.Abs(filepath.Join("testdata", "fake_keystone.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(systemPython, script, messagingURL)
+	cmd.Env = pythonEnv()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start fake keystone: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("fake keystone (catalog %s) log:\n%s", messagingURL, stderr.String())
+		}
+	})
+	port := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		port <- strings.TrimSpace(line)
+	}()
+	select {
+	case p := <-port:
+		if p == "" {
+			t.Fatalf("fake keystone printed no port: %s", stderr.String())
+		}
+		return "http://127.0.0.1:" + p + "/v3"
+	case <-time.After(30 * time.Second):
+		t.Fatalf("fake keystone did not start: %s", stderr.String())
+		return ""
+	}
+}
+
+func TestPythonZaqarclient_OpenstackMessagingCLIWorksAgainstFollowerAndLeader(t *testing.T) {
+	requirePython(t, "zaqarclient.queues.cli", "python3-zaqarclient")
+	requirePython(t, "openstackclient.shell", "python3-openstackclient")
+	openstack, err := exec.LookPath("openstack")
+	if err != nil {
+		t.Fatalf("the openstack CLI is not on PATH (%v): install python3-openstackclient", err)
+	}
+	c := startCluster(t, 3)
+	leader := c.Leader()
+	follower := c.Followers()[0]
+	for _, tc := range []struct {
+		name          string
+		target, other *proc
+	}{
+		{"follower", follower, leader},
+		{"leader", leader, follower},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			project, queue := "cli-"+tc.name, "cliq-"+tc.name
+			const clientID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+			authURL := startFakeKeystone(t, tc.target.URL())
+			cli := func(args ...string) []byte {
+				t.Helper()
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				full := append([]string{"--os-auth-type", "v3token", "--os-token", "unused", "--os-auth-url", authURL,
+					"--os-project-id", project, "--os-interface", "public"}, args...)
+				cmd := exec.CommandContext(ctx, openstack, full...)
+				cmd.Env = pythonEnv()
+				var stdout, stderr bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				if err := cmd.Run(); err != nil {
+					t.Fatalf("openstack %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, stdout.Bytes(), stderr.Bytes())
+				}
+				return stdout.Bytes()
+			}
+
+			var created map[string]string
+			if err := json.Unmarshal(cli("messaging", "queue", "create", queue, "-f", "json"), &created); err != nil || created["Name"] != queue {
+				t.Fatalf("queue create: %v %v", created, err)
+			}
+			var queues []map[string]string
+			if err := json.Unmarshal(cli("messaging", "queue", "list", "-f", "json"), &queues); err != nil ||
+				len(queues) != 1 || queues[0]["Name"] != queue {
+				t.Errorf("queue list: %v %v, want only %s", queues, err, queue)
+			}
+			cli("messaging", "message", "post", "--client-id", clientID, queue,
+				`[{"body": {"seq": 0}, "ttl": 300}, {"body": {"seq": 1}}]`)
+			var listed []struct {
+				ID   string         `json:"ID"`
+				Body map[string]any `json:"Body"`
+				TTL  int            `json:"TTL"`
+			}
+			if err := json.Unmarshal(cli("messaging", "message", "list", "--client-id", clientID, "--echo", queue, "-f", "json"), &listed); err != nil {
+				t.Fatalf("message list: %v", err)
+			}
+			if len(listed) != 2 || seqOf(listed[0].Body) != 0 || listed[0].TTL != 300 || seqOf(listed[1].Body) != 1 || listed[1].TTL != 3600 {
+				t.Errorf("message list --echo: %+v, want seq 0 (ttl 300) and seq 1 (ttl 3600)", listed)
+			}
+
+			// What the CLI wrote through one node is what another node serves.
+			rc := newRESTClient(tc.other, "6c7d8e9f-0a1b-4c2d-8e3f-4a5b6c7d8e9f", project)
+			ms, err := rc.listAll(context.Background(), queue)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range ms {
+				got = append(got, fmt.Sprintf("%s seq=%d", m.ID, seqOf(m.Body)))
+			}
+			want := []string{}
+			for _, m := range listed {
+				want = append(want, fmt.Sprintf("%s seq=%d", m.ID, seqOf(m.Body)))
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s lists %v, the CLI listed %v through %s", tc.other.ID, got, want, tc.target.ID)
+			}
+		})
+	}
+}
