@@ -40,10 +40,11 @@ type Options struct {
 // Restore; mu guards it: views, snapshots and transactions hold the read
 // lock while they use the database, Restore takes the write lock to swap.
 type Store struct {
-	mu   sync.RWMutex
-	db   *pebble.DB
-	dir  string
-	opts Options
+	mu     sync.RWMutex
+	db     *pebble.DB
+	dir    string
+	opts   Options
+	closed bool
 }
 
 // Open opens (creating if needed) the Pebble database in dir, first
@@ -83,10 +84,14 @@ func openPebble(dir string, opts Options) (*pebble.DB, error) {
 	return db, nil
 }
 
-// Close closes the database.
+// Close closes the database. Closing twice is a no-op.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}

@@ -336,6 +336,9 @@ func claimable(h msgHeader, now int64) bool {
 
 // PopMessages removes and returns up to n of the oldest claimable messages.
 func (t *Txn) PopMessages(project, queue string, n int, now int64) []*Message {
+	if n <= 0 {
+		return nil // the scan below takes one message before it checks n
+	}
 	var out []*Message
 	err := t.r.scanMessages(project, queue, 0, func(h msgHeader) bool { return claimable(h, now) }, func(m *Message) bool {
 		out = append(out, m)
@@ -355,6 +358,9 @@ func (t *Txn) PopMessages(project, queue string, n int, now int64) []*Message {
 // claimed MaxClaimCount times moves there instead. It returns the claimed
 // messages (none if nothing could be claimed; then no claim is stored).
 func (t *Txn) CreateClaim(project, queue, claimID string, ttl, grace int64, limit int, now int64) []*Message {
+	if limit <= 0 {
+		return nil // the scan below takes one message before it checks limit
+	}
 	q := must(t.r.queue(project, queue))
 	if q == nil {
 		return nil

@@ -182,6 +182,9 @@ type ListOptions struct {
 
 // ListMessages returns up to Limit unexpired messages in FIFO order.
 func (v *View) ListMessages(project, queue string, now int64, o ListOptions) ([]*Message, error) {
+	if o.Limit <= 0 {
+		return nil, nil // the scan below takes one message before it checks the limit
+	}
 	var out []*Message
 	keep := func(h msgHeader) bool {
 		if h.expiresAt() <= now {

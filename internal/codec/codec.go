@@ -83,10 +83,11 @@ func (d *Decoder) Err() error { return d.err }
 // Remaining returns the bytes not yet read.
 func (d *Decoder) Remaining() []byte { return d.buf }
 
-// Done returns the first error, or an error if input is left over.
+// Done returns the first error, or an error if input is left over. Left
+// over input is a failure like any other: later reads return zero values.
 func (d *Decoder) Done() error {
 	if d.err == nil && len(d.buf) != 0 {
-		d.err = fmt.Errorf("codec: %d trailing bytes", len(d.buf))
+		d.fail(fmt.Errorf("codec: %d trailing bytes", len(d.buf)))
 	}
 	return d.err
 }

@@ -1,0 +1,206 @@
+package fsm_test
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/internal/codec"
+	"github.com/zaqar-raft/zaqar/store"
+)
+
+// sampleCommands has one command of every type with every field set to a
+// non-zero value (empty slices would decode as nil or empty, not as they
+// were written, which is immaterial but defeats reflect.DeepEqual).
+func sampleCommands() []fsm.Command {
+	settings := store.QueueSettings{DefaultTTL: 3600, DefaultDelay: -2, MaxPostSize: 65536, MaxClaimCount: 4, DeadLetter: "dlq\x00", DeadLetterTTL: 1 << 40}
+	return []fsm.Command{
+		&fsm.CreateQueue{Project: "p\x00/ x", Queue: "q", Settings: settings, Metadata: []byte(`{"a":1}`)},
+		&fsm.SetQueueMetadata{Project: "p", Queue: "q", ExpectVersion: 1<<64 - 1, Settings: settings, Metadata: []byte(`{"b":[]}`)},
+		&fsm.DeleteQueue{Project: "p", Queue: "q"},
+		&fsm.PurgeQueue{Project: "p", Queue: "q", Messages: true, Subscriptions: false},
+		&fsm.PurgeQueue{Project: "p", Queue: "q", Messages: false, Subscriptions: true},
+		&fsm.PostMessages{Project: "p", Queue: "q", ClientID: "client", DefaultTTL: 3600, Messages: []store.NewMessage{
+			{ID: mid(1), TTL: 60, Delay: -1, Body: []byte(`{"x":1}`), Checksum: "MD5:00"},
+			{ID: mid(2), TTL: -9223372036854775808, Delay: 9223372036854775807, Body: []byte(`null`), Checksum: "c"},
+		}},
+		&fsm.DeleteMessage{Project: "p", Queue: "q", ID: mid(1), ClaimID: cid(1)},
+		&fsm.DeleteMessages{Project: "p", Queue: "q", IDs: []string{mid(1), mid(2), ""}, ClaimIDs: []string{cid(1)}, RequireClaims: true},
+		&fsm.PopMessages{Project: "p", Queue: "q", Limit: 20},
+		&fsm.CreateClaim{Project: "p", Queue: "q", ClaimID: cid(1), TTL: 300, Grace: 60, Limit: 65535},
+		&fsm.RenewClaim{Project: "p", Queue: "q", ClaimID: cid(1), TTL: 43200, Grace: -1},
+		&fsm.ReleaseClaim{Project: "p", Queue: "q", ClaimID: cid(1)},
+		&fsm.CollectGarbage{Limit: 2000},
+		&fsm.SetSecret{Secret: []byte{0, 1, 2, 0xFF}},
+	}
+}
+
+func TestEncodeEntry_RoundTripsEveryCommandType(t *testing.T) {
+	for _, c := range sampleCommands() {
+		t.Run(reflect.TypeOf(c).Elem().Name(), func(t *testing.T) {
+			now, cmds, err := fsm.DecodeEntry(fsm.EncodeEntry(t0, c))
+			if err != nil {
+				t.Fatalf("DecodeEntry: %v", err)
+			}
+			if now != t0 || len(cmds) != 1 || !reflect.DeepEqual(cmds[0], c) {
+				t.Fatalf("decoded %d, %#v; want %d, %#v", now, cmds, t0, c)
+			}
+			if cmds[0].Type() != c.Type() {
+				t.Fatalf("decoded type %d, want %d", cmds[0].Type(), c.Type())
+			}
+		})
+	}
+}
+
+func TestEncodeEntry_RoundTripsSeveralCommandsInOrder(t *testing.T) {
+	all := sampleCommands()
+	for _, now := range []int64{0, -1, t0, 1<<63 - 1} {
+		gotNow, cmds, err := fsm.DecodeEntry(fsm.EncodeEntry(now, all...))
+		if err != nil || gotNow != now || !reflect.DeepEqual(cmds, all) {
+			t.Fatalf("round trip at %d = %d, %#v, %v", now, gotNow, cmds, err)
+		}
+	}
+	_, cmds, err := fsm.DecodeEntry(fsm.EncodeEntry(t0))
+	if err != nil || len(cmds) != 0 {
+		t.Fatalf("entry without commands = %#v, %v", cmds, err)
+	}
+}
+
+func TestDecodeEntry_KnowsExactlyTheSampledTypes(t *testing.T) {
+	sampled := map[fsm.Type]bool{}
+	for _, c := range sampleCommands() {
+		sampled[c.Type()] = true
+	}
+	for typ := 0; typ < 256; typ++ {
+		_, _, err := fsm.DecodeEntry(rawEntry(t0, rawCommand{byte(typ), nil}))
+		unknown := errors.Is(err, fsm.ErrUnknownCommand)
+		if err == nil {
+			t.Fatalf("type %d with an empty body decoded", typ)
+		}
+		if unknown == sampled[fsm.Type(typ)] {
+			t.Errorf("type %d: unknown=%v but sampled=%v; add new command types to sampleCommands", typ, unknown, sampled[fsm.Type(typ)])
+		}
+	}
+}
+
+func TestDecodeEntry_UnknownCommandTypeIsErrUnknownCommand(t *testing.T) {
+	good := fsm.EncodeEntry(t0, &fsm.DeleteQueue{Project: "p", Queue: "q"})
+	for _, typ := range []byte{0, 14, 200, 255} {
+		// The unknown command follows a valid one.
+		var body codec.Encoder
+		body.String("p")
+		entry := rawEntry(t0, rawCommand{byte(fsm.TypeDeleteQueue), mustBody(good)}, rawCommand{typ, body.Buf})
+		if _, _, err := fsm.DecodeEntry(entry); !errors.Is(err, fsm.ErrUnknownCommand) {
+			t.Errorf("type %d: DecodeEntry = %v, want ErrUnknownCommand", typ, err)
+		}
+	}
+}
+
+func TestDecodeEntry_RejectsDamagedEntries(t *testing.T) {
+	good := fsm.EncodeEntry(t0, sampleCommands()...)
+	for cut := 0; cut < len(good); cut++ {
+		if _, _, err := fsm.DecodeEntry(good[:cut]); err == nil {
+			t.Fatalf("entry truncated to %d of %d bytes decoded", cut, len(good))
+		}
+	}
+	bad := map[string][]byte{
+		"other version":  append([]byte{2}, good[1:]...),
+		"trailing bytes": append(append([]byte(nil), good...), 0),
+		"body not consumed": rawEntry(t0, rawCommand{byte(fsm.TypeDeleteQueue),
+			append(mustBody(fsm.EncodeEntry(t0, &fsm.DeleteQueue{Project: "p", Queue: "q"})), 'x')}),
+		"body too short": rawEntry(t0, rawCommand{byte(fsm.TypeCollectGarbage), nil}),
+		"bad bool":       rawEntry(t0, rawCommand{byte(fsm.TypePurgeQueue), []byte{1, 'p', 1, 'q', 2, 0}}),
+		"count too large": func() []byte {
+			var e codec.Encoder
+			e.Byte(1)
+			e.Int64(t0)
+			e.Uvarint(1 << 40)
+			return e.Buf
+		}(),
+	}
+	for name, b := range bad {
+		if _, _, err := fsm.DecodeEntry(b); err == nil {
+			t.Errorf("%s: DecodeEntry accepted it", name)
+		}
+	}
+}
+
+func TestDecodeEntry_ClampsLimitsAsDocumented(t *testing.T) {
+	entry := fsm.EncodeEntry(t0,
+		&fsm.PopMessages{Project: "p", Queue: "q", Limit: 1<<16 + 5},
+		&fsm.CreateClaim{Project: "p", Queue: "q", ClaimID: cid(1), TTL: 60, Grace: 60, Limit: 1<<16 + 6},
+		&fsm.CollectGarbage{Limit: 1<<24 + 7},
+	)
+	_, cmds, err := fsm.DecodeEntry(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cmds[0].(*fsm.PopMessages).Limit; got != 5 {
+		t.Errorf("PopMessages.Limit = %d, want 5 (low 16 bits)", got)
+	}
+	if got := cmds[1].(*fsm.CreateClaim).Limit; got != 6 {
+		t.Errorf("CreateClaim.Limit = %d, want 6 (low 16 bits)", got)
+	}
+	if got := cmds[2].(*fsm.CollectGarbage).Limit; got != 7 {
+		t.Errorf("CollectGarbage.Limit = %d, want 7 (low 24 bits)", got)
+	}
+}
+
+func TestStampEntry_OverwritesOnlyTheTimestamp(t *testing.T) {
+	cmds := sampleCommands()
+	entry := fsm.EncodeEntry(0, cmds...)
+	size := len(entry)
+	if err := fsm.StampEntry(entry, t0+123); err != nil {
+		t.Fatalf("StampEntry: %v", err)
+	}
+	now, got, err := fsm.DecodeEntry(entry)
+	if err != nil || now != t0+123 || !reflect.DeepEqual(got, cmds) || len(entry) != size {
+		t.Fatalf("stamped entry decodes to %d, %v (len %d → %d)", now, err, size, len(entry))
+	}
+	if !bytes.Equal(entry, fsm.EncodeEntry(t0+123, cmds...)) {
+		t.Fatal("stamped entry differs from one encoded with that time")
+	}
+	for name, b := range map[string][]byte{
+		"nil":           nil,
+		"short":         entry[:fsm.EntryHeaderLen-1],
+		"other version": append([]byte{9}, entry[1:]...),
+	} {
+		before := append([]byte(nil), b...)
+		if err := fsm.StampEntry(b, 1); err == nil {
+			t.Errorf("%s: StampEntry accepted it", name)
+		}
+		if !bytes.Equal(b, before) {
+			t.Errorf("%s: a refused StampEntry modified the input", name)
+		}
+	}
+}
+
+// rawCommand is a command's type byte and body, for building entries by hand.
+type rawCommand struct {
+	typ  byte
+	body []byte
+}
+
+func rawEntry(now int64, cmds ...rawCommand) []byte {
+	var e codec.Encoder
+	e.Byte(1)
+	e.Int64(now)
+	e.Uvarint(uint64(len(cmds)))
+	for _, c := range cmds {
+		e.Byte(c.typ)
+		e.Bytes(c.body)
+	}
+	return e.Buf
+}
+
+// mustBody returns the body of the only command of an encoded entry.
+func mustBody(entry []byte) []byte {
+	d := codec.NewDecoder(entry[fsm.EntryHeaderLen:])
+	if d.Uvarint() != 1 {
+		panic("mustBody: not one command")
+	}
+	d.Byte()
+	return append([]byte(nil), d.Bytes()...)
+}
