@@ -22,6 +22,7 @@ import (
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/service"
 	"github.com/zaqar-raft/zaqar/store"
+	"github.com/zaqar-raft/zaqar/wsapi"
 )
 
 // Config configures one node.
@@ -38,6 +39,13 @@ type Config struct {
 	// on the addresses above (tests bind first so addresses are known).
 	APIListener  net.Listener
 	RaftListener net.Listener
+
+	// WSAddr, if set, is an extra listener that serves the websocket API on
+	// any path (upstream Zaqar's separate websocket port). The websocket
+	// API is always served on the REST port at "/" too.
+	WSAddr string
+	// WS tunes the websocket transport (limits and timeouts).
+	WS wsapi.Config
 
 	Limits          service.Limits
 	SignedURLSecret string
@@ -65,6 +73,9 @@ type Server struct {
 	svc      *service.Service
 	http     *http.Server
 	api      net.Listener
+	ws       *wsapi.Server
+	wsHTTP   *http.Server
+	wsLn     net.Listener
 	registry *prometheus.Registry
 
 	cancel    context.CancelFunc
@@ -121,10 +132,35 @@ func Start(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: listen on %s: %w", cfg.APIAddr, err)
 		}
 	}
+	wsCfg := cfg.WS
+	wsCfg.Service, wsCfg.Registry, wsCfg.Logger = s.svc, registry, log
+	if wsCfg.RequestTimeout == 0 {
+		wsCfg.RequestTimeout = cfg.RequestTimeout
+	}
+	s.ws = wsapi.New(wsCfg)
+	rest := httpapi.New(httpapi.Config{
+		Service: s.svc, Cluster: node, Registry: s.registry, Logger: log, RequestTimeout: cfg.RequestTimeout,
+	})
+	// A websocket upgrade on "/" goes to the websocket API, everything
+	// else to REST: ws://HOST:PORT/ beside http://HOST:PORT/.
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" && wsapi.IsUpgrade(r) {
+			s.ws.ServeHTTP(w, r)
+			return
+		}
+		rest.ServeHTTP(w, r)
+	})
+	if cfg.WSAddr != "" {
+		if s.wsLn, err = net.Listen("tcp", cfg.WSAddr); err != nil {
+			s.api.Close()
+			node.Close()
+			st.Close()
+			return nil, fmt.Errorf("server: listen on %s: %w", cfg.WSAddr, err)
+		}
+		s.wsHTTP = &http.Server{Handler: s.ws, ReadHeaderTimeout: 10 * time.Second}
+	}
 	s.http = &http.Server{
-		Handler: httpapi.New(httpapi.Config{
-			Service: s.svc, Cluster: node, Registry: s.registry, Logger: log, RequestTimeout: cfg.RequestTimeout,
-		}),
+		Handler:           root,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -143,6 +179,15 @@ func Start(cfg Config) (*Server, error) {
 		defer s.bg.Done()
 		s.svc.RunMaintenance(ctx)
 	}()
+	if s.wsHTTP != nil {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			if err := s.wsHTTP.Serve(s.wsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("websocket server stopped", "err", err)
+			}
+		}()
+	}
 	log.Info("node started", "api", s.api.Addr().String(), "raft", node.Addr(), "data_dir", cfg.DataDir)
 	return s, nil
 }
@@ -156,6 +201,17 @@ func (s *Server) Node() *raftnode.Node { return s.node }
 // Service returns the service layer.
 func (s *Server) Service() *service.Service { return s.svc }
 
+// Websocket returns the websocket server (its registry of connections).
+func (s *Server) Websocket() *wsapi.Server { return s.ws }
+
+// WSAddr returns the extra websocket listener's address, or "".
+func (s *Server) WSAddr() string {
+	if s.wsLn == nil {
+		return ""
+	}
+	return s.wsLn.Addr().String()
+}
+
 // Store returns the store.
 func (s *Server) Store() *store.Store { return s.store }
 
@@ -166,6 +222,10 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		s.ws.Close()
+		if s.wsHTTP != nil {
+			_ = s.wsHTTP.Shutdown(ctx)
+		}
 		_ = s.http.Shutdown(ctx)
 		s.cancel()
 		if err := s.node.Close(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/server"
 	"github.com/zaqar-raft/zaqar/service"
+	"github.com/zaqar-raft/zaqar/wsapi"
 )
 
 // options are every setting of a node. Each has a flag; ZAQAR_<FLAG> in the
@@ -23,6 +24,7 @@ type options struct {
 	nodeID        string
 	dataDir       string
 	apiAddr       string
+	wsAddr        string
 	raftAddr      string
 	raftAdvertise string
 	bootstrap     string
@@ -34,6 +36,9 @@ type options struct {
 	raftLogLevel  string
 
 	heartbeat, election, snapshotInterval, requestTimeout, gcInterval time.Duration
+	wsMaxFrame                                                        int64
+	wsMaxInFlight                                                     int
+	wsWriteTimeout, wsPingInterval, wsPongTimeout, wsIdleTimeout      time.Duration
 	snapshotThreshold, trailingLogs                                   uint64
 	noFsync                                                           bool
 
@@ -46,6 +51,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.nodeID, "node-id", "node1", "this node's id, unique in the cluster")
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory for the Raft log, snapshots and Pebble")
 	fs.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:8888", "REST API listen address")
+	fs.StringVar(&o.wsAddr, "ws-addr", "", "extra listen address for the websocket API on any path (it is always served at ws://<api-addr>/ too)")
 	fs.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:7888", "Raft and node-to-node listen address")
 	fs.StringVar(&o.raftAdvertise, "raft-advertise", "", "Raft address other nodes dial (default: -raft-addr)")
 	fs.StringVar(&o.bootstrap, "bootstrap", "", "initial voters as id=host:port,... (default: this node alone, unless -join is set)")
@@ -63,6 +69,13 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "do not fsync the Raft log (loses acknowledged writes on power loss; tests only)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Second, "upper bound on the work of one request")
 	fs.DurationVar(&o.gcInterval, "gc-interval", time.Second, "how often the leader collects expired messages and claims")
+
+	fs.Int64Var(&o.wsMaxFrame, "ws-max-frame-bytes", 0, "largest websocket frame accepted (default 1 MiB plus the message post limit)")
+	fs.IntVar(&o.wsMaxInFlight, "ws-max-in-flight", 32, "requests a websocket connection may queue before the node stops reading from it")
+	fs.DurationVar(&o.wsWriteTimeout, "ws-write-timeout", 10*time.Second, "a websocket client that does not read a frame for this long is disconnected")
+	fs.DurationVar(&o.wsPingInterval, "ws-ping-interval", 20*time.Second, "how often the node pings websocket clients")
+	fs.DurationVar(&o.wsPongTimeout, "ws-pong-timeout", 30*time.Second, "a ping unanswered for this long closes the connection")
+	fs.DurationVar(&o.wsIdleTimeout, "ws-idle-timeout", 30*time.Minute, "close websocket connections silent for this long (and holding no subscriptions); negative disables")
 
 	o.limits = service.DefaultLimits()
 	l := &o.limits
@@ -174,6 +187,11 @@ func (o *options) check() error {
 func (o *options) serverConfig() (server.Config, error) {
 	cfg := server.Config{
 		NodeID: o.nodeID, DataDir: o.dataDir, APIAddr: o.apiAddr, RaftAddr: o.raftAddr, RaftAdvertise: o.raftAdvertise,
+		WSAddr: o.wsAddr,
+		WS: wsapi.Config{
+			MaxFrameBytes: o.wsMaxFrame, MaxInFlight: o.wsMaxInFlight, WriteTimeout: o.wsWriteTimeout,
+			PingInterval: o.wsPingInterval, PongTimeout: o.wsPongTimeout, IdleTimeout: o.wsIdleTimeout,
+		},
 		Limits: o.limits, SignedURLSecret: o.signedSecret, RequestTimeout: o.requestTimeout, GCInterval: o.gcInterval,
 		HeartbeatTimeout: o.heartbeat, ElectionTimeout: o.election, SnapshotInterval: o.snapshotInterval,
 		SnapshotThreshold: o.snapshotThreshold, TrailingLogs: o.trailingLogs, NoFsync: o.noFsync,

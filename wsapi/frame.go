@@ -1,0 +1,177 @@
+package wsapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+
+	"github.com/hashicorp/go-msgpack/v2/codec"
+
+	"github.com/zaqar-raft/zaqar/internal/jsonx"
+)
+
+// Encoding is how a frame is encoded: text frames carry JSON, binary frames
+// MessagePack. A response uses the encoding of its request.
+type Encoding int
+
+// Frame encodings.
+const (
+	JSON Encoding = iota
+	MsgPack
+)
+
+func (e Encoding) String() string {
+	if e == MsgPack {
+		return "binary (MessagePack)"
+	}
+	return "text (JSON)"
+}
+
+// Request is a decoded request frame (contract §13.1). Body and header
+// values stay raw JSON so the service layer sees exactly what was sent.
+type Request struct {
+	Action  json.RawMessage            `json:"action"`
+	Headers map[string]json.RawMessage `json:"headers"`
+	Body    json.RawMessage            `json:"body"`
+	// raw is the whole frame as JSON, echoed back in responses.
+	raw map[string]json.RawMessage
+}
+
+// frameError is a frame-level failure (contract §13.2): answered with 400
+// and the given error text, with the request echo chosen by the caller.
+type frameError struct{ msg string }
+
+func (e *frameError) Error() string { return e.msg }
+
+// DecodeRequest decodes one frame. Frames that are not a JSON (or
+// MessagePack) object are frame-level errors.
+func DecodeRequest(enc Encoding, frame []byte) (*Request, error) {
+	doc := frame
+	if enc == MsgPack {
+		var err error
+		if doc, err = msgpackToJSON(frame); err != nil {
+			return nil, &frameError{fmt.Sprintf("Can't decode %s request. %s", enc, err)}
+		}
+	}
+	if err := jsonx.Check(doc); err != nil {
+		return nil, &frameError{fmt.Sprintf("Can't decode %s request. ValueError: %v", enc, err)}
+	}
+	if jsonx.Kind(doc) != '{' {
+		return nil, &frameError{"Unexpected body type. Expected dict or dict like."}
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &raw); err != nil {
+		return nil, &frameError{fmt.Sprintf("Can't decode %s request. ValueError: %v", enc, err)}
+	}
+	r := &Request{raw: raw, Action: raw["action"], Body: raw["body"]}
+	if h, ok := raw["headers"]; ok && jsonx.Kind(h) == '{' {
+		_ = json.Unmarshal(h, &r.Headers)
+	}
+	return r, nil
+}
+
+// msgpackHandle decodes maps with string keys and raw bytes as strings so
+// every MessagePack document has a JSON equivalent.
+func msgpackHandle() *codec.MsgpackHandle {
+	h := &codec.MsgpackHandle{}
+	h.MapType = reflect.TypeOf(map[string]interface{}(nil))
+	h.RawToString = true
+	h.WriteExt = true
+	return h
+}
+
+func msgpackToJSON(frame []byte) ([]byte, error) {
+	var v interface{}
+	dec := codec.NewDecoderBytes(frame, msgpackHandle())
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("UnpackValueError: %v", err)
+	}
+	b, err := json.Marshal(normalize(v))
+	if err != nil {
+		return nil, fmt.Errorf("ValueError: %v", err)
+	}
+	return b, nil
+}
+
+// normalize turns decoded MessagePack values into JSON-encodable ones.
+func normalize(v interface{}) interface{} {
+	switch t := v.(type) {
+	case map[string]interface{}:
+		for k, e := range t {
+			t[k] = normalize(e)
+		}
+		return t
+	case map[interface{}]interface{}:
+		m := make(map[string]interface{}, len(t))
+		for k, e := range t {
+			m[fmt.Sprint(k)] = normalize(e)
+		}
+		return m
+	case []interface{}:
+		for i, e := range t {
+			t[i] = normalize(e)
+		}
+		return t
+	case []byte:
+		return string(t)
+	case float64:
+		if math.IsNaN(t) || math.IsInf(t, 0) {
+			return nil
+		}
+	case float32:
+		return normalize(float64(t))
+	}
+	return v
+}
+
+// encodeFrame encodes a response document (given as JSON) in enc.
+func encodeFrame(enc Encoding, doc []byte) ([]byte, error) {
+	if enc == JSON {
+		return doc, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	var v interface{}
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	var out []byte
+	if err := codec.NewEncoderBytes(&out, msgpackHandle()).Encode(fromJSON(v)); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// fromJSON converts json.Number to int64 or float64 for MessagePack.
+func fromJSON(v interface{}) interface{} {
+	switch t := v.(type) {
+	case map[string]interface{}:
+		for k, e := range t {
+			t[k] = fromJSON(e)
+		}
+	case []interface{}:
+		for i, e := range t {
+			t[i] = fromJSON(e)
+		}
+	case json.Number:
+		if n, err := t.Int64(); err == nil {
+			return n
+		}
+		f, _ := t.Float64()
+		return f
+	}
+	return v
+}
+
+// EncodeMsgPack encodes a JSON-like value as MessagePack (for clients and
+// tests that speak binary frames).
+func EncodeMsgPack(v interface{}) ([]byte, error) {
+	var out []byte
+	err := codec.NewEncoderBytes(&out, msgpackHandle()).Encode(v)
+	return out, err
+}
+
+// DecodeMsgPack decodes a MessagePack frame into JSON.
+func DecodeMsgPack(frame []byte) ([]byte, error) { return msgpackToJSON(frame) }

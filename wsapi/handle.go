@@ -1,0 +1,215 @@
+package wsapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/zaqar-raft/zaqar/internal/jsonx"
+	"github.com/zaqar-raft/zaqar/service"
+)
+
+const schemaFailed = "Schema validation failed."
+
+// handle answers one frame and returns the response document as JSON.
+func (c *Conn) handle(ctx context.Context, in inbound) []byte {
+	req, err := DecodeRequest(in.enc, in.frame)
+	if err != nil {
+		var fe *frameError
+		msg := err.Error()
+		if errors.As(err, &fe) {
+			msg = fe.msg
+		}
+		return c.respond("invalid", nullEcho, reply{http.StatusBadRequest, map[string]any{"error": msg}})
+	}
+	echo := req.echo()
+	var name string
+	if json.Unmarshal(req.Action, &name) != nil {
+		return c.respond("invalid", echo, plainError(http.StatusBadRequest, schemaFailed))
+	}
+	label := name
+	a, known := actions[name]
+	switch {
+	case name == "authenticate":
+	case notYet[name]:
+		return c.respond(label, echo, plainError(http.StatusNotImplemented, name+" is not available on this service yet."))
+	case !known:
+		return c.respond("invalid", echo, plainError(http.StatusBadRequest, name+" is not a valid action"))
+	}
+	if c.srv.metrics != nil {
+		c.srv.metrics.in(label)
+	}
+	if req.Headers == nil {
+		return c.respond(label, echo, plainError(http.StatusBadRequest, schemaFailed))
+	}
+	if name == "authenticate" {
+		return c.respond(label, echo, c.authenticate(req))
+	}
+	clientID, ok1 := headerString(req.Headers, "Client-ID")
+	project, ok2 := headerString(req.Headers, "X-Project-ID")
+	if !ok1 || !ok2 {
+		return c.respond(label, echo, plainError(http.StatusBadRequest, schemaFailed))
+	}
+	cid, e := c.srv.svc.NormalizeClientID(true, clientID)
+	if e == nil {
+		e = service.CheckProject(true, project)
+	}
+	if e != nil {
+		return c.respond(label, echo, errorReply(e))
+	}
+	call := &call{conn: c, name: name, svc: c.srv.svc, raw: req.Body}
+	call.caller = service.Caller{Project: project, ClientID: cid}
+	if roles, ok := headerString(req.Headers, "X-Roles"); ok {
+		for _, r := range strings.Split(roles, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				call.caller.Roles = append(call.caller.Roles, r)
+			}
+		}
+	}
+	if msg := call.decodeBody(a); msg != "" {
+		return c.respond(label, echo, plainError(http.StatusBadRequest, msg))
+	}
+	if _, ok := a.fields["queue_name"]; ok && call.has("queue_name") {
+		if e := service.ValidateQueueName(project, call.str("queue_name")); e != nil {
+			return c.respond(label, echo, errorReply(e))
+		}
+	}
+	if _, signed := req.Headers["URL-Signature"]; signed && !c.verifySigned(ctx, a, call, req.Headers) {
+		return c.respond(label, echo, plainError(http.StatusForbidden, "Not authentified."))
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.srv.cfg.RequestTimeout)
+	defer cancel()
+	return c.respond(label, echo, a.run(rctx, call))
+}
+
+// authenticate answers the authenticate action. With authentication off
+// (the only mode this transport has today) every connection is accepted,
+// so python-zaqarclient's websocket transport, which always authenticates
+// first, works.
+func (c *Conn) authenticate(req *Request) reply {
+	if _, ok := headerString(req.Headers, "X-Auth-Token"); !ok {
+		return plainError(http.StatusBadRequest, schemaFailed)
+	}
+	if _, ok := headerString(req.Headers, "X-Project-ID"); !ok {
+		return plainError(http.StatusBadRequest, schemaFailed)
+	}
+	return reply{http.StatusOK, map[string]any{"message": "Authentified."}}
+}
+
+// verifySigned checks a request carrying pre-signed URL headers (contract
+// §13.6): the action must be a message action whose method is granted, the
+// queue it names must be covered by the granted paths (upstream does not
+// check this), and the signature must match.
+func (c *Conn) verifySigned(ctx context.Context, a *action, call *call, h map[string]json.RawMessage) bool {
+	if a.method == "" {
+		return false
+	}
+	sig, _ := headerString(h, "URL-Signature")
+	expires, _ := headerString(h, "URL-Expires")
+	var paths, methods []string
+	if json.Unmarshal(h["URL-Paths"], &paths) != nil || json.Unmarshal(h["URL-Methods"], &methods) != nil {
+		return false
+	}
+	path := "/v2/queues/" + call.str("queue_name") + "/messages"
+	return c.srv.svc.VerifySigned(ctx, a.method, path, service.SignedRequest{
+		Signature: sig, Expires: expires, Methods: methods, Paths: paths, Project: call.caller.Project,
+	})
+}
+
+// decodeBody checks the body against the action's fields and returns a
+// frame-level error text, or "".
+func (c *call) decodeBody(a *action) string {
+	if len(a.fields) == 0 {
+		return ""
+	}
+	if len(c.raw) == 0 || bytes.Equal(bytes.TrimSpace(c.raw), []byte("null")) {
+		if len(a.required) > 0 {
+			return schemaFailed
+		}
+		c.body = map[string]json.RawMessage{}
+		c.raw = []byte("{}")
+		return ""
+	}
+	if jsonx.Kind(c.raw) != '{' || json.Unmarshal(c.raw, &c.body) != nil {
+		return schemaFailed
+	}
+	for _, f := range a.required {
+		if _, ok := c.body[f]; !ok {
+			return schemaFailed
+		}
+	}
+	for f, k := range a.fields {
+		v, ok := c.body[f]
+		if !ok {
+			continue
+		}
+		if !matches(k, v) {
+			return schemaFailed
+		}
+	}
+	return ""
+}
+
+func matches(k kind, v json.RawMessage) bool {
+	switch k {
+	case kString:
+		return jsonx.Kind(v) == '"'
+	case kBool:
+		kd := jsonx.Kind(v)
+		return kd == 't' || kd == 'f'
+	case kArray:
+		return jsonx.Kind(v) == '['
+	case kObject:
+		return jsonx.Kind(v) == '{'
+	case kInt:
+		t := bytes.TrimSpace(v)
+		return jsonx.Kind(v) == '0' && !bytes.ContainsAny(t, ".eE")
+	}
+	return false
+}
+
+func headerString(h map[string]json.RawMessage, name string) (string, bool) {
+	v, ok := h[name]
+	if !ok {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// echo is the "request" member of a response: the request as sent.
+func (r *Request) echo() []byte {
+	part := func(key, def string) json.RawMessage {
+		if v, ok := r.raw[key]; ok {
+			return v
+		}
+		return json.RawMessage(def)
+	}
+	b, _ := json.Marshal(map[string]json.RawMessage{
+		"action": part("action", "null"), "body": part("body", "{}"),
+		"headers": part("headers", "{}"), "api": json.RawMessage(`"v2"`),
+	})
+	return b
+}
+
+var nullEcho = []byte(`{"action":null,"body":{},"headers":{},"api":"v2"}`)
+
+// respond builds the response document.
+func (c *Conn) respond(action string, echo []byte, r reply) []byte {
+	body, err := json.Marshal(r.body)
+	if err != nil {
+		r = plainError(http.StatusInternalServerError, "Unexpected error.")
+		body, _ = json.Marshal(r.body)
+	}
+	if c.srv.metrics != nil {
+		c.srv.metrics.out(action, r.status)
+	}
+	return []byte(fmt.Sprintf(`{"request":%s,"headers":{"status":%d},"body":%s}`, echo, r.status, body))
+}
