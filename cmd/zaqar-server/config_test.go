@@ -1,0 +1,88 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/zaqar-raft/zaqar/raftnode"
+)
+
+func envFrom(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestOptions_NoArgumentsIsASingleNodeClusterInDotData(t *testing.T) {
+	o, err := parseOptions(nil, envFrom(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.serverConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NodeID != "node1" || cfg.DataDir != "./data" || cfg.APIAddr != "127.0.0.1:8888" || cfg.RaftAddr != "127.0.0.1:7888" {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	if want := []raftnode.Peer{{ID: "node1", Address: "127.0.0.1:7888"}}; !reflect.DeepEqual(cfg.Bootstrap, want) {
+		t.Fatalf("bootstrap %v, want %v", cfg.Bootstrap, want)
+	}
+	if cfg.Limits.MaxMessagesPostSize != 262144 || cfg.Limits.ClientIDMode != "strict" {
+		t.Fatalf("limits: %+v", cfg.Limits)
+	}
+}
+
+func TestOptions_FlagBeatsEnvironmentBeatsFileBeatsDefault(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "zaqar.json")
+	if err := os.WriteFile(file, []byte(`{"node-id": "from-file", "data-dir": "/file", "api-addr": "127.0.0.1:1111",
+		"max-messages-post-size": 1000, "enable-checksum": true, "join": "10.0.0.1:7888,10.0.0.2:7888"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := envFrom(map[string]string{"ZAQAR_CONFIG": file, "ZAQAR_DATA_DIR": "/env", "ZAQAR_API_ADDR": "127.0.0.1:2222"})
+	o, err := parseOptions([]string{"-api-addr", "127.0.0.1:3333"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.serverConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.APIAddr != "127.0.0.1:3333" {
+		t.Errorf("flag lost: api-addr %s", cfg.APIAddr)
+	}
+	if cfg.DataDir != "/env" {
+		t.Errorf("environment lost to the file: data-dir %s", cfg.DataDir)
+	}
+	if cfg.NodeID != "from-file" || cfg.Limits.MaxMessagesPostSize != 1000 || !cfg.Limits.EnableChecksum {
+		t.Errorf("file settings not applied: %+v", cfg)
+	}
+	if !reflect.DeepEqual(cfg.Join, []string{"10.0.0.1:7888", "10.0.0.2:7888"}) || len(cfg.Bootstrap) != 0 {
+		t.Errorf("a joining node must not bootstrap: join %v bootstrap %v", cfg.Join, cfg.Bootstrap)
+	}
+}
+
+func TestOptions_RejectsWhatCannotWork(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bad.json")
+	_ = os.WriteFile(file, []byte(`{"no-such-setting": 1}`), 0o600)
+	for name, args := range map[string][]string{
+		"unknown file key":    {"-config", file},
+		"keystone not yet":    {"-auth-strategy", "keystone"},
+		"bad client id mode":  {"-client-id-uuid-safe", "maybe"},
+		"malformed bootstrap": {"-bootstrap", "node1"},
+		"stray argument":      {"serve"},
+		"missing config file": {"-config", filepath.Join(t.TempDir(), "absent.json")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o, err := parseOptions(args, envFrom(nil))
+			if err == nil {
+				_, err = o.serverConfig()
+			}
+			if err == nil {
+				t.Fatalf("%v accepted", args)
+			}
+		})
+	}
+	if _, err := parseOptions(nil, envFrom(map[string]string{"ZAQAR_MAX_MESSAGE_TTL": "lots"})); err == nil || !strings.Contains(err.Error(), "ZAQAR_MAX_MESSAGE_TTL") {
+		t.Fatalf("bad environment value: %v", err)
+	}
+}
