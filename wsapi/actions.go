@@ -20,6 +20,10 @@ const (
 	kBool
 	kArray
 	kObject
+	// kStrings is an array whose items are all strings (ids): an item of
+	// another type would otherwise be read as "" and silently match
+	// nothing.
+	kStrings
 )
 
 // action describes one websocket action: the body fields it accepts (with
@@ -107,20 +111,20 @@ func fields(extra map[string]kind) map[string]kind {
 
 // actions is the action table (contract §13.4).
 var actions = map[string]*action{
-	"queue_list":   {fields: map[string]kind{"marker": kString, "limit": kInt, "detailed": kBool}, run: queueList},
-	"queue_create": {fields: fields(map[string]kind{"metadata": kObject}), required: []string{"queue_name"}, run: queueCreate},
-	"queue_delete": {fields: queueField, required: []string{"queue_name"}, run: queueDelete},
-	"queue_get":    {fields: queueField, required: []string{"queue_name"}, run: queueGet},
+	"queue_list":      {fields: map[string]kind{"marker": kString, "limit": kInt, "detailed": kBool}, run: queueList},
+	"queue_create":    {fields: fields(map[string]kind{"metadata": kObject}), required: []string{"queue_name"}, run: queueCreate},
+	"queue_delete":    {fields: queueField, required: []string{"queue_name"}, run: queueDelete},
+	"queue_get":       {fields: queueField, required: []string{"queue_name"}, run: queueGet},
 	"queue_get_stats": {fields: queueField, required: []string{"queue_name"}, run: queueStats},
-	"queue_purge":  {fields: fields(map[string]kind{"resource_types": kArray}), required: []string{"queue_name"}, run: queuePurge},
+	"queue_purge":     {fields: fields(map[string]kind{"resource_types": kArray}), required: []string{"queue_name"}, run: queuePurge},
 
 	"message_list": {fields: fields(map[string]kind{"marker": kString, "limit": kInt, "echo": kBool, "include_claimed": kBool, "include_delayed": kBool}),
 		required: []string{"queue_name"}, method: http.MethodGet, run: messageList},
-	"message_get": {fields: fields(map[string]kind{"message_id": kString}), required: []string{"queue_name", "message_id"}, method: http.MethodGet, run: messageGet},
-	"message_get_many": {fields: fields(map[string]kind{"message_ids": kArray}), required: []string{"queue_name", "message_ids"}, method: http.MethodGet, run: messageGetMany},
-	"message_post": {fields: fields(map[string]kind{"messages": kArray}), required: []string{"queue_name", "messages"}, method: http.MethodPost, run: messagePost},
-	"message_delete": {fields: fields(map[string]kind{"message_id": kString, "claim_id": kString}), required: []string{"queue_name", "message_id"}, method: http.MethodDelete, run: messageDelete},
-	"message_delete_many": {fields: fields(map[string]kind{"message_ids": kArray, "claim_ids": kArray, "pop": kInt}), required: []string{"queue_name"}, method: http.MethodDelete, run: messageDeleteMany},
+	"message_get":         {fields: fields(map[string]kind{"message_id": kString}), required: []string{"queue_name", "message_id"}, method: http.MethodGet, run: messageGet},
+	"message_get_many":    {fields: fields(map[string]kind{"message_ids": kStrings}), required: []string{"queue_name", "message_ids"}, method: http.MethodGet, run: messageGetMany},
+	"message_post":        {fields: fields(map[string]kind{"messages": kArray}), required: []string{"queue_name", "messages"}, method: http.MethodPost, run: messagePost},
+	"message_delete":      {fields: fields(map[string]kind{"message_id": kString, "claim_id": kString}), required: []string{"queue_name", "message_id"}, method: http.MethodDelete, run: messageDelete},
+	"message_delete_many": {fields: fields(map[string]kind{"message_ids": kStrings, "claim_ids": kStrings, "pop": kInt}), required: []string{"queue_name"}, method: http.MethodDelete, run: messageDeleteMany},
 
 	"claim_create": {fields: fields(map[string]kind{"limit": kInt, "ttl": kInt, "grace": kInt}), required: []string{"queue_name"}, run: claimCreate},
 	"claim_get":    {fields: fields(map[string]kind{"claim_id": kString}), required: []string{"queue_name", "claim_id"}, run: claimGet},
@@ -335,7 +339,7 @@ func messageDeleteMany(ctx context.Context, c *call) reply {
 			if m.ClaimID != "" {
 				cid = m.ClaimID
 			}
-			out[i] = map[string]any{"id": m.ID, "body": m.Body, "ttl": m.TTL, "age": m.Age(now), "claim_id": cid, "claim_count": m.ClaimCount}
+			out[i] = map[string]any{"id": m.ID, "body": json.RawMessage(m.Body), "ttl": m.TTL, "age": m.Age(now), "claim_id": cid, "claim_count": m.ClaimCount}
 		}
 		return reply{200, map[string]any{"messages": out}}
 	}

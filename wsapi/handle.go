@@ -24,24 +24,29 @@ func (c *Conn) handle(ctx context.Context, in inbound) []byte {
 		if errors.As(err, &fe) {
 			msg = fe.msg
 		}
+		c.countIn("invalid")
 		return c.respond("invalid", nullEcho, reply{http.StatusBadRequest, map[string]any{"error": msg}})
 	}
 	echo := req.echo()
 	var name string
-	if json.Unmarshal(req.Action, &name) != nil {
+	// A null action is as invalid as a missing or non-string one.
+	if jsonx.Kind(req.Action) != '"' || json.Unmarshal(req.Action, &name) != nil {
+		c.countIn("invalid")
 		return c.respond("invalid", echo, plainError(http.StatusBadRequest, schemaFailed))
 	}
-	label := name
 	a, known := actions[name]
+	// Metric labels are bounded: unknown action names count as "invalid".
+	label := name
+	if !known && !notYet[name] && name != "authenticate" {
+		label = "invalid"
+	}
+	c.countIn(label)
 	switch {
 	case name == "authenticate":
 	case notYet[name]:
 		return c.respond(label, echo, plainError(http.StatusNotImplemented, name+" is not available on this service yet."))
 	case !known:
-		return c.respond("invalid", echo, plainError(http.StatusBadRequest, name+" is not a valid action"))
-	}
-	if c.srv.metrics != nil {
-		c.srv.metrics.in(label)
+		return c.respond(label, echo, plainError(http.StatusBadRequest, name+" is not a valid action"))
 	}
 	if req.Headers == nil {
 		return c.respond(label, echo, plainError(http.StatusBadRequest, schemaFailed))
@@ -84,6 +89,13 @@ func (c *Conn) handle(ctx context.Context, in inbound) []byte {
 	rctx, cancel := context.WithTimeout(ctx, c.srv.cfg.RequestTimeout)
 	defer cancel()
 	return c.respond(label, echo, a.run(rctx, call))
+}
+
+// countIn counts a received frame under its action label.
+func (c *Conn) countIn(label string) {
+	if c.srv.metrics != nil {
+		c.srv.metrics.in(label)
+	}
 }
 
 // authenticate answers the authenticate action. With authentication off
@@ -163,6 +175,17 @@ func matches(k kind, v json.RawMessage) bool {
 		return kd == 't' || kd == 'f'
 	case kArray:
 		return jsonx.Kind(v) == '['
+	case kStrings:
+		var items []json.RawMessage
+		if jsonx.Kind(v) != '[' || json.Unmarshal(v, &items) != nil {
+			return false
+		}
+		for _, item := range items {
+			if jsonx.Kind(item) != '"' {
+				return false
+			}
+		}
+		return true
 	case kObject:
 		return jsonx.Kind(v) == '{'
 	case kInt:

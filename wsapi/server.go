@@ -86,9 +86,10 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu    sync.Mutex
-	conns map[string]*Conn
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[string]*Conn
+	closing bool // set by Close; no connection is registered after it
+	wg      sync.WaitGroup
 }
 
 // New returns a websocket server.
@@ -110,7 +111,10 @@ func IsUpgrade(r *http.Request) bool {
 
 // ServeHTTP upgrades the request and serves the connection until it ends.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.ctx.Err() != nil {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
@@ -122,12 +126,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
+	if s.metrics != nil {
+		s.metrics.opened.Inc()
+	}
 	c := &Conn{ID: ids.New(), srv: s, ws: ws, remote: r.RemoteAddr}
 	c.lastFrame.Store(time.Now().UnixNano())
 	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
 	s.conns[c.ID] = c
-	s.mu.Unlock()
 	s.wg.Add(1)
+	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c.ID)
@@ -153,14 +165,17 @@ func (s *Server) OpenConnections() int {
 }
 
 // Close closes every connection with 1001 (going away) and waits for them.
+// The connections' contexts are cancelled only afterwards: cancelling a
+// read drops the TCP connection at once, before the close frame is sent.
 func (s *Server) Close() {
-	s.cancel()
 	s.mu.Lock()
+	s.closing = true
 	for _, c := range s.conns {
 		c.close(websocket.StatusGoingAway, "server shutting down")
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.cancel()
 }
 
 // Conn is one open websocket connection.
@@ -218,7 +233,7 @@ func (c *Conn) serve(parent context.Context) {
 			}
 		}
 	}()
-	go c.keepAlive(ctx, cancel)
+	go c.keepAlive(ctx)
 	for in := range queue {
 		resp := c.handle(ctx, in)
 		if err := c.write(ctx, in.enc, resp); err != nil {
@@ -231,7 +246,7 @@ func (c *Conn) serve(parent context.Context) {
 }
 
 // keepAlive pings the client and enforces the idle timeout.
-func (c *Conn) keepAlive(ctx context.Context, cancel context.CancelFunc) {
+func (c *Conn) keepAlive(ctx context.Context) {
 	cfg := c.srv.cfg
 	t := time.NewTicker(cfg.PingInterval)
 	defer t.Stop()
@@ -241,10 +256,12 @@ func (c *Conn) keepAlive(ctx context.Context, cancel context.CancelFunc) {
 			return
 		case <-t.C:
 		}
+		// Closing ends the reader once the handshake is done, which
+		// cancels ctx; cancelling here would drop the connection before
+		// the close frame is written.
 		if cfg.IdleTimeout > 0 && c.subscriptions.Load() == 0 &&
 			time.Since(time.Unix(0, c.lastFrame.Load())) > cfg.IdleTimeout {
 			c.close(websocket.StatusGoingAway, "idle timeout")
-			cancel()
 			return
 		}
 		pctx, pcancel := context.WithTimeout(ctx, cfg.PongTimeout)
@@ -252,7 +269,6 @@ func (c *Conn) keepAlive(ctx context.Context, cancel context.CancelFunc) {
 		pcancel()
 		if err != nil && ctx.Err() == nil {
 			c.close(websocket.StatusGoingAway, "ping timeout")
-			cancel()
 			return
 		}
 	}
