@@ -19,19 +19,24 @@ type Type byte
 
 // Command types.
 const (
-	TypeCreateQueue      Type = 1
-	TypeSetQueueMetadata Type = 2
-	TypeDeleteQueue      Type = 3
-	TypePurgeQueue       Type = 4
-	TypePostMessages     Type = 5
-	TypeDeleteMessage    Type = 6
-	TypeDeleteMessages   Type = 7
-	TypePopMessages      Type = 8
-	TypeCreateClaim      Type = 9
-	TypeRenewClaim       Type = 10
-	TypeReleaseClaim     Type = 11
-	TypeCollectGarbage   Type = 12
-	TypeSetSecret        Type = 13
+	TypeCreateQueue         Type = 1
+	TypeSetQueueMetadata    Type = 2
+	TypeDeleteQueue         Type = 3
+	TypePurgeQueue          Type = 4
+	TypePostMessages        Type = 5
+	TypeDeleteMessage       Type = 6
+	TypeDeleteMessages      Type = 7
+	TypePopMessages         Type = 8
+	TypeCreateClaim         Type = 9
+	TypeRenewClaim          Type = 10
+	TypeReleaseClaim        Type = 11
+	TypeCollectGarbage      Type = 12
+	TypeSetSecret           Type = 13
+	TypeSubscribe           Type = 14
+	TypeUpdateSubscription  Type = 15
+	TypeDeleteSubscription  Type = 16
+	TypeConfirmSubscription Type = 17
+	TypeAdvanceCursors      Type = 18
 )
 
 // Command is one state change. Everything its application depends on is in
@@ -45,19 +50,24 @@ type Command interface {
 
 // commandTable maps each type to a constructor of an empty command.
 var commandTable = map[Type]func() Command{
-	TypeCreateQueue:      func() Command { return &CreateQueue{} },
-	TypeSetQueueMetadata: func() Command { return &SetQueueMetadata{} },
-	TypeDeleteQueue:      func() Command { return &DeleteQueue{} },
-	TypePurgeQueue:       func() Command { return &PurgeQueue{} },
-	TypePostMessages:     func() Command { return &PostMessages{} },
-	TypeDeleteMessage:    func() Command { return &DeleteMessage{} },
-	TypeDeleteMessages:   func() Command { return &DeleteMessages{} },
-	TypePopMessages:      func() Command { return &PopMessages{} },
-	TypeCreateClaim:      func() Command { return &CreateClaim{} },
-	TypeRenewClaim:       func() Command { return &RenewClaim{} },
-	TypeReleaseClaim:     func() Command { return &ReleaseClaim{} },
-	TypeCollectGarbage:   func() Command { return &CollectGarbage{} },
-	TypeSetSecret:        func() Command { return &SetSecret{} },
+	TypeCreateQueue:         func() Command { return &CreateQueue{} },
+	TypeSetQueueMetadata:    func() Command { return &SetQueueMetadata{} },
+	TypeDeleteQueue:         func() Command { return &DeleteQueue{} },
+	TypePurgeQueue:          func() Command { return &PurgeQueue{} },
+	TypePostMessages:        func() Command { return &PostMessages{} },
+	TypeDeleteMessage:       func() Command { return &DeleteMessage{} },
+	TypeDeleteMessages:      func() Command { return &DeleteMessages{} },
+	TypePopMessages:         func() Command { return &PopMessages{} },
+	TypeCreateClaim:         func() Command { return &CreateClaim{} },
+	TypeRenewClaim:          func() Command { return &RenewClaim{} },
+	TypeReleaseClaim:        func() Command { return &ReleaseClaim{} },
+	TypeCollectGarbage:      func() Command { return &CollectGarbage{} },
+	TypeSetSecret:           func() Command { return &SetSecret{} },
+	TypeSubscribe:           func() Command { return &Subscribe{} },
+	TypeUpdateSubscription:  func() Command { return &UpdateSubscription{} },
+	TypeDeleteSubscription:  func() Command { return &DeleteSubscription{} },
+	TypeConfirmSubscription: func() Command { return &ConfirmSubscription{} },
+	TypeAdvanceCursors:      func() Command { return &AdvanceCursors{} },
 }
 
 // entryVersion is the first byte of every log entry this code writes.
@@ -449,4 +459,170 @@ func (c *SetSecret) encode(e *codec.Encoder) { e.Bytes(c.Secret) }
 func (c *SetSecret) decode(d *codec.Decoder) { c.Secret = d.Bytes() }
 func (c *SetSecret) apply(t *store.Txn, _ int64) Result {
 	return Result{Changed: t.SetSecretIfAbsent(c.Secret)}
+}
+
+// Subscribe subscribes a subscriber to a queue (contract §9.2).
+type Subscribe struct {
+	Project, Queue string
+	ID             string // the new subscription's id, chosen by the proposer
+	Subscriber     string
+	TTL            int64
+	Options        []byte
+	// Confirmed creates the subscription already confirmed (websocket
+	// connections subscribe themselves; there is nobody to confirm).
+	Confirmed bool
+}
+
+// Type implements Command.
+func (*Subscribe) Type() Type { return TypeSubscribe }
+func (c *Subscribe) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	e.String(c.ID)
+	e.String(c.Subscriber)
+	e.Varint(c.TTL)
+	e.Bytes(c.Options)
+	e.Bool(c.Confirmed)
+}
+func (c *Subscribe) decode(d *codec.Decoder) {
+	c.Project, c.Queue, c.ID, c.Subscriber = d.String(), d.String(), d.String(), d.String()
+	c.TTL = d.Varint()
+	c.Options = d.Bytes()
+	c.Confirmed = d.Bool()
+}
+func (c *Subscribe) apply(t *store.Txn, now int64) Result {
+	out, id := t.CreateSubscription(c.Project, c.Queue, store.Subscription{
+		ID: c.ID, Subscriber: c.Subscriber, TTL: c.TTL, Options: c.Options, Confirmed: c.Confirmed,
+	}, now)
+	switch out {
+	case store.AlreadyConfirmed:
+		return Result{Status: StatusConflict, ID: id}
+	case store.AlreadyUnconfirmed:
+		return Result{ID: id}
+	}
+	return Result{Changed: true, ID: id}
+}
+
+// UpdateSubscription patches a subscription (contract §9.5).
+type UpdateSubscription struct {
+	Project, Queue, ID string
+	Subscriber         *string
+	TTL                *int64
+	Options            []byte // nil keeps the options
+}
+
+// Type implements Command.
+func (*UpdateSubscription) Type() Type { return TypeUpdateSubscription }
+func (c *UpdateSubscription) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	e.String(c.ID)
+	e.Bool(c.Subscriber != nil)
+	if c.Subscriber != nil {
+		e.String(*c.Subscriber)
+	}
+	e.Bool(c.TTL != nil)
+	if c.TTL != nil {
+		e.Varint(*c.TTL)
+	}
+	e.Bool(c.Options != nil)
+	if c.Options != nil {
+		e.Bytes(c.Options)
+	}
+}
+func (c *UpdateSubscription) decode(d *codec.Decoder) {
+	c.Project, c.Queue, c.ID = d.String(), d.String(), d.String()
+	if d.Bool() {
+		s := d.String()
+		c.Subscriber = &s
+	}
+	if d.Bool() {
+		n := d.Varint()
+		c.TTL = &n
+	}
+	if d.Bool() {
+		c.Options = append([]byte{}, d.Bytes()...)
+	}
+}
+func (c *UpdateSubscription) apply(t *store.Txn, now int64) Result {
+	err := t.UpdateSubscription(c.Project, c.Queue, c.ID, store.SubscriptionUpdate{
+		Subscriber: c.Subscriber, TTL: c.TTL, Options: c.Options,
+	}, now)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return Result{Status: StatusNotFound}
+	case errors.Is(err, store.ErrConflict):
+		return Result{Status: StatusConflict}
+	}
+	return Result{Changed: true}
+}
+
+// DeleteSubscription removes a subscription.
+type DeleteSubscription struct{ Project, Queue, ID string }
+
+// Type implements Command.
+func (*DeleteSubscription) Type() Type { return TypeDeleteSubscription }
+func (c *DeleteSubscription) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	e.String(c.ID)
+}
+func (c *DeleteSubscription) decode(d *codec.Decoder) {
+	c.Project, c.Queue, c.ID = d.String(), d.String(), d.String()
+}
+func (c *DeleteSubscription) apply(t *store.Txn, _ int64) Result {
+	t.DeleteSubscription(c.Project, c.Queue, c.ID)
+	return Result{}
+}
+
+// ConfirmSubscription sets a subscription's confirmed flag (contract §9.7).
+type ConfirmSubscription struct {
+	Project, Queue, ID string
+	Confirmed          bool
+}
+
+// Type implements Command.
+func (*ConfirmSubscription) Type() Type { return TypeConfirmSubscription }
+func (c *ConfirmSubscription) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	e.String(c.ID)
+	e.Bool(c.Confirmed)
+}
+func (c *ConfirmSubscription) decode(d *codec.Decoder) {
+	c.Project, c.Queue, c.ID = d.String(), d.String(), d.String()
+	c.Confirmed = d.Bool()
+}
+func (c *ConfirmSubscription) apply(t *store.Txn, now int64) Result {
+	if err := t.ConfirmSubscription(c.Project, c.Queue, c.ID, c.Confirmed, now); err != nil {
+		return Result{Status: StatusNotFound}
+	}
+	return Result{Changed: true}
+}
+
+// AdvanceCursors records notification delivery progress; the leader's
+// notifier proposes it so a new leader resumes where the old one stopped.
+type AdvanceCursors struct{ Advances []store.CursorAdvance }
+
+// Type implements Command.
+func (*AdvanceCursors) Type() Type { return TypeAdvanceCursors }
+func (c *AdvanceCursors) encode(e *codec.Encoder) {
+	e.Uvarint(uint64(len(c.Advances)))
+	for _, a := range c.Advances {
+		e.String(a.Project)
+		e.String(a.Queue)
+		e.String(a.ID)
+		e.Uvarint(a.Seq)
+	}
+}
+func (c *AdvanceCursors) decode(d *codec.Decoder) {
+	n := d.Count(4)
+	c.Advances = make([]store.CursorAdvance, n)
+	for i := range c.Advances {
+		c.Advances[i] = store.CursorAdvance{Project: d.String(), Queue: d.String(), ID: d.String(), Seq: d.Uvarint()}
+	}
+}
+func (c *AdvanceCursors) apply(t *store.Txn, _ int64) Result {
+	t.AdvanceCursors(c.Advances)
+	return Result{}
 }

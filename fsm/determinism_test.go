@@ -32,6 +32,7 @@ type workload struct {
 	versions map[queueRef][]uint64 // indexes that may be a queue's MetaVersion
 	pending  []fsm.Command         // commands to add to the current entry
 	postedTo map[string]queueRef   // where each message id was first posted
+	subs     map[queueRef][]string // subscription ids proposed
 }
 
 type queueRef struct{ project, queue string }
@@ -40,7 +41,7 @@ func newWorkload(seed int64) *workload {
 	w := &workload{
 		r: rand.New(rand.NewSource(seed)), now: t0,
 		messages: map[queueRef][]string{}, claims: map[queueRef][]string{}, versions: map[queueRef][]uint64{},
-		postedTo: map[string]queueRef{},
+		postedTo: map[string]queueRef{}, subs: map[queueRef][]string{},
 	}
 	for _, p := range []string{"p1", "p2\x00/x"} {
 		for _, q := range []string{"q0", "q1", "q2", "q3", "dlq0", "dlq1"} {
@@ -106,6 +107,9 @@ func (w *workload) command() fsm.Command {
 		q = w.queues[w.r.Intn(3)]
 	}
 	p, name := q.project, q.queue
+	if w.r.Intn(8) == 0 {
+		return w.subscriptionCommand(q)
+	}
 	switch k := w.r.Intn(100); {
 	case k < 5:
 		return w.create(q)
@@ -182,6 +186,42 @@ func (w *workload) command() fsm.Command {
 		return &fsm.CollectGarbage{Limit: 1 + w.r.Intn(40)}
 	default:
 		return &fsm.SetSecret{Secret: []byte(w.id())}
+	}
+}
+
+// subscriptionCommand makes subscriptions, their changes and delivery
+// progress interact with posts, purges and queue deletes.
+func (w *workload) subscriptionCommand(q queueRef) fsm.Command {
+	p, name := q.project, q.queue
+	subscriber := fmt.Sprintf("http://h%d/hook", w.r.Intn(4)) // few subscribers: duplicates happen
+	switch k := w.r.Intn(10); {
+	case k < 3:
+		c := &fsm.Subscribe{Project: p, Queue: name, ID: w.id(), Subscriber: subscriber, TTL: 60 + w.r.Int63n(600), Options: []byte(`{}`), Confirmed: w.r.Intn(3) == 0}
+		w.subs[q] = append(w.subs[q], c.ID)
+		return c
+	case k < 5:
+		c := &fsm.UpdateSubscription{Project: p, Queue: name, ID: w.pick(w.subs[q])}
+		if w.r.Intn(2) == 0 {
+			c.Subscriber = &subscriber
+		}
+		if w.r.Intn(2) == 0 {
+			ttl := 60 + w.r.Int63n(600)
+			c.TTL = &ttl
+		}
+		if w.r.Intn(2) == 0 {
+			c.Options = []byte(`{"post_headers":{"X":"1"}}`)
+		}
+		return c
+	case k < 6:
+		return &fsm.DeleteSubscription{Project: p, Queue: name, ID: w.pick(w.subs[q])}
+	case k < 7:
+		return &fsm.ConfirmSubscription{Project: p, Queue: name, ID: w.pick(w.subs[q]), Confirmed: w.r.Intn(2) == 0}
+	default:
+		c := &fsm.AdvanceCursors{}
+		for i := 1 + w.r.Intn(3); i > 0; i-- {
+			c.Advances = append(c.Advances, store.CursorAdvance{Project: p, Queue: name, ID: w.pick(w.subs[q]), Seq: uint64(w.r.Intn(len(w.messages[q]) + 2))})
+		}
+		return c
 	}
 }
 

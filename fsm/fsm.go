@@ -127,7 +127,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 			txn = f.store.Begin(l.Index)
 		}
 		txn.SetIndex(l.Index)
-		res := &EntryResult{Index: l.Index, Now: now, Results: make([]Result, len(cmds))}
+		res := &EntryResult{Index: l.Index, Now: now, Results: make([]Result, len(cmds)), Commands: cmds}
 		for j, c := range cmds {
 			res.Results[j] = c.apply(txn, now)
 		}

@@ -43,7 +43,8 @@ func (s Status) String() string {
 // documents are set.
 type Result struct {
 	Status   Status
-	Changed  bool             // CreateQueue: created; RenewClaim: renewed; SetSecret: stored
+	Changed  bool             // CreateQueue: created; RenewClaim: renewed; SetSecret: stored; Subscribe: new
+	ID       string           // Subscribe: the subscription's id (new or existing)
 	Count    int              // CollectGarbage: expiry entries processed
 	Messages []*store.Message // CreateClaim: claimed; PopMessages: popped
 }
@@ -53,6 +54,9 @@ type EntryResult struct {
 	Index   uint64   // Raft index of the entry
 	Now     int64    // the entry's timestamp, unix nanoseconds
 	Results []Result // one per command, in order
+	// Commands are the entry's commands (in memory only, for OnApply
+	// observers; not sent back to forwarding nodes).
+	Commands []Command
 }
 
 func outcomeResult(o store.DeleteOutcome) Result {
@@ -79,6 +83,7 @@ func EncodeEntryResult(r *EntryResult) []byte {
 	for _, res := range r.Results {
 		e.Byte(byte(res.Status))
 		e.Bool(res.Changed)
+		e.String(res.ID)
 		e.Uvarint(uint64(res.Count))
 		e.Uvarint(uint64(len(res.Messages)))
 		for _, m := range res.Messages {
@@ -98,6 +103,7 @@ func DecodeEntryResult(b []byte) (*EntryResult, error) {
 		res := &r.Results[i]
 		res.Status = Status(d.Byte())
 		res.Changed = d.Bool()
+		res.ID = d.String()
 		res.Count = int(d.Uvarint() & 0xFFFFFFFF)
 		nm := d.Count(2)
 		for j := 0; j < nm; j++ {

@@ -31,11 +31,12 @@ func (h *handler) postMessages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
+	base := collection(callerFrom(r)) + "/" + name + "/messages"
 	resources := make([]string, len(msgIDs))
 	for i, id := range msgIDs {
-		resources[i] = messageHref(name, id)
+		resources[i] = base + "/" + id
 	}
-	w.Header().Set("Location", "/v2/queues/"+name+"/messages?ids="+strings.Join(msgIDs, ","))
+	w.Header().Set("Location", base+"?ids="+strings.Join(msgIDs, ","))
 	writeJSON(w, http.StatusCreated, map[string]any{"resources": resources})
 }
 

@@ -145,6 +145,22 @@ func (h *handler) checkQueueName(next http.Handler) http.Handler {
 	})
 }
 
+// topicRoutes marks the request as addressing topics and validates
+// {topic_name}.
+func (h *handler) topicRoutes(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := callerFrom(r)
+		c.Namespace = service.Topics
+		if name := chi.URLParam(r, "topic_name"); name != "" {
+			if e := service.ValidateTopicName(c.Project, name); e != nil {
+				writeError(w, e)
+				return
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey, c)))
+	})
+}
+
 // checkAdmin guards the cluster administration endpoints: the caller must
 // hold the admin role.
 func (h *handler) checkAdmin(next http.Handler) http.Handler {

@@ -32,7 +32,13 @@ func (h *handler) readCappedBody(r *http.Request) ([]byte, *service.Error) {
 	return b, e
 }
 
-func queueName(r *http.Request) string { return chi.URLParam(r, "queue_name") }
+// queueName is the {queue_name} (or, on topic routes, {topic_name}) segment.
+func queueName(r *http.Request) string {
+	if n := chi.URLParam(r, "queue_name"); n != "" {
+		return n
+	}
+	return chi.URLParam(r, "topic_name")
+}
 
 func (h *handler) createQueue(w http.ResponseWriter, r *http.Request) {
 	body, e := readBody(r, h.svc.Limits().MaxQueueMetadata)
@@ -46,7 +52,7 @@ func (h *handler) createQueue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	w.Header().Set("Location", "/v2/queues/"+name)
+	w.Header().Set("Location", collection(callerFrom(r))+"/"+name)
 	if created {
 		w.WriteHeader(http.StatusCreated)
 		return
@@ -60,7 +66,7 @@ func (h *handler) getQueue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, h.svc.WithDefaults(info.Metadata))
+	writeJSON(w, http.StatusOK, h.svc.DefaultsFor(callerFrom(r).Namespace, info.Metadata))
 }
 
 func (h *handler) headQueue(w http.ResponseWriter, r *http.Request) {
@@ -100,7 +106,7 @@ func (h *handler) patchQueue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, h.svc.WithDefaults(meta))
+	writeJSON(w, http.StatusOK, h.svc.DefaultsFor(callerFrom(r).Namespace, meta))
 }
 
 func (h *handler) deleteQueue(w http.ResponseWriter, r *http.Request) {
@@ -157,16 +163,20 @@ func (h *handler) listQueues(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sort.Strings(filterKeys)
-	list, e := h.svc.ListQueues(r.Context(), callerFrom(r), o)
+	c := callerFrom(r)
+	if c.Namespace == service.Topics {
+		o.WithCount = false // topics have no count (contract §11)
+	}
+	list, e := h.svc.ListQueues(r.Context(), c, o)
 	if e != nil {
 		writeError(w, e)
 		return
 	}
 	entries := make([]queueEntry, 0, len(list.Queues))
 	for _, qs := range list.Queues {
-		ent := queueEntry{Name: qs.Name, Href: "/v2/queues/" + qs.Name}
+		ent := queueEntry{Name: qs.Name, Href: collection(c) + "/" + qs.Name}
 		if o.Detailed {
-			ent.Metadata = h.svc.WithDefaults(qs.Metadata)
+			ent.Metadata = h.svc.DefaultsFor(c.Namespace, qs.Metadata)
 		}
 		entries = append(entries, ent)
 	}
@@ -189,9 +199,13 @@ func (h *handler) listQueues(w http.ResponseWriter, r *http.Request) {
 			lq.add(k, o.Filters[k])
 		}
 		lq.add("marker", entries[len(entries)-1].Name)
-		links = append(links, link{Rel: "next", Href: "/v2/queues?" + lq.String()})
+		links = append(links, link{Rel: "next", Href: collection(c) + "?" + lq.String()})
 	}
-	resp := map[string]any{"queues": entries, "links": links}
+	key := "queues"
+	if c.Namespace == service.Topics {
+		key = "topics"
+	}
+	resp := map[string]any{key: entries, "links": links}
 	if o.WithCount && list.Count > 0 {
 		resp["count"] = list.Count
 	}
@@ -206,9 +220,14 @@ func (h *handler) queueStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	msgs := map[string]any{"claimed": st.Claimed, "free": st.Total - st.Claimed, "total": st.Total}
+	if st.Exists && callerFrom(r).Namespace == service.Topics {
+		// A topic's messages are never claimed: its stats are a total.
+		msgs = map[string]any{"total": st.Total}
+	}
 	if st.Total > 0 {
-		msgs["oldest"] = renderEdge(name, st.Oldest, st.Now)
-		msgs["newest"] = renderEdge(name, st.Newest, st.Now)
+		base := collection(callerFrom(r))
+		msgs["oldest"] = renderEdge(base, name, st.Oldest, st.Now)
+		msgs["newest"] = renderEdge(base, name, st.Newest, st.Now)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": msgs})
 }

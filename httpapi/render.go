@@ -57,6 +57,14 @@ type restMessage struct {
 	Checksum string          `json:"checksum,omitempty"`
 }
 
+// collection returns "/v2/queues" or "/v2/topics" for the caller's namespace.
+func collection(c service.Caller) string {
+	if c.Namespace == service.Topics {
+		return "/v2/topics"
+	}
+	return "/v2/queues"
+}
+
 func messageHref(queue, id string) string { return "/v2/queues/" + queue + "/messages/" + id }
 
 func renderMessage(queue string, m *store.Message, now int64) restMessage {
@@ -105,12 +113,12 @@ type statsEdge struct {
 	Created string `json:"created"`
 }
 
-func renderEdge(queue string, m *store.Message, now int64) *statsEdge {
+func renderEdge(base, queue string, m *store.Message, now int64) *statsEdge {
 	if m == nil {
 		return nil
 	}
 	return &statsEdge{
-		Href: messageHref(queue, m.ID), Age: m.Age(now),
+		Href: base + "/" + queue + "/messages/" + m.ID, Age: m.Age(now),
 		Created: time.Unix(0, m.CreatedAt).UTC().Format("2006-01-02T15:04:05Z"),
 	}
 }

@@ -104,17 +104,35 @@ func New(cfg Config) http.Handler {
 	q.Patch("/v2/queues/{queue_name}/claims/{claim_id}", h.renewClaim)
 	q.Delete("/v2/queues/{queue_name}/claims/{claim_id}", h.releaseClaim)
 
-	// Subscriptions, topics, pools and flavors answer 501 until they are
-	// implemented; clients get a Zaqar error body rather than a 404.
+	q.Get("/v2/queues/{queue_name}/subscriptions", h.listSubscriptions)
+	q.Post("/v2/queues/{queue_name}/subscriptions", h.createSubscription)
+	q.Get("/v2/queues/{queue_name}/subscriptions/{subscription_id}", h.getSubscription)
+	q.Patch("/v2/queues/{queue_name}/subscriptions/{subscription_id}", h.updateSubscription)
+	q.Delete("/v2/queues/{queue_name}/subscriptions/{subscription_id}", h.deleteSubscription)
+	q.Put("/v2/queues/{queue_name}/subscriptions/{subscription_id}/confirm", h.confirmSubscription)
+
+	// Topics (contract §11, §19): queue-like metadata, posting only, and
+	// subscriptions that every posted message fans out to.
+	t := v2.With(h.topicRoutes)
+	t.Get("/v2/topics", h.listQueues)
+	t.Put("/v2/topics/{topic_name}", h.createQueue)
+	t.Get("/v2/topics/{topic_name}", h.getQueue)
+	t.Head("/v2/topics/{topic_name}", h.headQueue)
+	t.Patch("/v2/topics/{topic_name}", h.patchQueue)
+	t.Delete("/v2/topics/{topic_name}", h.deleteQueue)
+	t.Get("/v2/topics/{topic_name}/stats", h.queueStats)
+	t.Post("/v2/topics/{topic_name}/purge", h.purgeQueue)
+	t.Post("/v2/topics/{topic_name}/messages", h.postMessages)
+	t.Get("/v2/topics/{topic_name}/subscriptions", h.listSubscriptions)
+	t.Post("/v2/topics/{topic_name}/subscriptions", h.createSubscription)
+	t.Get("/v2/topics/{topic_name}/subscriptions/{subscription_id}", h.getSubscription)
+	t.Patch("/v2/topics/{topic_name}/subscriptions/{subscription_id}", h.updateSubscription)
+	t.Delete("/v2/topics/{topic_name}/subscriptions/{subscription_id}", h.deleteSubscription)
+	t.Put("/v2/topics/{topic_name}/subscriptions/{subscription_id}/confirm", h.confirmSubscription)
+
+	// Pools and flavors answer 501 until they are implemented; clients get
+	// a Zaqar error body rather than a 404.
 	notYet := h.notImplemented
-	q.Get("/v2/queues/{queue_name}/subscriptions", notYet)
-	q.Post("/v2/queues/{queue_name}/subscriptions", notYet)
-	q.Get("/v2/queues/{queue_name}/subscriptions/{subscription_id}", notYet)
-	q.Patch("/v2/queues/{queue_name}/subscriptions/{subscription_id}", notYet)
-	q.Delete("/v2/queues/{queue_name}/subscriptions/{subscription_id}", notYet)
-	q.Put("/v2/queues/{queue_name}/subscriptions/{subscription_id}/confirm", notYet)
-	v2.Get("/v2/topics", notYet)
-	v2.HandleFunc("/v2/topics/*", notYet)
 	v2.Get("/v2/pools", notYet)
 	v2.HandleFunc("/v2/pools/{pool}", notYet)
 	v2.Get("/v2/flavors", notYet)

@@ -18,7 +18,7 @@ import (
 // internalHandler serves the node-to-node API on the mux's internal tag.
 // It is not reachable from the REST port.
 func (n *Node) internalHandler() http.Handler {
-	m := http.NewServeMux()
+	m := n.internalMux
 	m.HandleFunc("POST /internal/v1/apply", n.handleApply)
 	m.HandleFunc("POST /internal/v1/read-index", n.handleReadIndex)
 	m.HandleFunc("POST /internal/v1/join", n.handleJoin)
@@ -26,6 +26,40 @@ func (n *Node) internalHandler() http.Handler {
 	m.HandleFunc("POST /internal/v1/transfer", n.handleTransfer)
 	m.HandleFunc("GET /internal/v1/status", n.handleStatus)
 	return m
+}
+
+// HandleInternal adds a route to the node-to-node API (for other packages'
+// node-to-node calls, such as pushing a notification to the node that holds
+// a websocket connection). pattern is an http.ServeMux pattern under
+// "/internal/".
+func (n *Node) HandleInternal(pattern string, h http.Handler) { n.internalMux.Handle(pattern, h) }
+
+// ErrNoSuchNode means a node id is not in the Raft configuration.
+var ErrNoSuchNode = errors.New("raftnode: no such node")
+
+// PostToNode POSTs body to path on the member with id over the internal
+// channel and returns the status and response body.
+func (n *Node) PostToNode(ctx context.Context, id, path string, body []byte) (int, []byte, error) {
+	addr := ""
+	for _, m := range n.Members() {
+		if m.ID == id {
+			addr = m.Address
+		}
+	}
+	if addr == "" {
+		return 0, nil, fmt.Errorf("%w: %q", ErrNoSuchNode, id)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("raftnode: %s on %s: %w", path, id, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, out, err
 }
 
 type joinRequest struct {

@@ -138,6 +138,9 @@ type Node struct {
 	mux    *mux
 	server *http.Server
 	client *http.Client
+	// internalMux routes the node-to-node API; other packages add routes
+	// with HandleInternal.
+	internalMux *http.ServeMux
 
 	verify verifier
 
@@ -158,7 +161,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("raftnode: create %s: %w", dir, err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, store: st, closed: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, store: st, closed: make(chan struct{}), internalMux: http.NewServeMux()}
 	ok := false
 	defer func() {
 		if !ok {

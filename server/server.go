@@ -13,12 +13,15 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/zaqar-raft/zaqar/fsm"
 	"github.com/zaqar-raft/zaqar/httpapi"
+	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/service"
 	"github.com/zaqar-raft/zaqar/store"
@@ -46,6 +49,10 @@ type Config struct {
 	WSAddr string
 	// WS tunes the websocket transport (limits and timeouts).
 	WS wsapi.Config
+	// Notify configures notification delivery (email relay, workers) and
+	// Notifications the subscription confirmation flow.
+	Notify        notify.Config
+	Notifications service.NotificationConfig
 
 	Limits          service.Limits
 	SignedURLSecret string
@@ -74,6 +81,7 @@ type Server struct {
 	http     *http.Server
 	api      net.Listener
 	ws       *wsapi.Server
+	notifier *notify.Notifier
 	wsHTTP   *http.Server
 	wsLn     net.Listener
 	registry *prometheus.Registry
@@ -106,6 +114,9 @@ func Start(cfg Config) (*Server, error) {
 	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The notifier needs the node, and the node's FSM reports applies to
+	// the notifier: the hook is connected once both exist.
+	var applyHook atomic.Pointer[notify.Notifier]
 	node, err := raftnode.Open(raftnode.Config{
 		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, Advertise: cfg.RaftAdvertise,
 		Listener: cfg.RaftListener, Bootstrap: cfg.Bootstrap, Join: cfg.Join,
@@ -113,6 +124,11 @@ func Start(cfg Config) (*Server, error) {
 		SnapshotInterval: cfg.SnapshotInterval, SnapshotThreshold: cfg.SnapshotThreshold,
 		TrailingLogs: cfg.TrailingLogs, NoFsync: cfg.NoFsync,
 		Logger: log, RaftLogLevel: cfg.RaftLogLevel, ApplyObserver: newApplyMetrics(registry),
+		OnApply: func(results []*fsm.EntryResult) {
+			if n := applyHook.Load(); n != nil {
+				n.OnApply(results)
+			}
+		},
 	}, st)
 	if err != nil {
 		st.Close()
@@ -121,6 +137,7 @@ func Start(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, store: st, node: node, registry: registry}
 	s.svc = service.New(node, st, service.Config{
 		Limits: cfg.Limits, SignedURLSecret: cfg.SignedURLSecret, GCInterval: cfg.GCInterval, Logger: log,
+		Notifications: cfg.Notifications,
 	})
 	registerNodeMetrics(registry, node, st)
 
@@ -133,11 +150,18 @@ func Start(cfg Config) (*Server, error) {
 		}
 	}
 	wsCfg := cfg.WS
-	wsCfg.Service, wsCfg.Registry, wsCfg.Logger = s.svc, registry, log
+	wsCfg.Service, wsCfg.Registry, wsCfg.Logger, wsCfg.NodeID = s.svc, registry, log, cfg.NodeID
 	if wsCfg.RequestTimeout == 0 {
 		wsCfg.RequestTimeout = cfg.RequestTimeout
 	}
 	s.ws = wsapi.New(wsCfg)
+	nc := cfg.Notify
+	nc.Store, nc.Node, nc.Pusher, nc.Registry, nc.Logger = st, node, s.ws, registry, log.With("component", "notify")
+	nc.RequireConfirmation = cfg.Notifications.RequireConfirmation
+	s.notifier = notify.New(nc)
+	s.svc.SetConfirmer(s.notifier)
+	node.HandleInternal(s.notifier.PushHandler())
+	applyHook.Store(s.notifier)
 	rest := httpapi.New(httpapi.Config{
 		Service: s.svc, Cluster: node, Registry: s.registry, Logger: log, RequestTimeout: cfg.RequestTimeout,
 	})
@@ -178,6 +202,11 @@ func Start(cfg Config) (*Server, error) {
 	go func() {
 		defer s.bg.Done()
 		s.svc.RunMaintenance(ctx)
+	}()
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.notifier.Run(ctx)
 	}()
 	if s.wsHTTP != nil {
 		s.bg.Add(1)

@@ -75,7 +75,7 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 	}
 	cid := ids.New()
 	res, now, e := s.propose(ctx, "Messages could not be claimed.", &fsm.CreateClaim{
-		Project: c.Project, Queue: queue, ClaimID: cid, TTL: p.TTL, Grace: p.Grace, Limit: n,
+		Project: c.scope(), Queue: queue, ClaimID: cid, TTL: p.TTL, Grace: p.Grace, Limit: n,
 	})
 	if e != nil {
 		return ClaimResult{}, e
@@ -98,7 +98,7 @@ func (s *Service) GetClaim(ctx context.Context, c Caller, queue, claimID string)
 		return ClaimResult{}, e
 	}
 	defer v.Close()
-	cl, msgs, err := v.Claim(c.Project, queue, claimID, now)
+	cl, msgs, err := v.Claim(c.scope(), queue, claimID, now)
 	if err != nil {
 		return ClaimResult{}, storeFailure(what, err)
 	}
@@ -118,7 +118,7 @@ func (s *Service) RenewClaim(ctx context.Context, c Caller, queue, claimID strin
 		return missing
 	}
 	res, _, e := s.propose(ctx, "Claim could not be updated.", &fsm.RenewClaim{
-		Project: c.Project, Queue: queue, ClaimID: claimID, TTL: p.TTL, Grace: p.Grace,
+		Project: c.scope(), Queue: queue, ClaimID: claimID, TTL: p.TTL, Grace: p.Grace,
 	})
 	if e != nil {
 		return e
@@ -134,6 +134,6 @@ func (s *Service) ReleaseClaim(ctx context.Context, c Caller, queue, claimID str
 	if !ids.Valid(claimID) {
 		return nil
 	}
-	_, _, e := s.propose(ctx, "Claim could not be deleted.", &fsm.ReleaseClaim{Project: c.Project, Queue: queue, ClaimID: claimID})
+	_, _, e := s.propose(ctx, "Claim could not be deleted.", &fsm.ReleaseClaim{Project: c.scope(), Queue: queue, ClaimID: claimID})
 	return e
 }

@@ -69,7 +69,7 @@ func (s *Service) queueSettings(ctx context.Context, c Caller, queue string) (st
 		return store.QueueSettings{}, e
 	}
 	defer v.Close()
-	q, err := v.Queue(c.Project, queue)
+	q, err := v.Queue(c.scope(), queue)
 	if err != nil {
 		return store.QueueSettings{}, storeFailure(what, err)
 	}
@@ -132,7 +132,7 @@ func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, s
 		out[i] = nm.ID
 	}
 	_, _, e := s.propose(ctx, "Messages could not be enqueued.", &fsm.PostMessages{
-		Project: c.Project, Queue: queue, ClientID: c.ClientID, DefaultTTL: s.limits.DefaultMessageTTL, Messages: msgs,
+		Project: c.scope(), Queue: queue, ClientID: c.ClientID, DefaultTTL: s.limits.DefaultMessageTTL, Messages: msgs,
 	})
 	if e != nil {
 		return nil, e
@@ -191,7 +191,7 @@ func (s *Service) ListMessages(ctx context.Context, c Caller, queue string, o Me
 		}
 		after = n
 	}
-	q, err := v.Queue(c.Project, queue)
+	q, err := v.Queue(c.scope(), queue)
 	if err != nil {
 		return MessageList{}, storeFailure(what, err)
 	}
@@ -202,7 +202,7 @@ func (s *Service) ListMessages(ctx context.Context, c Caller, queue string, o Me
 	if q == nil {
 		return out, nil
 	}
-	out.Messages, err = v.ListMessages(c.Project, queue, now, store.ListOptions{
+	out.Messages, err = v.ListMessages(c.scope(), queue, now, store.ListOptions{
 		AfterSeq: after, Limit: o.Limit, ClientID: c.ClientID, Echo: o.Echo,
 		IncludeClaimed: o.IncludeClaimed, IncludeDelayed: o.IncludeDelayed,
 	})
@@ -223,7 +223,7 @@ func (s *Service) GetMessage(ctx context.Context, c Caller, queue, id string) (*
 		return nil, 0, e
 	}
 	defer v.Close()
-	m, err := v.Message(c.Project, queue, id, now)
+	m, err := v.Message(c.scope(), queue, id, now)
 	if err != nil {
 		return nil, 0, storeFailure(what, err)
 	}
@@ -259,7 +259,7 @@ func (s *Service) GetMessages(ctx context.Context, c Caller, queue string, idLis
 			continue
 		}
 		seen[id] = true
-		m, err := v.Message(c.Project, queue, id, now)
+		m, err := v.Message(c.scope(), queue, id, now)
 		if err != nil {
 			return nil, 0, storeFailure(what, err)
 		}
@@ -275,7 +275,7 @@ func (s *Service) GetMessages(ctx context.Context, c Caller, queue string, idLis
 
 // DeleteMessage deletes one message under the claim rules (contract §6.6).
 func (s *Service) DeleteMessage(ctx context.Context, c Caller, queue, id, claimID string) *Error {
-	res, _, e := s.propose(ctx, "Message could not be deleted.", &fsm.DeleteMessage{Project: c.Project, Queue: queue, ID: id, ClaimID: claimID})
+	res, _, e := s.propose(ctx, "Message could not be deleted.", &fsm.DeleteMessage{Project: c.scope(), Queue: queue, ID: id, ClaimID: claimID})
 	if e != nil {
 		return e
 	}
@@ -314,7 +314,7 @@ func (s *Service) DeleteMessages(ctx context.Context, c Caller, queue string, r 
 		if r.Pop < 1 || r.Pop > s.limits.MaxMessagesPerClaimOrPop {
 			return nil, 0, badRequest("Pop value must be at least 1 and may not be greater than %d.", s.limits.MaxMessagesPerClaimOrPop)
 		}
-		res, now, e := s.propose(ctx, "Messages could not be popped.", &fsm.PopMessages{Project: c.Project, Queue: queue, Limit: r.Pop})
+		res, now, e := s.propose(ctx, "Messages could not be popped.", &fsm.PopMessages{Project: c.scope(), Queue: queue, Limit: r.Pop})
 		if e != nil {
 			return nil, 0, e
 		}
@@ -327,7 +327,7 @@ func (s *Service) DeleteMessages(ctx context.Context, c Caller, queue string, r 
 		return nil, 0, badRequest(`The request should have both "ids" and "claim_ids" parameter in the request when message_delete_with_claim_id is True.`)
 	}
 	res, _, e := s.propose(ctx, "Messages could not be deleted.", &fsm.DeleteMessages{
-		Project: c.Project, Queue: queue, IDs: r.IDs, ClaimIDs: r.ClaimIDs, RequireClaims: s.limits.DeleteWithClaimID,
+		Project: c.scope(), Queue: queue, IDs: r.IDs, ClaimIDs: r.ClaimIDs, RequireClaims: s.limits.DeleteWithClaimID,
 	})
 	if e != nil {
 		return nil, 0, e

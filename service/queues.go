@@ -57,7 +57,7 @@ func (s *Service) CreateQueue(ctx context.Context, c Caller, name string, body [
 		return false, e
 	}
 	res, _, e := s.propose(ctx, "Queue could not be created.", &fsm.CreateQueue{
-		Project: c.Project, Queue: name, Settings: settings, Metadata: encodeMetadata(meta),
+		Project: c.scope(), Queue: name, Settings: settings, Metadata: encodeMetadata(meta),
 	})
 	if e != nil {
 		return false, e
@@ -79,6 +79,12 @@ type QueueInfo struct {
 // WithDefaults returns the metadata with reserved defaults filled in for
 // missing or falsy keys (contract §5.4), as a JSON object.
 func (s *Service) WithDefaults(meta map[string]json.RawMessage) json.RawMessage {
+	return s.DefaultsFor(Queues, meta)
+}
+
+// DefaultsFor is WithDefaults for a namespace: topics show only the
+// message size, TTL and delay defaults (contract §11).
+func (s *Service) DefaultsFor(ns Namespace, meta map[string]json.RawMessage) json.RawMessage {
 	out := make(map[string]json.RawMessage, len(meta)+len(reservedDefaults))
 	for k, v := range meta {
 		out[k] = v
@@ -91,6 +97,11 @@ func (s *Service) WithDefaults(meta map[string]json.RawMessage) json.RawMessage 
 		"_dead_letter_queue_messages_ttl": "null",
 		"_max_claim_count":                "null",
 		"_enable_encrypt_messages":        "false",
+	}
+	if ns == Topics {
+		for _, k := range []string{"_dead_letter_queue", "_dead_letter_queue_messages_ttl", "_max_claim_count", "_enable_encrypt_messages"} {
+			delete(defaults, k)
+		}
 	}
 	for k, d := range defaults {
 		if v, ok := out[k]; !ok || isFalsy(v) {
@@ -107,7 +118,7 @@ func (s *Service) GetQueue(ctx context.Context, c Caller, name string) (QueueInf
 		return QueueInfo{}, e
 	}
 	defer v.Close()
-	q, err := v.Queue(c.Project, name)
+	q, err := v.Queue(c.scope(), name)
 	if err != nil {
 		return QueueInfo{}, storeFailure("Queue metadata could not be read.", err)
 	}
@@ -186,7 +197,7 @@ func (s *Service) ListQueues(ctx context.Context, c Caller, o QueueListOptions) 
 			return true
 		}
 	}
-	qs, err := v.ListQueues(c.Project, o.Marker, o.Limit, keep)
+	qs, err := v.ListQueues(c.scope(), o.Marker, o.Limit, keep)
 	if err != nil {
 		return QueueList{}, storeFailure("Queues could not be listed.", err)
 	}
@@ -200,7 +211,7 @@ func (s *Service) ListQueues(ctx context.Context, c Caller, o QueueListOptions) 
 		out.Queues = append(out.Queues, sum)
 	}
 	if o.WithCount {
-		if out.Count, err = v.QueueCount(c.Project); err != nil {
+		if out.Count, err = v.QueueCount(c.scope()); err != nil {
 			return QueueList{}, storeFailure("Queues could not be listed.", err)
 		}
 	}
@@ -335,11 +346,13 @@ func decodePointer(p string) ([]string, *Error) {
 func (s *Service) PatchQueue(ctx context.Context, c Caller, name string, ops []PatchOp) (map[string]json.RawMessage, *Error) {
 	const what = "Queue metadata could not be updated."
 	for attempt := 0; attempt < 16; attempt++ {
-		v, _, e := s.view(ctx, Caller{Project: c.Project}, what)
+		fresh := c
+		fresh.Stale = false // a read-modify-write must start from the latest metadata
+		v, _, e := s.view(ctx, fresh, what)
 		if e != nil {
 			return nil, e
 		}
-		q, err := v.Queue(c.Project, name)
+		q, err := v.Queue(c.scope(), name)
 		v.Close()
 		if err != nil {
 			return nil, storeFailure(what, err)
@@ -377,7 +390,7 @@ func (s *Service) PatchQueue(ctx context.Context, c Caller, name string, ops []P
 			return nil, e
 		}
 		res, _, e := s.propose(ctx, what, &fsm.SetQueueMetadata{
-			Project: c.Project, Queue: name, ExpectVersion: q.MetaVersion, Settings: settings, Metadata: encoded,
+			Project: c.scope(), Queue: name, ExpectVersion: q.MetaVersion, Settings: settings, Metadata: encoded,
 		})
 		if e != nil {
 			return nil, e
@@ -395,7 +408,7 @@ func (s *Service) PatchQueue(ctx context.Context, c Caller, name string, ops []P
 
 // DeleteQueue deletes a queue with its messages, claims and subscriptions.
 func (s *Service) DeleteQueue(ctx context.Context, c Caller, name string) *Error {
-	_, _, e := s.propose(ctx, "Queue could not be deleted.", &fsm.DeleteQueue{Project: c.Project, Queue: name})
+	_, _, e := s.propose(ctx, "Queue could not be deleted.", &fsm.DeleteQueue{Project: c.scope(), Queue: name})
 	return e
 }
 
@@ -414,7 +427,7 @@ func (s *Service) Stats(ctx context.Context, c Caller, name string) (QueueStats,
 		return QueueStats{}, e
 	}
 	defer v.Close()
-	q, err := v.Queue(c.Project, name)
+	q, err := v.Queue(c.scope(), name)
 	if err != nil {
 		return QueueStats{}, storeFailure(what, err)
 	}
@@ -422,7 +435,7 @@ func (s *Service) Stats(ctx context.Context, c Caller, name string) (QueueStats,
 	if q == nil {
 		return out, nil
 	}
-	if out.Stats, err = v.QueueStats(c.Project, name, now); err != nil {
+	if out.Stats, err = v.QueueStats(c.scope(), name, now); err != nil {
 		return QueueStats{}, storeFailure(what, err)
 	}
 	return out, nil
@@ -448,7 +461,7 @@ func (s *Service) PurgeQueue(ctx context.Context, c Caller, name string, body []
 		}
 	}
 	_, _, e := s.propose(ctx, "Queue could not be purged.", &fsm.PurgeQueue{
-		Project: c.Project, Queue: name, Messages: messages, Subscriptions: subscriptions,
+		Project: c.scope(), Queue: name, Messages: messages, Subscriptions: subscriptions,
 	})
 	return e
 }

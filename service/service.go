@@ -34,7 +34,25 @@ type Config struct {
 	GCInterval time.Duration
 	// GCBatch is the most expiry entries one GC command processes.
 	GCBatch int
-	Logger  *slog.Logger
+	// SubscriberTypes are the accepted subscriber URI schemes (default
+	// DefaultSubscriberTypes).
+	SubscriberTypes []string
+	// Notifications configures subscription confirmation.
+	Notifications NotificationConfig
+	// Confirmer sends confirmation requests; nil disables sending them.
+	Confirmer Confirmer
+	Logger    *slog.Logger
+}
+
+// NotificationConfig is the service side of notifications (contract §10.5).
+type NotificationConfig struct {
+	// RequireConfirmation withholds notifications from subscriptions until
+	// the subscriber confirms them through a signed URL.
+	RequireConfirmation bool
+	// PublicURL and PublicWebsocketURL are this service's public endpoints,
+	// used to build the confirmation links sent to subscribers.
+	PublicURL          string
+	PublicWebsocketURL string
 }
 
 // Service implements the Zaqar operations over a Raft node and its store.
@@ -46,6 +64,10 @@ type Service struct {
 	gcInterval time.Duration
 	gcBatch    int
 	log        *slog.Logger
+
+	subscriberTypes []string
+	notify          NotificationConfig
+	confirmer       Confirmer
 }
 
 // New returns a Service.
@@ -62,24 +84,63 @@ func New(node Node, st *store.Store, cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Service{node: node, store: st, limits: cfg.Limits, gcInterval: cfg.GCInterval, gcBatch: cfg.GCBatch, log: cfg.Logger}
+	if cfg.SubscriberTypes == nil {
+		cfg.SubscriberTypes = DefaultSubscriberTypes
+	}
+	s := &Service{
+		node: node, store: st, limits: cfg.Limits, gcInterval: cfg.GCInterval, gcBatch: cfg.GCBatch, log: cfg.Logger,
+		subscriberTypes: cfg.SubscriberTypes, notify: cfg.Notifications, confirmer: cfg.Confirmer,
+	}
 	if cfg.SignedURLSecret != "" {
 		s.secret = []byte(cfg.SignedURLSecret)
 	}
 	return s
 }
 
+// SetConfirmer installs the confirmer (the notifier is built after the
+// service). Call before serving requests.
+func (s *Service) SetConfirmer(c Confirmer) { s.confirmer = c }
+
+// RequireConfirmation reports whether subscriptions must be confirmed
+// before they receive notifications.
+func (s *Service) RequireConfirmation() bool { return s.notify.RequireConfirmation }
+
 // Limits returns the limits in force.
 func (s *Service) Limits() Limits { return s.limits }
 
-// Caller is who makes a request and how it wants reads served.
+// Namespace says which kind of resource a request addresses: queues and
+// topics of one project are separate namespaces (a topic and a queue may
+// share a name).
+type Namespace int
+
+// Namespaces.
+const (
+	Queues Namespace = iota
+	Topics
+)
+
+// Caller is who makes a request, which namespace it addresses and how it
+// wants reads served.
 type Caller struct {
-	Project  string
-	ClientID string // normalised (see NormalizeClientID)
-	Roles    []string
+	Project   string
+	Namespace Namespace
+	ClientID  string // normalised (see NormalizeClientID)
+	Roles     []string
 	// Stale serves reads from this node's state without the read barrier:
 	// faster, possibly behind the cluster by a few milliseconds.
 	Stale bool
+}
+
+// topicScope prefixes the project of topic resources in the store. A NUL
+// byte cannot occur in an HTTP header, so no real project collides with it.
+const topicScope = "\x00topics\x00"
+
+// scope is the project key the store files the caller's resources under.
+func (c Caller) scope() string {
+	if c.Namespace == Topics {
+		return topicScope + c.Project
+	}
+	return c.Project
 }
 
 // HasRole reports whether the caller holds role.

@@ -28,6 +28,16 @@ func ValidateQueueName(project, name string) *Error {
 	return nil
 }
 
+// ValidateTopicName checks a topic name and its project (contract §2.1).
+func ValidateTopicName(project, name string) *Error {
+	e := ValidateQueueName(project, name)
+	if e != nil {
+		e.Title = "Invalid topic identification"
+		e.Description = strings.ReplaceAll(e.Description, "Queue names", "Topic names")
+	}
+	return e
+}
+
 func validName(name string) bool {
 	if name == "" || len(name) > MaxNameLength {
 		return false

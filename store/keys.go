@@ -15,7 +15,11 @@ const (
 	spaceClaim        byte = 'k'  // k|project|queue|claimID → claim record
 	spaceMsgExpiry    byte = 'x'  // x|expiresAt|project|queue|seq → message id
 	spaceClaimExpiry  byte = 'y'  // y|expiresAt|project|queue|claimID → nothing
-	spaceSubscription byte = 's'  // s|project|queue|id → subscription record (reserved)
+	spaceSubscription byte = 's'  // s|project|queue|id → subscription record
+	spaceSubscriber   byte = 'u'  // u|project|queue|subscriber URI → subscription id
+	spaceSubExpiry    byte = 'z'  // z|expiresAt|project|queue|id → nothing
+	spaceCursor       byte = 'd'  // d|project|queue|id → last message seq handed to the subscriber
+	spaceOutbox       byte = 'n'  // n|project|queue|seq → notification of a posted message
 )
 
 var (
@@ -127,7 +131,30 @@ func claimExpiryKey(expiresAt int64, project, queue, claimID string) []byte {
 	return append(b, claimID...)
 }
 
-// expiryEntry is a decoded x| or y| key.
+func subscriptionKey(project, queue, id string) []byte {
+	return append(queueScoped(spaceSubscription, project, queue), id...)
+}
+
+func subscriberKey(project, queue, subscriber string) []byte {
+	return append(queueScoped(spaceSubscriber, project, queue), subscriber...)
+}
+
+func cursorKey(project, queue, id string) []byte {
+	return append(queueScoped(spaceCursor, project, queue), id...)
+}
+
+func outboxKey(project, queue string, seq uint64) []byte {
+	return appendUint64(queueScoped(spaceOutbox, project, queue), seq)
+}
+
+func subExpiryKey(expiresAt int64, project, queue, id string) []byte {
+	b := appendUint64([]byte{spaceSubExpiry}, uint64(expiresAt))
+	b = appendString(b, project)
+	b = appendString(b, queue)
+	return append(b, id...)
+}
+
+// expiryEntry is a decoded x|, y| or z| key.
 type expiryEntry struct {
 	at      int64
 	project string

@@ -159,7 +159,7 @@ func (t *Txn) DeleteQueue(project, name string) {
 	t.addProjectQueues(project, -1)
 	// Expiry index entries of the deleted messages and claims stay behind;
 	// GC recognises them as stale (their target is gone) and drops them.
-	for _, space := range []byte{spaceMessage, spaceMessageID, spaceClaim, spaceSubscription} {
+	for _, space := range []byte{spaceMessage, spaceMessageID, spaceClaim, spaceSubscription, spaceSubscriber, spaceCursor, spaceOutbox} {
 		t.delPrefix(queueScoped(space, project, name))
 	}
 }
@@ -178,7 +178,9 @@ func (t *Txn) PurgeQueue(project, name string, messages, subscriptions bool) {
 		t.putCounters(project, name, c)
 	}
 	if subscriptions {
-		t.delPrefix(queueScoped(spaceSubscription, project, name))
+		for _, space := range []byte{spaceSubscription, spaceSubscriber, spaceCursor, spaceOutbox} {
+			t.delPrefix(queueScoped(space, project, name))
+		}
 	}
 }
 
@@ -198,6 +200,7 @@ type NewMessage struct {
 func (t *Txn) PostMessages(project, queue, clientID string, now, defaultTTL int64, msgs []NewMessage) {
 	q := t.ensureQueue(project, queue, now)
 	c := must(t.r.counters(project, queue))
+	notify := t.hasSubscriptions(project, queue)
 	for i := range msgs {
 		nm := &msgs[i]
 		if _, exists := must3(t.r.seqOf(project, queue, nm.ID)); exists {
@@ -225,6 +228,9 @@ func (t *Txn) PostMessages(project, queue, clientID string, now, defaultTTL int6
 		c.NextSeq++
 		c.Stored++
 		t.insertMessage(project, queue, m)
+		if notify {
+			t.putNotification(project, queue, m, q.Settings.DefaultDelay != 0)
+		}
 	}
 	t.putCounters(project, queue, c)
 }
@@ -488,6 +494,9 @@ func (t *Txn) CollectGarbage(now int64, limit int) int {
 			t.removeMessage(e.project, e.queue, m)
 		}
 	})
+	if done < limit {
+		done += t.collectSubscriptions(now, limit-done)
+	}
 	if done < limit {
 		done += t.collect(spaceClaimExpiry, now, limit-done, func(e expiryEntry, _ []byte) {
 			c := must(t.r.claim(e.project, e.queue, string(e.tail)))

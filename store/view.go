@@ -247,7 +247,7 @@ func (v *View) Secret() ([]byte, error) {
 
 // Pending reports whether GC has work at now: an expiry entry that is due.
 func (v *View) Pending(now int64) (bool, error) {
-	for _, space := range []byte{spaceMsgExpiry, spaceClaimExpiry} {
+	for _, space := range []byte{spaceMsgExpiry, spaceClaimExpiry, spaceSubExpiry} {
 		it, err := v.r.iter([]byte{space}, expiryUpTo(space, now))
 		if err != nil {
 			return false, err

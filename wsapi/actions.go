@@ -40,6 +40,7 @@ type action struct {
 // call is one request being handled.
 type call struct {
 	conn   *Conn
+	enc    Encoding // the request frame's encoding
 	name   string
 	caller service.Caller
 	body   map[string]json.RawMessage
@@ -131,6 +132,11 @@ var actions = map[string]*action{
 	"claim_update": {fields: fields(map[string]kind{"claim_id": kString, "ttl": kInt, "grace": kInt}), required: []string{"queue_name", "claim_id"}, run: claimUpdate},
 	"claim_delete": {fields: fields(map[string]kind{"claim_id": kString}), required: []string{"queue_name", "claim_id"}, run: claimDelete},
 
+	"subscription_create": {fields: fields(map[string]kind{"subscriber": kString, "ttl": kInt, "options": kObject}), required: []string{"queue_name"}, run: subscriptionCreate},
+	"subscription_get":    {fields: fields(map[string]kind{"subscription_id": kString}), required: []string{"queue_name", "subscription_id"}, run: subscriptionGet},
+	"subscription_list":   {fields: fields(map[string]kind{"marker": kString, "limit": kInt}), required: []string{"queue_name"}, run: subscriptionList},
+	"subscription_delete": {fields: fields(map[string]kind{"subscription_id": kString}), required: []string{"queue_name", "subscription_id"}, run: subscriptionDelete},
+
 	"get_home_doc":      {run: func(context.Context, *call) reply { return reply{200, json.RawMessage(service.HomeDocument())} }},
 	"check_node_health": {run: nodeHealth},
 	"ping_node":         {run: pingNode},
@@ -139,7 +145,6 @@ var actions = map[string]*action{
 // notYet lists actions that exist in the protocol but whose resources this
 // service does not offer yet; they answer 501, never a dropped connection.
 var notYet = map[string]bool{
-	"subscription_create": true, "subscription_get": true, "subscription_list": true, "subscription_delete": true,
 	"pool_list": true, "pool_create": true, "pool_update": true, "pool_get": true, "pool_delete": true,
 	"flavor_list": true, "flavor_create": true, "flavor_update": true, "flavor_get": true, "flavor_delete": true,
 }

@@ -397,9 +397,8 @@ func runActionScenario(t *testing.T, wsConn, otherConn *wsClient) {
 		other.expect(http.StatusNotFound, "queue_get_stats", `{"queue_name": "jobs"}`)
 	})
 
-	step("subscription, pool and flavor actions answer 501", func(t *testing.T, ws, other, consumer *wsClient) {
+	step("pool and flavor actions answer 501", func(t *testing.T, ws, other, consumer *wsClient) {
 		for _, action := range []string{
-			"subscription_create", "subscription_get", "subscription_list", "subscription_delete",
 			"pool_list", "pool_create", "pool_update", "pool_get", "pool_delete",
 			"flavor_list", "flavor_create", "flavor_update", "flavor_get", "flavor_delete",
 		} {

@@ -66,7 +66,7 @@ func (c *Conn) handle(ctx context.Context, in inbound) []byte {
 	if e != nil {
 		return c.respond(label, echo, errorReply(e))
 	}
-	call := &call{conn: c, name: name, svc: c.srv.svc, raw: req.Body}
+	call := &call{conn: c, enc: in.enc, name: name, svc: c.srv.svc, raw: req.Body}
 	call.caller = service.Caller{Project: project, ClientID: cid}
 	if roles, ok := headerString(req.Headers, "X-Roles"); ok {
 		for _, r := range strings.Split(roles, ",") {

@@ -28,6 +28,9 @@ type Config struct {
 	// Registry receives the websocket metrics; nil disables them.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
+	// NodeID names this node in the addresses of connection subscriptions,
+	// so the leader can route notifications to the node holding them.
+	NodeID string
 	// MaxFrameBytes is the largest frame accepted; a bigger one closes the
 	// connection with 1009 (default 1 MiB + the message post limit).
 	MaxFrameBytes int64
@@ -144,6 +147,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		delete(s.conns, c.ID)
 		s.mu.Unlock()
+		c.endSubscriptions()
 		s.wg.Done()
 	}()
 	c.serve(s.ctx)
@@ -187,7 +191,8 @@ type Conn struct {
 	remote string
 
 	lastFrame     atomic.Int64 // unix ns of the last frame received
-	subscriptions atomic.Int32 // subscriptions bound to this connection
+	subscriptions connSubscriptions
+	notifyEnc     notifyEncoding
 	closeOnce     sync.Once
 }
 
@@ -259,7 +264,7 @@ func (c *Conn) keepAlive(ctx context.Context) {
 		// Closing ends the reader once the handshake is done, which
 		// cancels ctx; cancelling here would drop the connection before
 		// the close frame is written.
-		if cfg.IdleTimeout > 0 && c.subscriptions.Load() == 0 &&
+		if cfg.IdleTimeout > 0 && c.subscriptions.count() == 0 &&
 			time.Since(time.Unix(0, c.lastFrame.Load())) > cfg.IdleTimeout {
 			c.close(websocket.StatusGoingAway, "idle timeout")
 			return

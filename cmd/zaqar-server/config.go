@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/server"
 	"github.com/zaqar-raft/zaqar/service"
@@ -43,6 +44,11 @@ type options struct {
 	noFsync                                                           bool
 
 	limits service.Limits
+
+	requireConfirmation         bool
+	publicURL, publicWSURL      string
+	notifyWorkers, notifyPerSub int
+	email                       notify.EmailConfig
 }
 
 func newFlagSet(o *options) *flag.FlagSet {
@@ -76,6 +82,20 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.wsPingInterval, "ws-ping-interval", 20*time.Second, "how often the node pings websocket clients")
 	fs.DurationVar(&o.wsPongTimeout, "ws-pong-timeout", 30*time.Second, "a ping unanswered for this long closes the connection")
 	fs.DurationVar(&o.wsIdleTimeout, "ws-idle-timeout", 30*time.Minute, "close websocket connections silent for this long (and holding no subscriptions); negative disables")
+
+	fs.BoolVar(&o.requireConfirmation, "require-confirmation", false, "subscriptions receive notifications only after the subscriber confirms through the signed URL it is sent")
+	fs.StringVar(&o.publicURL, "public-url", "", "this service's public REST URL, used in subscription confirmation links")
+	fs.StringVar(&o.publicWSURL, "public-ws-url", "", "this service's public websocket URL, used in subscription confirmations")
+	fs.IntVar(&o.notifyWorkers, "notify-workers", 10, "notification deliveries in progress at once on the leader")
+	fs.IntVar(&o.notifyPerSub, "notify-per-subscriber", 4, "notification deliveries in progress at once per subscription (1 keeps them in order)")
+	fs.StringVar(&o.email.SMTPHost, "smtp-host", "", "SMTP relay for email notifications (empty: use -sendmail-command)")
+	fs.IntVar(&o.email.SMTPPort, "smtp-port", 25, "SMTP relay port")
+	fs.BoolVar(&o.email.StartTLS, "smtp-starttls", false, "upgrade SMTP sessions with STARTTLS (certificate verified)")
+	fs.StringVar(&o.email.Username, "smtp-user", "", "SMTP user (PLAIN auth; needs STARTTLS unless the relay is on loopback)")
+	fs.StringVar(&o.email.Password, "smtp-password", "", "SMTP password")
+	fs.StringVar(&o.email.From, "smtp-from", "", "sender of email notifications when a subscription's options give none")
+	fs.StringVar(&o.email.SendmailCommand, "sendmail-command", "/usr/sbin/sendmail -t -oi", "command that sends an email read from its standard input, when -smtp-host is empty")
+	fs.StringVar(&o.email.ExternalConfirmationURL, "external-confirmation-url", "", "page that email subscribers open to confirm a subscription")
 
 	o.limits = service.DefaultLimits()
 	l := &o.limits
@@ -191,6 +211,10 @@ func (o *options) serverConfig() (server.Config, error) {
 		WS: wsapi.Config{
 			MaxFrameBytes: o.wsMaxFrame, MaxInFlight: o.wsMaxInFlight, WriteTimeout: o.wsWriteTimeout,
 			PingInterval: o.wsPingInterval, PongTimeout: o.wsPongTimeout, IdleTimeout: o.wsIdleTimeout,
+		},
+		Notify: notify.Config{Workers: o.notifyWorkers, PerSubscriber: o.notifyPerSub, Email: o.email},
+		Notifications: service.NotificationConfig{
+			RequireConfirmation: o.requireConfirmation, PublicURL: o.publicURL, PublicWebsocketURL: o.publicWSURL,
 		},
 		Limits: o.limits, SignedURLSecret: o.signedSecret, RequestTimeout: o.requestTimeout, GCInterval: o.gcInterval,
 		HeartbeatTimeout: o.heartbeat, ElectionTimeout: o.election, SnapshotInterval: o.snapshotInterval,

@@ -1,0 +1,40 @@
+package notify
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the notifier's delivery counters.
+type metrics struct {
+	outcomes *prometheus.CounterVec
+	attempts *prometheus.CounterVec
+	retries  *prometheus.CounterVec
+	lag      *prometheus.HistogramVec
+}
+
+func newMetrics(reg *prometheus.Registry, n *Notifier) *metrics {
+	m := &metrics{
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zaqar_notify_deliveries_total",
+			Help: "Notifications handled, by subscriber scheme and outcome (delivered, failed, expired, withheld, gone).",
+		}, []string{"scheme", "outcome"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zaqar_notify_attempts_total", Help: "Delivery attempts, by subscriber scheme.",
+		}, []string{"scheme"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zaqar_notify_retries_total", Help: "Delivery attempts that were retried, by subscriber scheme.",
+		}, []string{"scheme"}),
+		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "zaqar_notify_delivery_lag_seconds",
+			Help:    "Time from a message's commit to its notification's delivery, by subscriber scheme.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 180},
+		}, []string{"scheme"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.outcomes, m.attempts, m.retries, m.lag,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "zaqar_notify_subscriptions", Help: "Subscriptions this node is delivering to (non-zero on the leader only).",
+			}, func() float64 { return float64(n.SubscriptionCount()) }))
+	}
+	return m
+}
+
+func (m *metrics) outcome(scheme, outcome string) { m.outcomes.WithLabelValues(scheme, outcome).Inc() }
