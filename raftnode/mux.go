@@ -120,9 +120,13 @@ func (s *subListener) Close() error {
 
 func (s *subListener) Addr() net.Addr { return s.m.ln.Addr() }
 
-// dialTagged connects to a node's Raft address and announces tag.
-func dialTagged(ctx context.Context, addr string, tag byte) (net.Conn, error) {
+// dialTagged connects to a node's Raft address from source (nil: the
+// system's choice) and announces tag.
+func dialTagged(ctx context.Context, source net.IP, addr string, tag byte) (net.Conn, error) {
 	var d net.Dialer
+	if source != nil {
+		d.LocalAddr = &net.TCPAddr{IP: source}
+	}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -138,6 +142,7 @@ func dialTagged(ctx context.Context, addr string, tag byte) (net.Conn, error) {
 type raftStream struct {
 	*subListener
 	advertise net.Addr
+	source    net.IP
 }
 
 var _ raft.StreamLayer = (*raftStream)(nil)
@@ -145,7 +150,7 @@ var _ raft.StreamLayer = (*raftStream)(nil)
 func (r *raftStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return dialTagged(ctx, string(address), tagRaft)
+	return dialTagged(ctx, r.source, string(address), tagRaft)
 }
 
 func (r *raftStream) Addr() net.Addr {

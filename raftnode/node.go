@@ -56,6 +56,10 @@ type Config struct {
 	// Advertise is the address other nodes use (defaults to RaftAddr).
 	RaftAddr  string
 	Advertise string
+	// SourceIP, if set, is the local address this node dials other nodes
+	// from (multi-homed hosts; fault-injection tests that tell nodes apart
+	// by source address).
+	SourceIP string
 	// Listener, if set, is used instead of listening on RaftAddr (tests
 	// pass pre-bound listeners so addresses are known before start).
 	Listener net.Listener
@@ -203,7 +207,14 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 		ln.Close()
 		return nil, fmt.Errorf("raftnode: advertise address %q: %w", n.cfg.Advertise, err)
 	}
-	stream := &raftStream{subListener: n.mux.listener(tagRaft), advertise: adv}
+	var source net.IP
+	if cfg.SourceIP != "" {
+		if source = net.ParseIP(cfg.SourceIP); source == nil {
+			ln.Close()
+			return nil, fmt.Errorf("raftnode: source address %q is not an IP", cfg.SourceIP)
+		}
+	}
+	stream := &raftStream{subListener: n.mux.listener(tagRaft), advertise: adv, source: source}
 	internal := n.mux.listener(tagInternal)
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: stream, MaxPool: 8, Timeout: 10 * time.Second, Logger: hlog,
@@ -249,7 +260,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 
 	n.client = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return dialTagged(ctx, addr, tagInternal)
+			return dialTagged(ctx, source, addr, tagInternal)
 		},
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,

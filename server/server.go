@@ -36,8 +36,10 @@ type Config struct {
 	RaftAddr string // Raft and node-to-node listen address
 	// RaftAdvertise is the Raft address other nodes dial (default RaftAddr).
 	RaftAdvertise string
-	Bootstrap     []raftnode.Peer
-	Join          []string
+	// RaftSourceIP is the local address to dial other nodes from.
+	RaftSourceIP string
+	Bootstrap    []raftnode.Peer
+	Join         []string
 	// APIListener and RaftListener, if set, are used instead of listening
 	// on the addresses above (tests bind first so addresses are known).
 	APIListener  net.Listener
@@ -118,7 +120,7 @@ func Start(cfg Config) (*Server, error) {
 	// the notifier: the hook is connected once both exist.
 	var applyHook atomic.Pointer[notify.Notifier]
 	node, err := raftnode.Open(raftnode.Config{
-		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, Advertise: cfg.RaftAdvertise,
+		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, Advertise: cfg.RaftAdvertise, SourceIP: cfg.RaftSourceIP,
 		Listener: cfg.RaftListener, Bootstrap: cfg.Bootstrap, Join: cfg.Join,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
 		SnapshotInterval: cfg.SnapshotInterval, SnapshotThreshold: cfg.SnapshotThreshold,
