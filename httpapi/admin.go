@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -21,6 +22,22 @@ func (h *handler) clusterStatus(w http.ResponseWriter, r *http.Request) {
 		"members": local.Members,
 		"nodes":   h.cluster.ClusterStatus(r.Context()),
 	})
+}
+
+// clusterDigest answers GET /admin/cluster/digest: this node's applied
+// index and the SHA-256 digest of its replicated state at that index. Equal
+// indexes with equal digests mean byte-identical replicas.
+func (h *handler) clusterDigest(w http.ResponseWriter, _ *http.Request) {
+	if h.digest == nil {
+		h.notImplemented(w, nil)
+		return
+	}
+	applied, d, err := h.digest()
+	if err != nil {
+		writeError(w, &service.Error{Status: http.StatusServiceUnavailable, Title: service.TitleServiceUnavailable, Description: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"applied_index": applied, "digest": hex.EncodeToString(d[:])})
 }
 
 type memberRequest struct {

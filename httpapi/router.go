@@ -31,6 +31,9 @@ type Cluster interface {
 type Config struct {
 	Service *service.Service
 	Cluster Cluster
+	// Digest returns this node's applied index and the digest of its
+	// replicated state at that index (for checking replicas agree).
+	Digest func() (applied uint64, digest [32]byte, err error)
 	// Registry receives the HTTP metrics and is served on /metrics; nil
 	// disables both.
 	Registry *prometheus.Registry
@@ -45,6 +48,7 @@ type Config struct {
 type handler struct {
 	svc     *service.Service
 	cluster Cluster
+	digest  func() (uint64, [32]byte, error)
 	log     *slog.Logger
 	timeout time.Duration
 	router  *chi.Mux
@@ -59,7 +63,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &handler{svc: cfg.Service, cluster: cfg.Cluster, log: cfg.Logger, timeout: cfg.RequestTimeout}
+	h := &handler{svc: cfg.Service, cluster: cfg.Cluster, digest: cfg.Digest, log: cfg.Logger, timeout: cfg.RequestTimeout}
 	if cfg.Registry != nil {
 		h.metrics = newHTTPMetrics(cfg.Registry)
 	}
@@ -76,70 +80,79 @@ func New(cfg Config) http.Handler {
 	}
 
 	v2 := r.With(h.checkRequest)
-	v2.Get("/v2", h.homeDocument)
-	v2.Get("/v2/", h.homeDocument)
-	v2.Get("/v2/ping", h.ping)
-	v2.Head("/v2/ping", h.pingHead)
-	v2.Get("/v2/health", h.health)
+	v2.Get("/v2", h.rule("", h.homeDocument))
+	v2.Get("/v2/", h.rule("", h.homeDocument))
+	v2.Get("/v2/ping", h.rule("ping:get", h.ping))
+	v2.Head("/v2/ping", h.rule("ping:get", h.pingHead))
+	v2.Get("/v2/health", h.rule("health:get", h.health))
 
-	v2.Get("/v2/queues", h.listQueues)
+	v2.Get("/v2/queues", h.rule("queues:get_all", h.listQueues))
 	q := v2.With(h.checkQueueName)
-	q.Put("/v2/queues/{queue_name}", h.createQueue)
-	q.Get("/v2/queues/{queue_name}", h.getQueue)
-	q.Head("/v2/queues/{queue_name}", h.headQueue)
-	q.Patch("/v2/queues/{queue_name}", h.patchQueue)
-	q.Delete("/v2/queues/{queue_name}", h.deleteQueue)
-	q.Get("/v2/queues/{queue_name}/stats", h.queueStats)
-	q.Post("/v2/queues/{queue_name}/purge", h.purgeQueue)
-	q.Post("/v2/queues/{queue_name}/share", h.shareQueue)
+	q.Put("/v2/queues/{queue_name}", h.rule("queues:create", h.createQueue))
+	q.Get("/v2/queues/{queue_name}", h.rule("queues:get", h.getQueue))
+	q.Head("/v2/queues/{queue_name}", h.rule("queues:get", h.headQueue))
+	q.Patch("/v2/queues/{queue_name}", h.rule("queues:update", h.patchQueue))
+	q.Delete("/v2/queues/{queue_name}", h.rule("queues:delete", h.deleteQueue))
+	q.Get("/v2/queues/{queue_name}/stats", h.rule("queues:stats", h.queueStats))
+	q.Post("/v2/queues/{queue_name}/purge", h.rule("queues:purge", h.purgeQueue))
+	q.Post("/v2/queues/{queue_name}/share", h.rule("queues:share", h.shareQueue))
 
-	q.Post("/v2/queues/{queue_name}/messages", h.postMessages)
-	q.Get("/v2/queues/{queue_name}/messages", h.getMessages)
-	q.Delete("/v2/queues/{queue_name}/messages", h.deleteMessages)
-	q.Get("/v2/queues/{queue_name}/messages/{message_id}", h.getMessage)
-	q.Delete("/v2/queues/{queue_name}/messages/{message_id}", h.deleteMessage)
+	q.Post("/v2/queues/{queue_name}/messages", h.rule("messages:create", h.postMessages))
+	q.Get("/v2/queues/{queue_name}/messages", h.rule("messages:get_all", h.getMessages))
+	q.Delete("/v2/queues/{queue_name}/messages", h.rule("messages:delete_all", h.deleteMessages))
+	q.Get("/v2/queues/{queue_name}/messages/{message_id}", h.rule("messages:get", h.getMessage))
+	q.Delete("/v2/queues/{queue_name}/messages/{message_id}", h.rule("messages:delete", h.deleteMessage))
 
-	q.Post("/v2/queues/{queue_name}/claims", h.createClaim)
-	q.Get("/v2/queues/{queue_name}/claims/{claim_id}", h.getClaim)
-	q.Patch("/v2/queues/{queue_name}/claims/{claim_id}", h.renewClaim)
-	q.Delete("/v2/queues/{queue_name}/claims/{claim_id}", h.releaseClaim)
+	q.Post("/v2/queues/{queue_name}/claims", h.rule("claims:create", h.createClaim))
+	q.Get("/v2/queues/{queue_name}/claims/{claim_id}", h.rule("claims:get", h.getClaim))
+	q.Patch("/v2/queues/{queue_name}/claims/{claim_id}", h.rule("claims:update", h.renewClaim))
+	q.Delete("/v2/queues/{queue_name}/claims/{claim_id}", h.rule("claims:delete", h.releaseClaim))
 
-	q.Get("/v2/queues/{queue_name}/subscriptions", h.listSubscriptions)
-	q.Post("/v2/queues/{queue_name}/subscriptions", h.createSubscription)
-	q.Get("/v2/queues/{queue_name}/subscriptions/{subscription_id}", h.getSubscription)
-	q.Patch("/v2/queues/{queue_name}/subscriptions/{subscription_id}", h.updateSubscription)
-	q.Delete("/v2/queues/{queue_name}/subscriptions/{subscription_id}", h.deleteSubscription)
-	q.Put("/v2/queues/{queue_name}/subscriptions/{subscription_id}/confirm", h.confirmSubscription)
+	for _, sub := range []struct {
+		router chi.Router
+		base   string
+	}{{q, "/v2/queues/{queue_name}"}, {nil, "/v2/topics/{topic_name}"}} {
+		rt := sub.router
+		if rt == nil {
+			rt = v2.With(h.topicRoutes)
+		}
+		rt.Get(sub.base+"/subscriptions", h.rule("subscription:get_all", h.listSubscriptions))
+		rt.Post(sub.base+"/subscriptions", h.rule("subscription:create", h.createSubscription))
+		rt.Get(sub.base+"/subscriptions/{subscription_id}", h.rule("subscription:get", h.getSubscription))
+		rt.Patch(sub.base+"/subscriptions/{subscription_id}", h.rule("subscription:update", h.updateSubscription))
+		rt.Delete(sub.base+"/subscriptions/{subscription_id}", h.rule("subscription:delete", h.deleteSubscription))
+		rt.Put(sub.base+"/subscriptions/{subscription_id}/confirm", h.rule("subscription:confirm", h.confirmSubscription))
+	}
 
 	// Topics (contract §11, §19): queue-like metadata, posting only, and
 	// subscriptions that every posted message fans out to.
 	t := v2.With(h.topicRoutes)
-	t.Get("/v2/topics", h.listQueues)
-	t.Put("/v2/topics/{topic_name}", h.createQueue)
-	t.Get("/v2/topics/{topic_name}", h.getQueue)
-	t.Head("/v2/topics/{topic_name}", h.headQueue)
-	t.Patch("/v2/topics/{topic_name}", h.patchQueue)
-	t.Delete("/v2/topics/{topic_name}", h.deleteQueue)
-	t.Get("/v2/topics/{topic_name}/stats", h.queueStats)
-	t.Post("/v2/topics/{topic_name}/purge", h.purgeQueue)
-	t.Post("/v2/topics/{topic_name}/messages", h.postMessages)
-	t.Get("/v2/topics/{topic_name}/subscriptions", h.listSubscriptions)
-	t.Post("/v2/topics/{topic_name}/subscriptions", h.createSubscription)
-	t.Get("/v2/topics/{topic_name}/subscriptions/{subscription_id}", h.getSubscription)
-	t.Patch("/v2/topics/{topic_name}/subscriptions/{subscription_id}", h.updateSubscription)
-	t.Delete("/v2/topics/{topic_name}/subscriptions/{subscription_id}", h.deleteSubscription)
-	t.Put("/v2/topics/{topic_name}/subscriptions/{subscription_id}/confirm", h.confirmSubscription)
+	t.Get("/v2/topics", h.rule("topics:get_all", h.listQueues))
+	t.Put("/v2/topics/{topic_name}", h.rule("topics:create", h.createQueue))
+	t.Get("/v2/topics/{topic_name}", h.rule("topics:get", h.getQueue))
+	t.Head("/v2/topics/{topic_name}", h.rule("topics:get", h.headQueue))
+	t.Patch("/v2/topics/{topic_name}", h.rule("topics:update", h.patchQueue))
+	t.Delete("/v2/topics/{topic_name}", h.rule("topics:delete", h.deleteQueue))
+	t.Get("/v2/topics/{topic_name}/stats", h.rule("topics:stats", h.queueStats))
+	t.Post("/v2/topics/{topic_name}/purge", h.rule("topics:purge", h.purgeQueue))
+	t.Post("/v2/topics/{topic_name}/messages", h.rule("messages:create", h.postMessages))
 
-	// Pools and flavors answer 501 until they are implemented; clients get
-	// a Zaqar error body rather than a 404.
+	// Pools and flavors answer 501 until they are implemented (after the
+	// policy check, so a denied caller still gets 403); clients get a
+	// Zaqar error body rather than a 404.
 	notYet := h.notImplemented
-	v2.Get("/v2/pools", notYet)
-	v2.HandleFunc("/v2/pools/{pool}", notYet)
-	v2.Get("/v2/flavors", notYet)
-	v2.HandleFunc("/v2/flavors/{flavor}", notYet)
+	v2.Get("/v2/pools", h.rule("pools:get_all", notYet))
+	for method, rule := range map[string]string{"GET": "pools:get", "PUT": "pools:create", "PATCH": "pools:update", "DELETE": "pools:delete"} {
+		v2.Method(method, "/v2/pools/{pool}", h.rule(rule, notYet))
+	}
+	v2.Get("/v2/flavors", h.rule("flavors:get_all", notYet))
+	for method, rule := range map[string]string{"GET": "flavors:get", "PUT": "flavors:create", "PATCH": "flavors:update", "DELETE": "flavors:delete"} {
+		v2.Method(method, "/v2/flavors/{flavor}", h.rule(rule, notYet))
+	}
 
 	admin := r.With(h.checkAdmin)
 	admin.Get("/admin/cluster", h.clusterStatus)
+	admin.Get("/admin/cluster/digest", h.clusterDigest)
 	admin.Post("/admin/cluster/join", h.clusterJoin)
 	admin.Post("/admin/cluster/remove", h.clusterRemove)
 	admin.Post("/admin/cluster/transfer-leadership", h.clusterTransfer)
@@ -156,6 +169,21 @@ func (h *handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusMethodNotAllowed, errorBody{Title: "405 Method Not Allowed"})
+}
+
+// rule wraps a handler with its policy check (contract §1's policy rules);
+// an empty rule is open to every caller that passed the request checks.
+func (h *handler) rule(name string, fn http.HandlerFunc) http.HandlerFunc {
+	if name == "" {
+		return fn
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		if e := h.svc.Authorize(callerFrom(r), name); e != nil {
+			writeError(w, e)
+			return
+		}
+		fn(w, r)
+	}
 }
 
 func (h *handler) notImplemented(w http.ResponseWriter, _ *http.Request) {

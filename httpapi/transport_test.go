@@ -449,7 +449,11 @@ func TestTransport(t *testing.T) {
 		}
 	})
 
-	s.run(t, "pools and flavors answer 501 with an error body", func(t *testing.T, n nodes) {
+	s.run(t, "pools and flavors answer 501 with an error body after the policy check", func(t *testing.T, n nodes) {
+		// Pools are admin-only by default; flavor reads are open.
+		n.next().expect(http.StatusForbidden, "GET", "/v2/pools", nil).apiError("Not authorized", "You are not authorized to complete this action.")
+		n.next().expect(http.StatusForbidden, "PUT", "/v2/flavors/f", `{"pool_list": []}`)
+		n.next().expect(http.StatusNotImplemented, "GET", "/v2/flavors", nil)
 		for _, rt := range []struct{ method, path, body string }{
 			{"GET", "/v2/pools", ""},
 			{"GET", "/v2/pools/p", ""},
@@ -465,7 +469,7 @@ func TestTransport(t *testing.T) {
 			if rt.body != "" {
 				body = rt.body
 			}
-			r := n.next().expect(http.StatusNotImplemented, rt.method, rt.path, body)
+			r := n.next().expect(http.StatusNotImplemented, rt.method, rt.path, body, hdr("X-Roles", "admin"))
 			var doc struct{ Title, Description string }
 			r.decode(&doc)
 			if doc.Title == "" || doc.Description == "" || r.Header.Get("Content-Type") != "application/json" {

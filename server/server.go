@@ -166,6 +166,7 @@ func Start(cfg Config) (*Server, error) {
 	applyHook.Store(s.notifier)
 	rest := httpapi.New(httpapi.Config{
 		Service: s.svc, Cluster: node, Registry: s.registry, Logger: log, RequestTimeout: cfg.RequestTimeout,
+		Digest: s.digest,
 	})
 	// A websocket upgrade on "/" goes to the websocket API, everything
 	// else to REST: ws://HOST:PORT/ beside http://HOST:PORT/.
@@ -231,6 +232,24 @@ func (s *Server) Node() *raftnode.Node { return s.node }
 
 // Service returns the service layer.
 func (s *Server) Service() *service.Service { return s.svc }
+
+// digest returns the applied index and the state digest at it, retrying
+// until no entry was applied while the digest was computed.
+func (s *Server) digest() (uint64, [32]byte, error) {
+	for i := 0; ; i++ {
+		before := s.node.FSM().AppliedIndex()
+		d, err := s.store.Digest()
+		if err != nil {
+			return 0, d, err
+		}
+		if after := s.node.FSM().AppliedIndex(); after == before || i == 20 {
+			if after != before {
+				return 0, d, errors.New("server: the store kept changing while its digest was computed")
+			}
+			return before, d, nil
+		}
+	}
+}
 
 // Websocket returns the websocket server (its registry of connections).
 func (s *Server) Websocket() *wsapi.Server { return s.ws }

@@ -1,0 +1,181 @@
+// Package auth decides who a request comes from and what it may do:
+// Keystone token validation (with a bounded, expiring cache) and the
+// policy that maps operations to the roles they need.
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
+	"github.com/hashicorp/golang-lru/v2/expirable"
+)
+
+// Identity is what a validated token says about its bearer.
+type Identity struct {
+	Token       string
+	ProjectID   string
+	ProjectName string
+	UserID      string
+	UserName    string
+	Roles       []string
+	ExpiresAt   time.Time
+}
+
+// Sentinel errors.
+var (
+	// ErrInvalidToken means the token is missing, unknown, expired or
+	// revoked, or not scoped to a project: the request is unauthenticated.
+	ErrInvalidToken = errors.New("auth: invalid token")
+	// ErrUnavailable means Keystone could not be asked.
+	ErrUnavailable = errors.New("auth: identity service unavailable")
+)
+
+// Validator validates tokens.
+type Validator interface {
+	Validate(ctx context.Context, token string) (*Identity, error)
+}
+
+// KeystoneConfig configures validation against Keystone, like
+// keystonemiddleware's [keystone_authtoken] section: the service account
+// the node uses to ask Keystone about tokens, and the token cache.
+type KeystoneConfig struct {
+	AuthURL           string // Keystone's public endpoint, e.g. http://keystone:5000/v3
+	Username          string
+	Password          string
+	UserDomainName    string // default "Default"
+	ProjectName       string
+	ProjectDomainName string // default "Default"
+	// CacheTTL bounds how long a validated token is trusted without asking
+	// Keystone again, and so how long a revoked token keeps working
+	// (default 60s; keystonemiddleware's default is 300s).
+	CacheTTL time.Duration
+	// CacheSize bounds the number of cached tokens (default 10000).
+	CacheSize int
+	// Timeout bounds one call to Keystone (default 5s).
+	Timeout time.Duration
+	// WWWAuthenticateURI is advertised in 401 answers (default AuthURL).
+	WWWAuthenticateURI string
+}
+
+// Keystone validates tokens with Keystone's GET /v3/auth/tokens.
+type Keystone struct {
+	cfg      KeystoneConfig
+	identity *gophercloud.ServiceClient
+	valid    *expirable.LRU[[32]byte, *Identity]
+	invalid  *expirable.LRU[[32]byte, struct{}]
+}
+
+// NewKeystone authenticates the service account and returns a validator.
+func NewKeystone(ctx context.Context, cfg KeystoneConfig) (*Keystone, error) {
+	if cfg.AuthURL == "" || cfg.Username == "" {
+		return nil, errors.New("auth: keystone needs an auth URL and a service user")
+	}
+	if cfg.UserDomainName == "" {
+		cfg.UserDomainName = "Default"
+	}
+	if cfg.ProjectDomainName == "" {
+		cfg.ProjectDomainName = "Default"
+	}
+	if cfg.CacheTTL == 0 {
+		cfg.CacheTTL = time.Minute
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = 10000
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.WWWAuthenticateURI == "" {
+		cfg.WWWAuthenticateURI = cfg.AuthURL
+	}
+	opts := gophercloud.AuthOptions{
+		IdentityEndpoint: cfg.AuthURL, Username: cfg.Username, Password: cfg.Password, DomainName: cfg.UserDomainName,
+		AllowReauth: true,
+		Scope:       &gophercloud.AuthScope{ProjectName: cfg.ProjectName, DomainName: cfg.ProjectDomainName},
+	}
+	actx, cancel := context.WithTimeout(ctx, 4*cfg.Timeout)
+	defer cancel()
+	provider, err := openstack.AuthenticatedClient(actx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("auth: service account cannot log in to %s: %w", cfg.AuthURL, err)
+	}
+	provider.HTTPClient = http.Client{Timeout: cfg.Timeout}
+	identity, err := openstack.NewIdentityV3(provider, gophercloud.EndpointOpts{})
+	if err != nil {
+		return nil, fmt.Errorf("auth: identity client: %w", err)
+	}
+	// Validate against the URL we were given, not the catalog's view of it.
+	identity.Endpoint = gophercloud.NormalizeURL(cfg.AuthURL)
+	if identity.Endpoint[len(identity.Endpoint)-3:] != "v3/" {
+		identity.Endpoint += "v3/"
+	}
+	identity.ResourceBase = identity.Endpoint
+	return &Keystone{
+		cfg: cfg, identity: identity,
+		valid:   expirable.NewLRU[[32]byte, *Identity](cfg.CacheSize, nil, cfg.CacheTTL),
+		invalid: expirable.NewLRU[[32]byte, struct{}](cfg.CacheSize, nil, min(cfg.CacheTTL, 10*time.Second)),
+	}, nil
+}
+
+// WWWAuthenticate is the value of the WWW-Authenticate header of a 401.
+func (k *Keystone) WWWAuthenticate() string { return fmt.Sprintf("Keystone uri=%q", k.cfg.WWWAuthenticateURI) }
+
+// Validate returns the identity of a token. Answers are cached for
+// CacheTTL (never past the token's own expiry); unknown tokens are
+// remembered briefly so a flood of bad tokens does not flood Keystone.
+func (k *Keystone) Validate(ctx context.Context, token string) (*Identity, error) {
+	if token == "" {
+		return nil, ErrInvalidToken
+	}
+	key := sha256.Sum256([]byte(token))
+	if id, ok := k.valid.Get(key); ok {
+		if time.Now().Before(id.ExpiresAt) {
+			return id, nil
+		}
+		k.valid.Remove(key)
+		return nil, ErrInvalidToken
+	}
+	if _, bad := k.invalid.Get(key); bad {
+		return nil, ErrInvalidToken
+	}
+	vctx, cancel := context.WithTimeout(ctx, k.cfg.Timeout)
+	defer cancel()
+	res := tokens.Get(vctx, k.identity, token)
+	if res.Err != nil {
+		if gophercloud.ResponseCodeIs(res.Err, http.StatusNotFound) || gophercloud.ResponseCodeIs(res.Err, http.StatusUnauthorized) {
+			k.invalid.Add(key, struct{}{})
+			return nil, ErrInvalidToken
+		}
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, res.Err)
+	}
+	tok, err := res.ExtractToken()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	id := &Identity{Token: token, ExpiresAt: tok.ExpiresAt}
+	if p, err := res.ExtractProject(); err == nil && p != nil {
+		id.ProjectID, id.ProjectName = p.ID, p.Name
+	}
+	if u, err := res.ExtractUser(); err == nil && u != nil {
+		id.UserID, id.UserName = u.ID, u.Name
+	}
+	if roles, err := res.ExtractRoles(); err == nil {
+		for _, r := range roles {
+			id.Roles = append(id.Roles, r.Name)
+		}
+	}
+	if id.ProjectID == "" || !time.Now().Before(id.ExpiresAt) {
+		// Zaqar's resources live in projects: an unscoped token is useless.
+		k.invalid.Add(key, struct{}{})
+		return nil, ErrInvalidToken
+	}
+	k.valid.Add(key, id)
+	return id, nil
+}
