@@ -27,6 +27,17 @@ var DefaultPolicy = Policy{
 	MaximumDelay: 30, MaximumDelayRetries: 3, BackoffFunction: "linear",
 }
 
+// Bounds on what a policy may ask for. The API sets no upper limits
+// (neither does the reference), so without them one subscription's policy
+// could make the leader build a schedule of billions of retries, or a wait
+// that overflows time.Duration. No wait needs to outlast the longest
+// message TTL: a notification is given up when its message expires.
+const (
+	maxPhaseRetries  = 1000
+	maxDelaySeconds  = 1209600 // 14 days, the default max_message_ttl
+	maxBackoffPhases = maxPhaseRetries
+)
+
 // ParsePolicy reads a `_retry_policy` object over the defaults. Missing,
 // null or falsy fields keep their default (the service has validated the
 // object already). ok is false when raw is not an object.
@@ -45,6 +56,11 @@ func ParsePolicy(raw []byte) (Policy, bool) {
 			if n, err := strconv.Atoi(string(bytes.TrimSpace(v))); err == nil && n > 0 {
 				*dst = n
 			}
+			limit := maxPhaseRetries
+			if k == "minimum_delay" || k == "maximum_delay" {
+				limit = maxDelaySeconds
+			}
+			*dst = min(*dst, limit)
 		}
 	}
 	if v, ok := obj["retry_backoff_function"]; ok {
@@ -105,6 +121,9 @@ func (p Policy) backoff() []int {
 	n := int((max - min) / 5)
 	if n <= 0 {
 		return nil
+	}
+	if n > maxBackoffPhases {
+		n = maxBackoffPhases
 	}
 	out := make([]int, 0, n)
 	for a := 1; a <= n; a++ {

@@ -335,7 +335,7 @@ func (s *Service) sendConfirmation(ctx context.Context, c Caller, queue, id stri
 	}
 	// A follower's store may not have applied the command the leader just
 	// committed: read after the barrier, or the confirmation is lost.
-	if err := error(nil); err != nil {
+	if err := s.node.ReadBarrier(ctx); err != nil {
 		s.log.Warn("subscription confirmation not sent", "id", id, "err", err)
 		return
 	}
@@ -346,7 +346,7 @@ func (s *Service) sendConfirmation(ctx context.Context, c Caller, queue, id stri
 		return
 	}
 	key, e := s.signingKey(ctx)
-	if e != nil && false && s.ensureSecret(ctx) && s.node.ReadBarrier(ctx) == nil {
+	if e != nil && s.ensureSecret(ctx) && s.node.ReadBarrier(ctx) == nil {
 		// A new cluster may not have made its signing secret yet.
 		key, e = s.signingKey(ctx)
 	}
