@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -66,14 +68,18 @@ type KeystoneConfig struct {
 
 // Keystone validates tokens with Keystone's GET /v3/auth/tokens.
 type Keystone struct {
-	cfg      KeystoneConfig
-	identity *gophercloud.ServiceClient
-	valid    *expirable.LRU[[32]byte, *Identity]
-	invalid  *expirable.LRU[[32]byte, struct{}]
+	cfg     KeystoneConfig
+	valid   *expirable.LRU[[32]byte, *Identity]
+	invalid *expirable.LRU[[32]byte, struct{}]
+
+	mu       sync.Mutex
+	identity *gophercloud.ServiceClient // nil until the service account logged in
 }
 
-// NewKeystone authenticates the service account and returns a validator.
-func NewKeystone(ctx context.Context, cfg KeystoneConfig) (*Keystone, error) {
+// NewKeystone returns a validator. The service account logs in on first
+// use (and again after a failure), so a node can start while Keystone is
+// unreachable; requests then get 503 until it answers.
+func NewKeystone(cfg KeystoneConfig) (*Keystone, error) {
 	if cfg.AuthURL == "" || cfg.Username == "" {
 		return nil, errors.New("auth: keystone needs an auth URL and a service user")
 	}
@@ -95,37 +101,51 @@ func NewKeystone(ctx context.Context, cfg KeystoneConfig) (*Keystone, error) {
 	if cfg.WWWAuthenticateURI == "" {
 		cfg.WWWAuthenticateURI = cfg.AuthURL
 	}
-	opts := gophercloud.AuthOptions{
-		IdentityEndpoint: cfg.AuthURL, Username: cfg.Username, Password: cfg.Password, DomainName: cfg.UserDomainName,
-		AllowReauth: true,
-		Scope:       &gophercloud.AuthScope{ProjectName: cfg.ProjectName, DomainName: cfg.ProjectDomainName},
-	}
-	actx, cancel := context.WithTimeout(ctx, 4*cfg.Timeout)
-	defer cancel()
-	provider, err := openstack.AuthenticatedClient(actx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("auth: service account cannot log in to %s: %w", cfg.AuthURL, err)
-	}
-	provider.HTTPClient = http.Client{Timeout: cfg.Timeout}
-	identity, err := openstack.NewIdentityV3(provider, gophercloud.EndpointOpts{})
-	if err != nil {
-		return nil, fmt.Errorf("auth: identity client: %w", err)
-	}
-	// Validate against the URL we were given, not the catalog's view of it.
-	identity.Endpoint = gophercloud.NormalizeURL(cfg.AuthURL)
-	if identity.Endpoint[len(identity.Endpoint)-3:] != "v3/" {
-		identity.Endpoint += "v3/"
-	}
-	identity.ResourceBase = identity.Endpoint
 	return &Keystone{
-		cfg: cfg, identity: identity,
+		cfg:     cfg,
 		valid:   expirable.NewLRU[[32]byte, *Identity](cfg.CacheSize, nil, cfg.CacheTTL),
 		invalid: expirable.NewLRU[[32]byte, struct{}](cfg.CacheSize, nil, min(cfg.CacheTTL, 10*time.Second)),
 	}, nil
 }
 
+// client returns the identity client, logging the service account in if
+// needed.
+func (k *Keystone) client(ctx context.Context) (*gophercloud.ServiceClient, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.identity != nil {
+		return k.identity, nil
+	}
+	opts := gophercloud.AuthOptions{
+		IdentityEndpoint: k.cfg.AuthURL, Username: k.cfg.Username, Password: k.cfg.Password, DomainName: k.cfg.UserDomainName,
+		AllowReauth: true,
+		Scope:       &gophercloud.AuthScope{ProjectName: k.cfg.ProjectName, DomainName: k.cfg.ProjectDomainName},
+	}
+	actx, cancel := context.WithTimeout(ctx, k.cfg.Timeout)
+	defer cancel()
+	provider, err := openstack.AuthenticatedClient(actx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: service account cannot log in to %s: %v", ErrUnavailable, k.cfg.AuthURL, err)
+	}
+	provider.HTTPClient = http.Client{Timeout: k.cfg.Timeout}
+	identity, err := openstack.NewIdentityV3(provider, gophercloud.EndpointOpts{})
+	if err != nil {
+		return nil, fmt.Errorf("%w: identity client: %v", ErrUnavailable, err)
+	}
+	// Validate against the URL we were given, not the catalog's view of it.
+	base := gophercloud.NormalizeURL(k.cfg.AuthURL)
+	if !strings.HasSuffix(base, "v3/") {
+		base += "v3/"
+	}
+	identity.Endpoint, identity.ResourceBase = base, base
+	k.identity = identity
+	return identity, nil
+}
+
 // WWWAuthenticate is the value of the WWW-Authenticate header of a 401.
-func (k *Keystone) WWWAuthenticate() string { return fmt.Sprintf("Keystone uri=%q", k.cfg.WWWAuthenticateURI) }
+func (k *Keystone) WWWAuthenticate() string {
+	return fmt.Sprintf("Keystone uri=%q", k.cfg.WWWAuthenticateURI)
+}
 
 // Validate returns the identity of a token. Answers are cached for
 // CacheTTL (never past the token's own expiry); unknown tokens are
@@ -145,11 +165,17 @@ func (k *Keystone) Validate(ctx context.Context, token string) (*Identity, error
 	if _, bad := k.invalid.Get(key); bad {
 		return nil, ErrInvalidToken
 	}
+	client, err := k.client(ctx)
+	if err != nil {
+		return nil, err
+	}
 	vctx, cancel := context.WithTimeout(ctx, k.cfg.Timeout)
 	defer cancel()
-	res := tokens.Get(vctx, k.identity, token)
+	res := tokens.Get(vctx, client, token)
 	if res.Err != nil {
-		if gophercloud.ResponseCodeIs(res.Err, http.StatusNotFound) || gophercloud.ResponseCodeIs(res.Err, http.StatusUnauthorized) {
+		// Keystone answers 404 for unknown, expired and revoked subject
+		// tokens; a 401 would be about the service account itself.
+		if gophercloud.ResponseCodeIs(res.Err, http.StatusNotFound) {
 			k.invalid.Add(key, struct{}{})
 			return nil, ErrInvalidToken
 		}

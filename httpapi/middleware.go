@@ -93,6 +93,9 @@ func uuid4() string {
 func (h *handler) checkRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		project, projectPresent := projectHeader(r)
+		if id := identityFrom(r); id != nil {
+			project, projectPresent = id.ProjectID, true
+		}
 		if _, signed := r.Header["Url-Signature"]; signed {
 			if !h.svc.VerifySigned(r.Context(), r.Method, r.URL.Path, signedRequest(r, project)) {
 				writeJSON(w, http.StatusNotFound, errorBody{Title: "404 Not Found"})
@@ -128,8 +131,21 @@ func (h *handler) checkRequest(next http.Handler) http.Handler {
 			writeError(w, e)
 			return
 		}
-		c := service.Caller{Project: project, ClientID: cid, Roles: splitRoles(r.Header.Get("X-Roles"))}
+		c := service.Caller{Project: project, ClientID: cid}
+		switch id := identityFrom(r); {
+		case id != nil:
+			// Keystone decides who this is; client identity headers are
+			// ignored (keystonemiddleware overwrites them upstream).
+			c.Project, c.Roles = id.ProjectID, id.Roles
+		case h.auth == nil:
+			c.Roles = splitRoles(r.Header.Get("X-Roles"))
+		}
 		c.Stale = strings.EqualFold(r.Header.Get(HeaderReadConsistency), "stale")
+		if e := h.svc.Throttle(c); e != nil {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, e)
+			return
+		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey, c)))
 	})
 }
@@ -161,17 +177,21 @@ func (h *handler) topicRoutes(next http.Handler) http.Handler {
 	})
 }
 
-// checkAdmin guards the cluster administration endpoints: the caller must
-// hold the admin role.
+// checkAdmin guards the cluster administration endpoints with the policy
+// rule "cluster:admin" (the admin role by default).
 func (h *handler) checkAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, role := range splitRoles(r.Header.Get("X-Roles")) {
-			if role == "admin" {
-				next.ServeHTTP(w, r)
-				return
-			}
+		c := service.Caller{}
+		if id := identityFrom(r); id != nil {
+			c.Project, c.Roles = id.ProjectID, id.Roles
+		} else if h.auth == nil {
+			c.Roles = splitRoles(r.Header.Get("X-Roles"))
 		}
-		writeError(w, &service.Error{Status: http.StatusForbidden, Title: service.TitleNotAuthorized, Description: "You are not authorized to complete this action."})
+		if e := h.svc.Authorize(c, "cluster:admin"); e != nil {
+			writeError(w, e)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

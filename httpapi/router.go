@@ -40,8 +40,16 @@ type Config struct {
 	Logger   *slog.Logger
 	// RequestTimeout bounds each request's work (default 10s).
 	RequestTimeout time.Duration
-	// MaxHeaderBytes is informational here; the server enforces it.
+	// Auth validates Keystone tokens; nil means no authentication (project
+	// and roles are taken from X-Project-ID and X-Roles).
+	Auth KeystoneAuth
+	// CORS is the CORS policy (off unless origins are allowed).
+	CORS CORSConfig
+	// MaxHeaderBytes caps the request line and headers (431 beyond);
+	// 0 means no cap here.
 	MaxHeaderBytes int
+	// MaxConcurrent caps requests served at once (503 beyond); 0 means no cap.
+	MaxConcurrent int
 }
 
 // handler carries the dependencies of every route.
@@ -49,10 +57,14 @@ type handler struct {
 	svc     *service.Service
 	cluster Cluster
 	digest  func() (uint64, [32]byte, error)
-	log     *slog.Logger
-	timeout time.Duration
-	router  *chi.Mux
-	metrics *httpMetrics
+	auth    KeystoneAuth
+
+	maxHeaderBytes int
+	inFlight       chan struct{}
+	log            *slog.Logger
+	timeout        time.Duration
+	router         *chi.Mux
+	metrics        *httpMetrics
 }
 
 // New returns the REST API handler.
@@ -63,7 +75,11 @@ func New(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &handler{svc: cfg.Service, cluster: cfg.Cluster, digest: cfg.Digest, log: cfg.Logger, timeout: cfg.RequestTimeout}
+	h := &handler{svc: cfg.Service, cluster: cfg.Cluster, digest: cfg.Digest, log: cfg.Logger, timeout: cfg.RequestTimeout,
+		auth: cfg.Auth, maxHeaderBytes: cfg.MaxHeaderBytes}
+	if cfg.MaxConcurrent > 0 {
+		h.inFlight = make(chan struct{}, cfg.MaxConcurrent)
+	}
 	if cfg.Registry != nil {
 		h.metrics = newHTTPMetrics(cfg.Registry)
 	}
@@ -157,7 +173,9 @@ func New(cfg Config) http.Handler {
 	admin.Post("/admin/cluster/remove", h.clusterRemove)
 	admin.Post("/admin/cluster/transfer-leadership", h.clusterTransfer)
 
-	return h.outer(r)
+	// Outermost first: CORS, then request id, recovery and metrics, header
+	// and concurrency limits, authentication, and the router.
+	return withCORS(cfg.CORS, h.outer(h.limitHeaders(h.limitConcurrency(h.authenticate(r)))))
 }
 
 // methodNotAllowed answers 405 with the Allow header listing the methods

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/zaqar-raft/zaqar/auth"
 	"github.com/zaqar-raft/zaqar/fsm"
 	"github.com/zaqar-raft/zaqar/httpapi"
 	"github.com/zaqar-raft/zaqar/notify"
@@ -55,6 +56,20 @@ type Config struct {
 	// Notifications the subscription confirmation flow.
 	Notify        notify.Config
 	Notifications service.NotificationConfig
+
+	// Keystone, when its AuthURL is set, turns authentication on.
+	Keystone auth.KeystoneConfig
+	// PolicyFile overrides the default policy rules (JSON).
+	PolicyFile string
+	// CORS is the REST API's CORS policy (off unless origins are given).
+	CORS httpapi.CORSConfig
+	// MaxHeaderBytes caps request headers (431 beyond; default 64 KiB).
+	MaxHeaderBytes int
+	// MaxConcurrentRequests caps REST requests served at once (503 beyond;
+	// 0: no cap).
+	MaxConcurrentRequests int
+	// RateLimit limits each project's requests (off by default).
+	RateLimit service.RateLimit
 
 	Limits          service.Limits
 	SignedURLSecret string
@@ -107,6 +122,25 @@ func Start(cfg Config) (*Server, error) {
 		cfg.Limits = service.DefaultLimits()
 	}
 	log := cfg.Logger.With("node", cfg.NodeID)
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = 64 << 10
+	}
+	policy := auth.DefaultPolicy()
+	if cfg.PolicyFile != "" {
+		p, err := auth.LoadPolicy(cfg.PolicyFile)
+		if err != nil {
+			return nil, err
+		}
+		policy = p
+	}
+	var keystone *auth.Keystone
+	if cfg.Keystone.AuthURL != "" {
+		k, err := auth.NewKeystone(cfg.Keystone)
+		if err != nil {
+			return nil, err
+		}
+		keystone = k
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: create data dir: %w", err)
 	}
@@ -139,7 +173,7 @@ func Start(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, store: st, node: node, registry: registry}
 	s.svc = service.New(node, st, service.Config{
 		Limits: cfg.Limits, SignedURLSecret: cfg.SignedURLSecret, GCInterval: cfg.GCInterval, Logger: log,
-		Notifications: cfg.Notifications,
+		Notifications: cfg.Notifications, Policy: policy, RateLimit: cfg.RateLimit,
 	})
 	registerNodeMetrics(registry, node, st)
 
@@ -153,6 +187,9 @@ func Start(cfg Config) (*Server, error) {
 	}
 	wsCfg := cfg.WS
 	wsCfg.Service, wsCfg.Registry, wsCfg.Logger, wsCfg.NodeID = s.svc, registry, log, cfg.NodeID
+	if keystone != nil {
+		wsCfg.Auth = keystone
+	}
 	if wsCfg.RequestTimeout == 0 {
 		wsCfg.RequestTimeout = cfg.RequestTimeout
 	}
@@ -164,10 +201,14 @@ func Start(cfg Config) (*Server, error) {
 	s.svc.SetConfirmer(s.notifier)
 	node.HandleInternal(s.notifier.PushHandler())
 	applyHook.Store(s.notifier)
-	rest := httpapi.New(httpapi.Config{
+	restCfg := httpapi.Config{
 		Service: s.svc, Cluster: node, Registry: s.registry, Logger: log, RequestTimeout: cfg.RequestTimeout,
-		Digest: s.digest,
-	})
+		Digest: s.digest, CORS: cfg.CORS, MaxHeaderBytes: cfg.MaxHeaderBytes, MaxConcurrent: cfg.MaxConcurrentRequests,
+	}
+	if keystone != nil {
+		restCfg.Auth = keystone
+	}
+	rest := httpapi.New(restCfg)
 	// A websocket upgrade on "/" goes to the websocket API, everything
 	// else to REST: ws://HOST:PORT/ beside http://HOST:PORT/.
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -191,7 +232,8 @@ func Start(cfg Config) (*Server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    4 * cfg.MaxHeaderBytes, // the handler answers 431 with a Zaqar body past MaxHeaderBytes
+		WriteTimeout:      2 * time.Minute,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

@@ -46,7 +46,9 @@ type Config struct {
 	// Policy says which roles each operation needs (default: the
 	// reference's, auth.DefaultPolicy).
 	Policy *auth.Policy
-	Logger *slog.Logger
+	// RateLimit limits each project's request rate (off by default).
+	RateLimit RateLimit
+	Logger    *slog.Logger
 }
 
 // NotificationConfig is the service side of notifications (contract §10.5).
@@ -74,6 +76,7 @@ type Service struct {
 	notify          NotificationConfig
 	confirmer       Confirmer
 	policy          *auth.Policy
+	limiter         *projectLimiter
 }
 
 // New returns a Service.
@@ -99,7 +102,7 @@ func New(node Node, st *store.Store, cfg Config) *Service {
 	s := &Service{
 		node: node, store: st, limits: cfg.Limits, gcInterval: cfg.GCInterval, gcBatch: cfg.GCBatch, log: cfg.Logger,
 		subscriberTypes: cfg.SubscriberTypes, notify: cfg.Notifications, confirmer: cfg.Confirmer,
-		policy: cfg.Policy,
+		policy: cfg.Policy, limiter: newProjectLimiter(cfg.RateLimit),
 	}
 	if cfg.SignedURLSecret != "" {
 		s.secret = []byte(cfg.SignedURLSecret)

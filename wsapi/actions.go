@@ -34,7 +34,9 @@ type action struct {
 	// method is the HTTP method a pre-signed URL must grant for the
 	// action ("" means the action cannot be performed with a signature).
 	method string
-	run    func(ctx context.Context, c *call) reply
+	// rule is the policy rule the action is authorized by ("" = open).
+	rule string
+	run  func(ctx context.Context, c *call) reply
 }
 
 // call is one request being handled.
@@ -112,34 +114,34 @@ func fields(extra map[string]kind) map[string]kind {
 
 // actions is the action table (contract §13.4).
 var actions = map[string]*action{
-	"queue_list":      {fields: map[string]kind{"marker": kString, "limit": kInt, "detailed": kBool}, run: queueList},
-	"queue_create":    {fields: fields(map[string]kind{"metadata": kObject}), required: []string{"queue_name"}, run: queueCreate},
-	"queue_delete":    {fields: queueField, required: []string{"queue_name"}, run: queueDelete},
-	"queue_get":       {fields: queueField, required: []string{"queue_name"}, run: queueGet},
-	"queue_get_stats": {fields: queueField, required: []string{"queue_name"}, run: queueStats},
-	"queue_purge":     {fields: fields(map[string]kind{"resource_types": kArray}), required: []string{"queue_name"}, run: queuePurge},
+	"queue_list":      {rule: "queues:get_all", fields: map[string]kind{"marker": kString, "limit": kInt, "detailed": kBool}, run: queueList},
+	"queue_create":    {rule: "queues:create", fields: fields(map[string]kind{"metadata": kObject}), required: []string{"queue_name"}, run: queueCreate},
+	"queue_delete":    {rule: "queues:delete", fields: queueField, required: []string{"queue_name"}, run: queueDelete},
+	"queue_get":       {rule: "queues:get", fields: queueField, required: []string{"queue_name"}, run: queueGet},
+	"queue_get_stats": {rule: "queues:stats", fields: queueField, required: []string{"queue_name"}, run: queueStats},
+	"queue_purge":     {rule: "queues:purge", fields: fields(map[string]kind{"resource_types": kArray}), required: []string{"queue_name"}, run: queuePurge},
 
-	"message_list": {fields: fields(map[string]kind{"marker": kString, "limit": kInt, "echo": kBool, "include_claimed": kBool, "include_delayed": kBool}),
+	"message_list": {rule: "messages:get_all", fields: fields(map[string]kind{"marker": kString, "limit": kInt, "echo": kBool, "include_claimed": kBool, "include_delayed": kBool}),
 		required: []string{"queue_name"}, method: http.MethodGet, run: messageList},
-	"message_get":         {fields: fields(map[string]kind{"message_id": kString}), required: []string{"queue_name", "message_id"}, method: http.MethodGet, run: messageGet},
-	"message_get_many":    {fields: fields(map[string]kind{"message_ids": kStrings}), required: []string{"queue_name", "message_ids"}, method: http.MethodGet, run: messageGetMany},
-	"message_post":        {fields: fields(map[string]kind{"messages": kArray}), required: []string{"queue_name", "messages"}, method: http.MethodPost, run: messagePost},
-	"message_delete":      {fields: fields(map[string]kind{"message_id": kString, "claim_id": kString}), required: []string{"queue_name", "message_id"}, method: http.MethodDelete, run: messageDelete},
-	"message_delete_many": {fields: fields(map[string]kind{"message_ids": kStrings, "claim_ids": kStrings, "pop": kInt}), required: []string{"queue_name"}, method: http.MethodDelete, run: messageDeleteMany},
+	"message_get":         {rule: "messages:get", fields: fields(map[string]kind{"message_id": kString}), required: []string{"queue_name", "message_id"}, method: http.MethodGet, run: messageGet},
+	"message_get_many":    {rule: "messages:get_all", fields: fields(map[string]kind{"message_ids": kStrings}), required: []string{"queue_name", "message_ids"}, method: http.MethodGet, run: messageGetMany},
+	"message_post":        {rule: "messages:create", fields: fields(map[string]kind{"messages": kArray}), required: []string{"queue_name", "messages"}, method: http.MethodPost, run: messagePost},
+	"message_delete":      {rule: "messages:delete", fields: fields(map[string]kind{"message_id": kString, "claim_id": kString}), required: []string{"queue_name", "message_id"}, method: http.MethodDelete, run: messageDelete},
+	"message_delete_many": {rule: "messages:delete_all", fields: fields(map[string]kind{"message_ids": kStrings, "claim_ids": kStrings, "pop": kInt}), required: []string{"queue_name"}, method: http.MethodDelete, run: messageDeleteMany},
 
-	"claim_create": {fields: fields(map[string]kind{"limit": kInt, "ttl": kInt, "grace": kInt}), required: []string{"queue_name"}, run: claimCreate},
-	"claim_get":    {fields: fields(map[string]kind{"claim_id": kString}), required: []string{"queue_name", "claim_id"}, run: claimGet},
-	"claim_update": {fields: fields(map[string]kind{"claim_id": kString, "ttl": kInt, "grace": kInt}), required: []string{"queue_name", "claim_id"}, run: claimUpdate},
-	"claim_delete": {fields: fields(map[string]kind{"claim_id": kString}), required: []string{"queue_name", "claim_id"}, run: claimDelete},
+	"claim_create": {rule: "claims:create", fields: fields(map[string]kind{"limit": kInt, "ttl": kInt, "grace": kInt}), required: []string{"queue_name"}, run: claimCreate},
+	"claim_get":    {rule: "claims:get", fields: fields(map[string]kind{"claim_id": kString}), required: []string{"queue_name", "claim_id"}, run: claimGet},
+	"claim_update": {rule: "claims:update", fields: fields(map[string]kind{"claim_id": kString, "ttl": kInt, "grace": kInt}), required: []string{"queue_name", "claim_id"}, run: claimUpdate},
+	"claim_delete": {rule: "claims:delete", fields: fields(map[string]kind{"claim_id": kString}), required: []string{"queue_name", "claim_id"}, run: claimDelete},
 
-	"subscription_create": {fields: fields(map[string]kind{"subscriber": kString, "ttl": kInt, "options": kObject}), required: []string{"queue_name"}, run: subscriptionCreate},
-	"subscription_get":    {fields: fields(map[string]kind{"subscription_id": kString}), required: []string{"queue_name", "subscription_id"}, run: subscriptionGet},
-	"subscription_list":   {fields: fields(map[string]kind{"marker": kString, "limit": kInt}), required: []string{"queue_name"}, run: subscriptionList},
-	"subscription_delete": {fields: fields(map[string]kind{"subscription_id": kString}), required: []string{"queue_name", "subscription_id"}, run: subscriptionDelete},
+	"subscription_create": {rule: "subscription:create", fields: fields(map[string]kind{"subscriber": kString, "ttl": kInt, "options": kObject}), required: []string{"queue_name"}, run: subscriptionCreate},
+	"subscription_get":    {rule: "subscription:get", fields: fields(map[string]kind{"subscription_id": kString}), required: []string{"queue_name", "subscription_id"}, run: subscriptionGet},
+	"subscription_list":   {rule: "subscription:get_all", fields: fields(map[string]kind{"marker": kString, "limit": kInt}), required: []string{"queue_name"}, run: subscriptionList},
+	"subscription_delete": {rule: "subscription:delete", fields: fields(map[string]kind{"subscription_id": kString}), required: []string{"queue_name", "subscription_id"}, run: subscriptionDelete},
 
 	"get_home_doc":      {run: func(context.Context, *call) reply { return reply{200, json.RawMessage(service.HomeDocument())} }},
-	"check_node_health": {run: nodeHealth},
-	"ping_node":         {run: pingNode},
+	"check_node_health": {rule: "health:get", run: nodeHealth},
+	"ping_node":         {rule: "ping:get", run: pingNode},
 }
 
 // notYet lists actions that exist in the protocol but whose resources this

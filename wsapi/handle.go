@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
+	"github.com/zaqar-raft/zaqar/auth"
 	"github.com/zaqar-raft/zaqar/internal/jsonx"
 	"github.com/zaqar-raft/zaqar/service"
 )
@@ -52,7 +54,7 @@ func (c *Conn) handle(ctx context.Context, in inbound) []byte {
 		return c.respond(label, echo, plainError(http.StatusBadRequest, schemaFailed))
 	}
 	if name == "authenticate" {
-		return c.respond(label, echo, c.authenticate(req))
+		return c.respond(label, echo, c.authenticate(ctx, req))
 	}
 	clientID, ok1 := headerString(req.Headers, "Client-ID")
 	project, ok2 := headerString(req.Headers, "X-Project-ID")
@@ -68,12 +70,27 @@ func (c *Conn) handle(ctx context.Context, in inbound) []byte {
 	}
 	call := &call{conn: c, enc: in.enc, name: name, svc: c.srv.svc, raw: req.Body}
 	call.caller = service.Caller{Project: project, ClientID: cid}
-	if roles, ok := headerString(req.Headers, "X-Roles"); ok {
-		for _, r := range strings.Split(roles, ",") {
-			if r = strings.TrimSpace(r); r != "" {
-				call.caller.Roles = append(call.caller.Roles, r)
+	_, signed := req.Headers["URL-Signature"]
+	id := c.identity.Load()
+	switch {
+	case c.srv.cfg.Auth == nil:
+		if roles, ok := headerString(req.Headers, "X-Roles"); ok {
+			for _, r := range strings.Split(roles, ",") {
+				if r = strings.TrimSpace(r); r != "" {
+					call.caller.Roles = append(call.caller.Roles, r)
+				}
 			}
 		}
+	case id != nil:
+		// The connection is bound to its token's project (contract §19:
+		// upstream still trusted each request's header).
+		if project != id.ProjectID {
+			return c.respond(label, echo, plainError(http.StatusForbidden, "The X-Project-ID header does not match the authenticated project."))
+		}
+		call.caller.Roles = id.Roles
+		signed = false // authenticated callers need no signature
+	case !signed:
+		return c.respond(label, echo, plainError(http.StatusForbidden, "Not authentified."))
 	}
 	if msg := call.decodeBody(a); msg != "" {
 		return c.respond(label, echo, plainError(http.StatusBadRequest, msg))
@@ -83,8 +100,14 @@ func (c *Conn) handle(ctx context.Context, in inbound) []byte {
 			return c.respond(label, echo, errorReply(e))
 		}
 	}
-	if _, signed := req.Headers["URL-Signature"]; signed && !c.verifySigned(ctx, a, call, req.Headers) {
+	if signed && !c.verifySigned(ctx, a, call, req.Headers) {
 		return c.respond(label, echo, plainError(http.StatusForbidden, "Not authentified."))
+	}
+	if e := c.srv.svc.Authorize(call.caller, a.rule); a.rule != "" && e != nil {
+		return c.respond(label, echo, errorReply(e))
+	}
+	if e := c.srv.svc.Throttle(call.caller); e != nil {
+		return c.respond(label, echo, errorReply(e))
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.srv.cfg.RequestTimeout)
 	defer cancel()
@@ -98,18 +121,48 @@ func (c *Conn) countIn(label string) {
 	}
 }
 
-// authenticate answers the authenticate action. With authentication off
-// (the only mode this transport has today) every connection is accepted,
-// so python-zaqarclient's websocket transport, which always authenticates
-// first, works.
-func (c *Conn) authenticate(req *Request) reply {
-	if _, ok := headerString(req.Headers, "X-Auth-Token"); !ok {
+// authenticate answers the authenticate action (contract §13.5). Without
+// Keystone every connection is accepted, so python-zaqarclient's websocket
+// transport, which always authenticates first, works. With Keystone the
+// token is validated and the connection bound to its identity until the
+// token expires, when the connection is closed with 4003; authenticating
+// again replaces the token and its timer.
+func (c *Conn) authenticate(ctx context.Context, req *Request) reply {
+	token, ok := headerString(req.Headers, "X-Auth-Token")
+	if !ok {
 		return plainError(http.StatusBadRequest, schemaFailed)
 	}
 	if _, ok := headerString(req.Headers, "X-Project-ID"); !ok {
 		return plainError(http.StatusBadRequest, schemaFailed)
 	}
+	if c.srv.cfg.Auth == nil {
+		return reply{http.StatusOK, map[string]any{"message": "Authentified."}}
+	}
+	id, err := c.srv.cfg.Auth.Validate(ctx, token)
+	switch {
+	case errors.Is(err, auth.ErrInvalidToken):
+		return plainError(http.StatusUnauthorized, "Authentication failed.")
+	case err != nil:
+		c.srv.log.Warn("websocket token validation failed", "err", err)
+		return plainError(http.StatusServiceUnavailable, "The identity service could not be reached. Please try again.")
+	}
+	c.bind(id)
 	return reply{http.StatusOK, map[string]any{"message": "Authentified."}}
+}
+
+// bind ties the connection to an identity until its token expires.
+func (c *Conn) bind(id *auth.Identity) {
+	c.identity.Store(id)
+	c.authMu.Lock()
+	defer c.authMu.Unlock()
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+	}
+	c.authTimer = time.AfterFunc(time.Until(id.ExpiresAt), func() {
+		if c.identity.Load() == id {
+			c.close(4003, "Authentication expired.")
+		}
+	})
 }
 
 // verifySigned checks a request carrying pre-signed URL headers (contract

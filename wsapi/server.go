@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/zaqar-raft/zaqar/auth"
 	"github.com/zaqar-raft/zaqar/internal/ids"
 	"github.com/zaqar-raft/zaqar/service"
 )
@@ -28,6 +29,9 @@ type Config struct {
 	// Registry receives the websocket metrics; nil disables them.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
+	// Auth validates Keystone tokens for the authenticate action; nil means
+	// no authentication (X-Project-ID and X-Roles are trusted).
+	Auth auth.Validator
 	// NodeID names this node in the addresses of connection subscriptions,
 	// so the leader can route notifications to the node holding them.
 	NodeID string
@@ -148,6 +152,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		delete(s.conns, c.ID)
 		s.mu.Unlock()
 		c.endSubscriptions()
+		c.authMu.Lock()
+		if c.authTimer != nil {
+			c.authTimer.Stop()
+		}
+		c.authMu.Unlock()
 		s.wg.Done()
 	}()
 	c.serve(s.ctx)
@@ -193,7 +202,11 @@ type Conn struct {
 	lastFrame     atomic.Int64 // unix ns of the last frame received
 	subscriptions connSubscriptions
 	notifyEnc     notifyEncoding
-	closeOnce     sync.Once
+
+	identity  atomic.Pointer[auth.Identity] // set by authenticate (Keystone mode)
+	authMu    sync.Mutex
+	authTimer *time.Timer
+	closeOnce sync.Once
 }
 
 type inbound struct {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zaqar-raft/zaqar/auth"
+	"github.com/zaqar-raft/zaqar/httpapi"
 	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/server"
@@ -50,6 +52,14 @@ type options struct {
 	publicURL, publicWSURL      string
 	notifyWorkers, notifyPerSub int
 	email                       notify.EmailConfig
+
+	keystone       auth.KeystoneConfig
+	policyFile     string
+	corsOrigins    string
+	cors           httpapi.CORSConfig
+	maxHeaderBytes int
+	maxConcurrent  int
+	rateLimit      service.RateLimit
 }
 
 func newFlagSet(o *options) *flag.FlagSet {
@@ -64,7 +74,24 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.raftSourceIP, "raft-source-ip", "", "local IP to dial other nodes from (default: the system's choice)")
 	fs.StringVar(&o.bootstrap, "bootstrap", "", "initial voters as id=host:port,... (default: this node alone, unless -join is set)")
 	fs.StringVar(&o.join, "join", "", "Raft addresses of existing members to join through, comma-separated")
-	fs.StringVar(&o.authStrategy, "auth-strategy", "", `authentication: "" or "noauth" (trust X-Project-ID and X-Roles)`)
+	fs.StringVar(&o.authStrategy, "auth-strategy", "", `authentication: "" or "noauth" (trust X-Project-ID and X-Roles), or "keystone"`)
+	fs.StringVar(&o.keystone.AuthURL, "keystone-auth-url", "", "Keystone v3 URL, e.g. http://keystone:5000/v3 (auth-strategy keystone)")
+	fs.StringVar(&o.keystone.Username, "keystone-username", "", "service user that validates tokens")
+	fs.StringVar(&o.keystone.Password, "keystone-password", "", "service user's password")
+	fs.StringVar(&o.keystone.UserDomainName, "keystone-user-domain", "Default", "service user's domain")
+	fs.StringVar(&o.keystone.ProjectName, "keystone-project", "service", "service user's project")
+	fs.StringVar(&o.keystone.ProjectDomainName, "keystone-project-domain", "Default", "service project's domain")
+	fs.DurationVar(&o.keystone.CacheTTL, "keystone-cache-ttl", time.Minute, "how long a validated token is trusted before Keystone is asked again (bounds how long a revoked token works)")
+	fs.IntVar(&o.keystone.CacheSize, "keystone-cache-size", 10000, "validated tokens kept in the cache")
+	fs.StringVar(&o.keystone.WWWAuthenticateURI, "www-authenticate-uri", "", "Keystone URL advertised in 401 answers (default: -keystone-auth-url)")
+	fs.StringVar(&o.policyFile, "policy-file", "", `JSON object of policy rule → requirement ("", "@", "!", "role:NAME") over the defaults`)
+	fs.StringVar(&o.corsOrigins, "cors-allowed-origin", "", "origins allowed by CORS, comma-separated (empty: CORS off)")
+	fs.BoolVar(&o.cors.AllowCredentials, "cors-allow-credentials", true, "CORS: allow credentials")
+	fs.IntVar(&o.cors.MaxAge, "cors-max-age", 3600, "CORS: preflight cache seconds")
+	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "cap on a request's line and headers (431 beyond)")
+	fs.IntVar(&o.maxConcurrent, "max-concurrent-requests", 2048, "REST requests a node serves at once before answering 503 (0: no cap)")
+	fs.Float64Var(&o.rateLimit.PerSecond, "rate-limit", 0, "requests per second allowed per project (0: no limit)")
+	fs.IntVar(&o.rateLimit.Burst, "rate-limit-burst", 0, "burst allowed above -rate-limit (default: one second's worth)")
 	fs.StringVar(&o.signedSecret, "signed-url-secret", "", "secret for pre-signed URLs (default: generated once per cluster and replicated)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -185,6 +212,19 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 	return o, o.check()
 }
 
+// corsConfig is Zaqar's CORS defaults with the configured origins and
+// options.
+func (o *options) corsConfig() httpapi.CORSConfig {
+	c := httpapi.DefaultCORS()
+	for _, origin := range strings.Split(o.corsOrigins, ",") {
+		if origin = strings.TrimSpace(origin); origin != "" {
+			c.AllowedOrigins = append(c.AllowedOrigins, origin)
+		}
+	}
+	c.AllowCredentials, c.MaxAge = o.cors.AllowCredentials, o.cors.MaxAge
+	return c
+}
+
 func envName(flagName string) string {
 	return "ZAQAR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
@@ -192,8 +232,11 @@ func envName(flagName string) string {
 func (o *options) check() error {
 	switch o.authStrategy {
 	case "", "noauth":
+		o.keystone.AuthURL = ""
 	case "keystone":
-		return errors.New("auth-strategy keystone is not available in this build yet; use noauth")
+		if o.keystone.AuthURL == "" || o.keystone.Username == "" {
+			return errors.New("auth-strategy keystone needs -keystone-auth-url and -keystone-username")
+		}
 	default:
 		return fmt.Errorf("unknown auth-strategy %q", o.authStrategy)
 	}
@@ -214,6 +257,8 @@ func (o *options) serverConfig() (server.Config, error) {
 			MaxFrameBytes: o.wsMaxFrame, MaxInFlight: o.wsMaxInFlight, WriteTimeout: o.wsWriteTimeout,
 			PingInterval: o.wsPingInterval, PongTimeout: o.wsPongTimeout, IdleTimeout: o.wsIdleTimeout,
 		},
+		Keystone: o.keystone, PolicyFile: o.policyFile, CORS: o.corsConfig(), MaxHeaderBytes: o.maxHeaderBytes,
+		MaxConcurrentRequests: o.maxConcurrent, RateLimit: o.rateLimit,
 		Notify: notify.Config{Workers: o.notifyWorkers, PerSubscriber: o.notifyPerSub, Email: o.email},
 		Notifications: service.NotificationConfig{
 			RequireConfirmation: o.requireConfirmation, PublicURL: o.publicURL, PublicWebsocketURL: o.publicWSURL,

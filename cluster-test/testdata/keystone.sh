@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Starts a real Keystone (Debian's python3-keystone) on 127.0.0.1:PORT with
+# an SQLite database in DIR, bootstrapped with an admin user (password
+# ADMIN_PASSWORD) in project "admin", a "service" project, and the roles
+# admin, member and reader. Prints "READY" once Keystone answers; keeps
+# running until killed (it execs the server, so its pid is Keystone's).
+#
+# usage: keystone.sh DIR PORT ADMIN_PASSWORD
+set -euo pipefail
+dir=$1 port=$2 password=$3
+mkdir -p "$dir/fernet-keys" "$dir/credential-keys"
+cat > "$dir/keystone.conf" <<CONF
+[DEFAULT]
+log_file = $dir/keystone.log
+[database]
+connection = sqlite:///$dir/keystone.db
+[token]
+provider = fernet
+expiration = ${KEYSTONE_TOKEN_EXPIRATION:-3600}
+[fernet_tokens]
+key_repository = $dir/fernet-keys
+[fernet_receipts]
+key_repository = $dir/fernet-keys
+[credential]
+key_repository = $dir/credential-keys
+[cache]
+enabled = false
+CONF
+manage() { keystone-manage --config-file "$dir/keystone.conf" "$@" >>"$dir/manage.log" 2>&1; }
+manage db_sync
+# WAL lets a write commit while another connection of the same server
+# holds a read transaction (SQLite's default journal answers "database is
+# locked", which Keystone turns into 500s).
+sqlite3 "$dir/keystone.db" 'PRAGMA journal_mode=WAL;' >/dev/null
+manage fernet_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)"
+manage credential_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)"
+manage bootstrap --bootstrap-password "$password" \
+  --bootstrap-admin-url "http://127.0.0.1:$port/v3/" \
+  --bootstrap-public-url "http://127.0.0.1:$port/v3/" \
+  --bootstrap-internal-url "http://127.0.0.1:$port/v3/" \
+  --bootstrap-region-id RegionOne
+echo READY
+exec keystone-wsgi-public --host 127.0.0.1 --port "$port" -- --config-file "$dir/keystone.conf" >>"$dir/server.log" 2>&1
