@@ -33,6 +33,9 @@ type FSM struct {
 	// Observe, if set, receives the number of entries and the duration of
 	// each applied batch.
 	Observe func(entries int, d time.Duration)
+	// ObserveSnapshot, if set, receives the size and the streaming time of
+	// each snapshot persisted.
+	ObserveSnapshot func(bytes int64, d time.Duration)
 }
 
 var (
@@ -164,7 +167,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &snapshot{sn: sn}, nil
+	return &snapshot{sn: sn, observe: f.ObserveSnapshot}, nil
 }
 
 // Restore implements raft.FSM: it replaces the store with the snapshot.
@@ -181,14 +184,25 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type snapshot struct{ sn *store.Snapshot }
+type snapshot struct {
+	sn      *store.Snapshot
+	observe func(int64, time.Duration)
+}
 
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := s.sn.WriteTo(sink); err != nil {
+	start := time.Now()
+	n, err := s.sn.WriteTo(sink)
+	if err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("fsm: persist snapshot: %w", err)
 	}
-	return sink.Close()
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	if s.observe != nil {
+		s.observe(n, time.Since(start))
+	}
+	return nil
 }
 
 func (s *snapshot) Release() { s.sn.Close() }

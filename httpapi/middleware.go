@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"mime"
 	"net/http"
 	"runtime/debug"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/service"
 )
 
@@ -32,13 +34,15 @@ const HeaderReadConsistency = "X-Read-Consistency"
 func (h *handler) outer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		w.Header().Set("X-Openstack-Request-Id", "req-"+uuid4())
+		reqID := "req-" + uuid4()
+		w.Header().Set("X-Openstack-Request-Id", reqID)
 		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 		defer cancel()
 		// chi reuses a route context it finds in the request, so the route
 		// pattern it matches is readable here afterwards for metrics.
 		rctx := chi.NewRouteContext()
+		ctx = raftnode.WithRequestID(ctx, reqID)
 		r = r.WithContext(context.WithValue(ctx, chi.RouteCtxKey, rctx))
 		defer func() {
 			if p := recover(); p != nil {
@@ -47,13 +51,19 @@ func (h *handler) outer(next http.Handler) http.Handler {
 					writeError(rw, &service.Error{Status: http.StatusInternalServerError, Title: service.TitleInternalServerError, Description: "Unexpected error."})
 				}
 			}
+			route := "unmatched"
+			if p := rctx.RoutePattern(); p != "" {
+				route = p
+			}
 			if h.metrics != nil {
-				route := "unmatched"
-				if p := rctx.RoutePattern(); p != "" {
-					route = p
-				}
 				h.metrics.observe(r.Method, route, rw.status, time.Since(start))
 			}
+			level := slog.LevelDebug
+			if rw.status >= 500 {
+				level = slog.LevelWarn
+			}
+			h.log.Log(r.Context(), level, "request", "request_id", reqID, "method", r.Method, "route", route,
+				"status", rw.status, "duration", time.Since(start))
 		}()
 		next.ServeHTTP(rw, r)
 	})

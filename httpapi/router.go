@@ -34,6 +34,8 @@ type Config struct {
 	// Digest returns this node's applied index and the digest of its
 	// replicated state at that index (for checking replicas agree).
 	Digest func() (applied uint64, digest [32]byte, err error)
+	// Operations drains the node and takes backups (nil: not offered).
+	Operations Operations
 	// Registry receives the HTTP metrics and is served on /metrics; nil
 	// disables both.
 	Registry *prometheus.Registry
@@ -57,6 +59,7 @@ type handler struct {
 	svc     *service.Service
 	cluster Cluster
 	digest  func() (uint64, [32]byte, error)
+	ops     Operations
 	auth    KeystoneAuth
 
 	maxHeaderBytes int
@@ -75,7 +78,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &handler{svc: cfg.Service, cluster: cfg.Cluster, digest: cfg.Digest, log: cfg.Logger, timeout: cfg.RequestTimeout,
+	h := &handler{svc: cfg.Service, cluster: cfg.Cluster, digest: cfg.Digest, ops: cfg.Operations, log: cfg.Logger, timeout: cfg.RequestTimeout,
 		auth: cfg.Auth, maxHeaderBytes: cfg.MaxHeaderBytes}
 	if cfg.MaxConcurrent > 0 {
 		h.inFlight = make(chan struct{}, cfg.MaxConcurrent)
@@ -172,10 +175,13 @@ func New(cfg Config) http.Handler {
 	admin.Post("/admin/cluster/join", h.clusterJoin)
 	admin.Post("/admin/cluster/remove", h.clusterRemove)
 	admin.Post("/admin/cluster/transfer-leadership", h.clusterTransfer)
+	admin.Get("/admin/cluster/backup", h.clusterBackup)
+	admin.Get("/admin/node", h.nodeStatus)
+	admin.Post("/admin/node/drain", h.nodeDrain)
 
 	// Outermost first: CORS, then request id, recovery and metrics, header
 	// and concurrency limits, authentication, and the router.
-	return withCORS(cfg.CORS, h.outer(h.limitHeaders(h.limitConcurrency(h.authenticate(r)))))
+	return withCORS(cfg.CORS, h.outer(h.limitHeaders(h.limitConcurrency(h.refuseWhileDraining(h.authenticate(r))))))
 }
 
 // methodNotAllowed answers 405 with the Allow header listing the methods

@@ -87,6 +87,11 @@ type Config struct {
 	// OnApply, if set, receives the results of every applied batch (see
 	// fsm.FSM.OnApply).
 	OnApply func(results []*fsm.EntryResult)
+	// ObserveSnapshot, if set, receives each persisted snapshot's size and
+	// streaming time; ObserveCommit the time from proposal to applied
+	// result of each entry this node leads, and whether it succeeded.
+	ObserveSnapshot func(bytes int64, d time.Duration)
+	ObserveCommit   func(d time.Duration, ok bool)
 
 	Logger *slog.Logger
 	// RaftLogLevel is hashicorp/raft's own log level (default "warn").
@@ -188,6 +193,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 	}
 	n.fsm.Observe = cfg.ApplyObserver
 	n.fsm.OnApply = cfg.OnApply
+	n.fsm.ObserveSnapshot = cfg.ObserveSnapshot
 	if err := n.catchUpFromSnapshot(); err != nil {
 		return nil, err
 	}

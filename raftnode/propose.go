@@ -65,9 +65,16 @@ func (n *Node) applyLocal(ctx context.Context, entry []byte) (*fsm.EntryResult, 
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
+	start := time.Now()
 	f := n.raft.Apply(stamped, timeout)
 	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
+	go func() {
+		err := f.Error()
+		if obs := n.cfg.ObserveCommit; obs != nil {
+			obs(time.Since(start), err == nil)
+		}
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		switch {
@@ -100,6 +107,9 @@ func (n *Node) forwardApply(ctx context.Context, addr string, entry []byte) (*fs
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/internal/v1/apply", bytes.NewReader(entry))
 	if err != nil {
 		return nil, err
+	}
+	if id := RequestID(ctx); id != "" {
+		req.Header.Set(HeaderRequestID, id)
 	}
 	resp, err := n.client.Do(req)
 	if err != nil {
@@ -152,6 +162,7 @@ func (n *Node) handleApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
+		n.log.Warn("forwarded entry failed", "request_id", r.Header.Get(HeaderRequestID), "err", err)
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}

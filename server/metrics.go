@@ -1,12 +1,14 @@
 package server
 
 import (
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zaqar-raft/zaqar/raftnode"
+	"github.com/zaqar-raft/zaqar/service"
 	"github.com/zaqar-raft/zaqar/store"
 )
 
@@ -63,6 +65,15 @@ func registerNodeMetrics(reg *prometheus.Registry, node *raftnode.Node, st *stor
 	gauge("zaqar_pebble_read_amplification", "Pebble read amplification.", func() float64 { return float64(st.Metrics().ReadAmp()) })
 	gauge("zaqar_pebble_memtable_bytes", "Bytes in Pebble memtables.", func() float64 { return float64(st.Metrics().MemTable.Size) })
 	gauge("zaqar_pebble_compactions", "Compactions Pebble has run.", func() float64 { return float64(st.Metrics().Compact.Count) })
+	gauge("zaqar_pebble_write_stalls", "Write stalls Pebble has had (writes delayed behind flushes or compactions).", func() float64 {
+		n, _ := st.WriteStalls()
+		return float64(n)
+	})
+	gauge("zaqar_pebble_write_stall_seconds", "Total time Pebble's writes have been stalled.", func() float64 {
+		_, d := st.WriteStalls()
+		return d.Seconds()
+	})
+	reg.MustRegister(&queueCollector{store: st, top: 20})
 
 }
 
@@ -82,4 +93,102 @@ func newApplyMetrics(reg *prometheus.Registry) func(entries int, d time.Duration
 		batch.Observe(float64(entries))
 		dur.Observe(d.Seconds())
 	}
+}
+
+// nodeMetrics are histograms fed by the Raft node's observers.
+type nodeMetrics struct {
+	commitSeconds  *prometheus.HistogramVec
+	snapshotSecs   prometheus.Histogram
+	snapshotBytes  prometheus.Gauge
+	snapshotsTotal prometheus.Counter
+}
+
+func newNodeMetrics(reg *prometheus.Registry) *nodeMetrics {
+	m := &nodeMetrics{
+		commitSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "zaqar_raft_commit_seconds",
+			Help:    "Time from proposing an entry on the leader to its applied result, by outcome.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}, []string{"outcome"}),
+		snapshotSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "zaqar_raft_snapshot_seconds", Help: "Time to stream a Raft snapshot of the store.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		snapshotBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "zaqar_raft_snapshot_bytes", Help: "Size of the last Raft snapshot persisted.",
+		}),
+		snapshotsTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zaqar_raft_snapshots_total", Help: "Raft snapshots persisted.",
+		}),
+	}
+	reg.MustRegister(m.commitSeconds, m.snapshotSecs, m.snapshotBytes, m.snapshotsTotal)
+	return m
+}
+
+func (m *nodeMetrics) commit(d time.Duration, ok bool) {
+	outcome := "committed"
+	if !ok {
+		outcome = "failed"
+	}
+	m.commitSeconds.WithLabelValues(outcome).Observe(d.Seconds())
+}
+
+func (m *nodeMetrics) snapshot(bytes int64, d time.Duration) {
+	m.snapshotSecs.Observe(d.Seconds())
+	m.snapshotBytes.Set(float64(bytes))
+	m.snapshotsTotal.Inc()
+}
+
+// queueCollector exports the deepest queues' depth and oldest message age
+// (only the top N, so label cardinality stays bounded however many queues
+// tenants make) and the number of active claims. Results are computed at
+// most every 10 seconds.
+type queueCollector struct {
+	store *store.Store
+	top   int
+
+	mu      sync.Mutex
+	at      time.Time
+	depths  []store.QueueDepth
+	claims  int
+	scanErr error
+}
+
+var (
+	queueDepthDesc = prometheus.NewDesc("zaqar_queue_messages",
+		"Messages stored in a queue, for the deepest queues only (topics have queue=\"topics/<name>\").", []string{"project", "queue"}, nil)
+	queueAgeDesc = prometheus.NewDesc("zaqar_queue_oldest_message_age_seconds",
+		"Age of the oldest unexpired message, for the deepest queues only.", []string{"project", "queue"}, nil)
+	claimsDesc = prometheus.NewDesc("zaqar_claims_active", "Claims that have not expired, in every queue.", nil, nil)
+)
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- queueDepthDesc
+	ch <- queueAgeDesc
+	ch <- claimsDesc
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	if time.Since(c.at) > 10*time.Second {
+		now := time.Now()
+		v := c.store.View()
+		c.depths, c.scanErr = v.DeepestQueues(c.top, now.UnixNano())
+		if c.scanErr == nil {
+			c.claims, c.scanErr = v.ActiveClaims(now.UnixNano())
+		}
+		v.Close()
+		c.at = now
+	}
+	depths, claims, err := c.depths, c.claims, c.scanErr
+	c.mu.Unlock()
+	if err != nil {
+		return
+	}
+	for _, d := range depths {
+		project, queue := service.SplitScope(d.Project, d.Queue)
+		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(d.Messages), project, queue)
+		ch <- prometheus.MustNewConstMetric(queueAgeDesc, prometheus.GaugeValue, float64(d.OldestAge), project, queue)
+	}
+	ch <- prometheus.MustNewConstMetric(claimsDesc, prometheus.GaugeValue, float64(claims))
 }

@@ -103,6 +103,8 @@ type Server struct {
 	wsLn     net.Listener
 	registry *prometheus.Registry
 
+	draining atomic.Bool
+
 	cancel    context.CancelFunc
 	bg        sync.WaitGroup
 	closeOnce sync.Once
@@ -153,6 +155,7 @@ func Start(cfg Config) (*Server, error) {
 	// The notifier needs the node, and the node's FSM reports applies to
 	// the notifier: the hook is connected once both exist.
 	var applyHook atomic.Pointer[notify.Notifier]
+	nm := newNodeMetrics(registry)
 	node, err := raftnode.Open(raftnode.Config{
 		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, Advertise: cfg.RaftAdvertise, SourceIP: cfg.RaftSourceIP,
 		Listener: cfg.RaftListener, Bootstrap: cfg.Bootstrap, Join: cfg.Join,
@@ -160,6 +163,7 @@ func Start(cfg Config) (*Server, error) {
 		SnapshotInterval: cfg.SnapshotInterval, SnapshotThreshold: cfg.SnapshotThreshold,
 		TrailingLogs: cfg.TrailingLogs, NoFsync: cfg.NoFsync,
 		Logger: log, RaftLogLevel: cfg.RaftLogLevel, ApplyObserver: newApplyMetrics(registry),
+		ObserveSnapshot: nm.snapshot, ObserveCommit: nm.commit,
 		OnApply: func(results []*fsm.EntryResult) {
 			if n := applyHook.Load(); n != nil {
 				n.OnApply(results)
@@ -203,7 +207,7 @@ func Start(cfg Config) (*Server, error) {
 	applyHook.Store(s.notifier)
 	restCfg := httpapi.Config{
 		Service: s.svc, Cluster: node, Registry: s.registry, Logger: log, RequestTimeout: cfg.RequestTimeout,
-		Digest: s.digest, CORS: cfg.CORS, MaxHeaderBytes: cfg.MaxHeaderBytes, MaxConcurrent: cfg.MaxConcurrentRequests,
+		Digest: s.digest, Operations: s, CORS: cfg.CORS, MaxHeaderBytes: cfg.MaxHeaderBytes, MaxConcurrent: cfg.MaxConcurrentRequests,
 	}
 	if keystone != nil {
 		restCfg.Auth = keystone

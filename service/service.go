@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/zaqar-raft/zaqar/auth"
@@ -147,6 +148,15 @@ type Caller struct {
 // topicScope prefixes the project of topic resources in the store. A NUL
 // byte cannot occur in an HTTP header, so no real project collides with it.
 const topicScope = "\x00topics\x00"
+
+// SplitScope turns a store project key and queue name back into the
+// project and the name shown to operators ("topics/<name>" for topics).
+func SplitScope(scope, queue string) (project, name string) {
+	if rest, ok := strings.CutPrefix(scope, topicScope); ok {
+		return rest, "topics/" + queue
+	}
+	return scope, queue
+}
 
 // scope is the project key the store files the caller's resources under.
 func (c Caller) scope() string {

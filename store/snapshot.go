@@ -126,7 +126,64 @@ func ReadSnapshotHeader(r io.Reader) (uint64, error) {
 // verified; only then is the current database closed and the new one moved
 // into its place. Readers never see a partial restore, and a stream that
 // fails verification leaves the store untouched.
-func (s *Store) Restore(r io.Reader) error {
+func (s *Store) Restore(r io.Reader) error { return s.restore(r, true) }
+
+// RestoreBackup replaces the store's contents with a backup (a snapshot
+// stream saved from another cluster) for a cluster that starts a new Raft
+// log: the backup's data is kept and its applied index dropped, so the new
+// log's entries, which start again at 1, are all applied.
+func (s *Store) RestoreBackup(r io.Reader) error { return s.restore(r, false) }
+
+// VerifySnapshot reads a whole snapshot stream and checks its checksum,
+// returning the applied index it records.
+func VerifySnapshot(r io.Reader) (uint64, error) {
+	return scanSnapshot(r, func(_, _ []byte) error { return nil })
+}
+
+// scanSnapshot reads a snapshot stream, calling fn for each key and value,
+// and verifies the checksum at the end. It returns the applied index of
+// the header. The slices fn receives are freshly allocated; it may keep
+// them.
+func scanSnapshot(r io.Reader, fn func(key, val []byte) error) (uint64, error) {
+	h := sha256.New()
+	br := bufio.NewReaderSize(r, 1<<20)
+	tr := &hashingReader{r: br, h: h}
+	applied, err := ReadSnapshotHeader(tr)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		klen, err := binary.ReadUvarint(tr)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+		}
+		if klen == 0 {
+			break
+		}
+		key, err := readN(tr, klen)
+		if err != nil {
+			return 0, err
+		}
+		vlen, err := binary.ReadUvarint(tr)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+		}
+		val, err := readN(tr, vlen)
+		if err != nil {
+			return 0, err
+		}
+		if err := fn(key, val); err != nil {
+			return 0, err
+		}
+	}
+	want := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(br, want); err != nil || !bytes.Equal(h.Sum(nil), want) {
+		return 0, fmt.Errorf("%w: checksum mismatch", ErrBadSnapshot)
+	}
+	return applied, nil
+}
+
+func (s *Store) restore(r io.Reader, keepApplied bool) error {
 	tmpDir := s.dir + restoreSuffix
 	if err := os.RemoveAll(tmpDir); err != nil {
 		return fmt.Errorf("store: restore: clear %s: %w", tmpDir, err)
@@ -135,7 +192,7 @@ func (s *Store) Restore(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("store: restore: %w", err)
 	}
-	if err := load(tmp, r); err != nil {
+	if err := load(tmp, r, keepApplied); err != nil {
 		tmp.Close()
 		os.RemoveAll(tmpDir)
 		return err
@@ -194,39 +251,14 @@ func recoverSwap(dir string) error {
 
 // load writes a verified snapshot stream into db, syncing at the end. The
 // applied index is written last.
-func load(db *pebble.DB, r io.Reader) error {
-	h := sha256.New()
-	br := bufio.NewReaderSize(r, 1<<20)
-	tr := &hashingReader{r: br, h: h}
-	if _, err := ReadSnapshotHeader(tr); err != nil {
-		return err
-	}
+func load(db *pebble.DB, r io.Reader, keepApplied bool) error {
 	b := db.NewBatch()
 	defer func() { b.Close() }()
 	var applied []byte
-	for {
-		klen, err := binary.ReadUvarint(tr)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
-		}
-		if klen == 0 {
-			break
-		}
-		key, err := readN(tr, klen)
-		if err != nil {
-			return err
-		}
-		vlen, err := binary.ReadUvarint(tr)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
-		}
-		val, err := readN(tr, vlen)
-		if err != nil {
-			return err
-		}
+	_, err := scanSnapshot(r, func(key, val []byte) error {
 		if bytes.Equal(key, keyApplied) {
 			applied = val
-			continue
+			return nil
 		}
 		if err := b.Set(key, val, nil); err != nil {
 			return fmt.Errorf("store: restore: %w", err)
@@ -238,13 +270,12 @@ func load(db *pebble.DB, r io.Reader) error {
 			b.Close()
 			b = db.NewBatch()
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	sum := h.Sum(nil)
-	want := make([]byte, sha256.Size)
-	if _, err := io.ReadFull(br, want); err != nil || !bytes.Equal(sum, want) {
-		return fmt.Errorf("%w: checksum mismatch", ErrBadSnapshot)
-	}
-	if applied != nil {
+	if applied != nil && keepApplied {
 		if err := b.Set(keyApplied, applied, nil); err != nil {
 			return fmt.Errorf("store: restore: %w", err)
 		}

@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -34,6 +36,8 @@ type Options struct {
 	CacheBytes int64
 	// Logger receives Pebble's own log lines; nil discards them.
 	Logger pebble.Logger
+
+	listener *pebble.EventListener
 }
 
 // Store owns one Pebble database. The handle can be replaced as a whole by
@@ -45,6 +49,22 @@ type Store struct {
 	dir    string
 	opts   Options
 	closed bool
+
+	stalls *stallCounter
+}
+
+// stallCounter counts Pebble's write stalls (writes delayed because
+// flushes or compactions fell behind).
+type stallCounter struct {
+	count   atomic.Uint64
+	nanos   atomic.Int64
+	started atomic.Int64 // unix ns of the stall in progress, 0 if none
+}
+
+// WriteStalls returns how many write stalls Pebble has had and how long
+// they lasted in total.
+func (s *Store) WriteStalls() (uint64, time.Duration) {
+	return s.stalls.count.Load(), time.Duration(s.stalls.nanos.Load())
 }
 
 // Open opens (creating if needed) the Pebble database in dir, first
@@ -53,11 +73,23 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := recoverSwap(dir); err != nil {
 		return nil, err
 	}
+	stalls := &stallCounter{}
+	opts.listener = &pebble.EventListener{
+		WriteStallBegin: func(pebble.WriteStallBeginInfo) {
+			stalls.count.Add(1)
+			stalls.started.Store(time.Now().UnixNano())
+		},
+		WriteStallEnd: func() {
+			if t := stalls.started.Swap(0); t != 0 {
+				stalls.nanos.Add(time.Now().UnixNano() - t)
+			}
+		},
+	}
 	db, err := openPebble(dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, dir: dir, opts: opts}, nil
+	return &Store{db: db, dir: dir, opts: opts, stalls: stalls}, nil
 }
 
 func openPebble(dir string, opts Options) (*pebble.DB, error) {
@@ -73,6 +105,7 @@ func openPebble(dir string, opts Options) (*pebble.DB, error) {
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
 		Logger:                      opts.Logger,
+		EventListener:               opts.listener,
 	}
 	if po.Logger == nil {
 		po.Logger = quietLogger{}

@@ -262,3 +262,76 @@ func (v *View) Pending(now int64) (bool, error) {
 	}
 	return false, nil
 }
+
+// QueueDepth is a queue's stored message count and its oldest message.
+type QueueDepth struct {
+	Project, Queue string
+	Messages       uint64 // stored, expired-but-uncollected included
+	OldestAge      int64  // seconds since the oldest unexpired message was posted; 0 if none
+}
+
+// DeepestQueues returns the n queues (of every project) holding the most
+// messages, deepest first. It reads one counter per queue.
+func (v *View) DeepestQueues(n int, now int64) ([]QueueDepth, error) {
+	it, err := v.r.iter([]byte{spaceCounter}, []byte{spaceCounter + 1})
+	if err != nil {
+		return nil, err
+	}
+	var top []QueueDepth
+	for ok := it.First(); ok; ok = it.Next() {
+		c, err := decodeCounters(it.Value())
+		if err != nil || c.Stored == 0 {
+			continue
+		}
+		if len(top) == n && c.Stored <= top[n-1].Messages {
+			continue
+		}
+		proj, rest, ok1 := readString(it.Key()[1:])
+		q, _, ok2 := readString(rest)
+		if !ok1 || !ok2 {
+			continue
+		}
+		top = insertDepth(top, QueueDepth{Project: proj, Queue: q, Messages: c.Stored}, n)
+	}
+	if err := it.Close(); err != nil {
+		return nil, err
+	}
+	for i := range top {
+		m, err := v.edgeMessage(top[i].Project, top[i].Queue, now, false)
+		if err != nil {
+			return nil, err
+		}
+		if m != nil {
+			top[i].OldestAge = m.Age(now)
+		}
+	}
+	return top, nil
+}
+
+// insertDepth keeps top sorted by depth, at most n long.
+func insertDepth(top []QueueDepth, d QueueDepth, n int) []QueueDepth {
+	i := len(top)
+	for i > 0 && top[i-1].Messages < d.Messages {
+		i--
+	}
+	top = append(top, QueueDepth{})
+	copy(top[i+1:], top[i:])
+	top[i] = d
+	if len(top) > n {
+		top = top[:n]
+	}
+	return top
+}
+
+// ActiveClaims counts the claims that have not expired at now.
+func (v *View) ActiveClaims(now int64) (int, error) {
+	it, err := v.r.iter(expiryUpTo(spaceClaimExpiry, now), []byte{spaceClaimExpiry + 1})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	return n, it.Close()
+}

@@ -177,6 +177,17 @@ func (s *Server) OpenConnections() int {
 	return len(s.conns)
 }
 
+// Drain closes every connection with 1001 (going away) and refuses new
+// ones, without waiting: the node is about to stop serving clients.
+func (s *Server) Drain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing = true
+	for _, c := range s.conns {
+		c.close(websocket.StatusGoingAway, "server draining")
+	}
+}
+
 // Close closes every connection with 1001 (going away) and waits for them.
 // The connections' contexts are cancelled only afterwards: cancelling a
 // read drops the TCP connection at once, before the close frame is sent.

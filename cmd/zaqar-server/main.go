@@ -4,6 +4,7 @@
 //
 //	zaqar-server [flags]                 run a node
 //	zaqar-server local-cluster [flags]   run a local N-node cluster (default 3)
+//	zaqar-server recover [flags]         give a stopped node a new set of voters after quorum loss
 package main
 
 import (
@@ -19,8 +20,13 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "local-cluster" {
-		os.Exit(runLocalCluster(os.Args[2:]))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "local-cluster":
+			os.Exit(runLocalCluster(os.Args[2:]))
+		case "recover":
+			os.Exit(runRecover(os.Args[2:]))
+		}
 	}
 	os.Exit(run(os.Args[1:]))
 }

@@ -4,6 +4,10 @@
 //	zaqarctl join ID RAFT_ADDR
 //	zaqarctl remove ID
 //	zaqarctl transfer-leader [ID]
+//	zaqarctl drain                          (the node at -addr stops taking client traffic)
+//	zaqarctl snapshot save FILE             (consistent online backup, checksummed)
+//	zaqarctl snapshot verify FILE
+//	zaqarctl snapshot restore FILE DATA_DIR (into a new node's empty data directory)
 //
 // Every request carries X-Roles: admin (trusted in no-auth mode) or the
 // token given with -token.
@@ -33,7 +37,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	token := fs.String("token", os.Getenv("ZAQAR_TOKEN"), "Keystone token (auth mode keystone)")
 	timeout := fs.Duration("timeout", 15*time.Second, "request timeout")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: zaqarctl [-addr URL] status | join ID RAFT_ADDR | remove ID | transfer-leader [ID]")
+		fmt.Fprintln(stderr, "usage: zaqarctl [-addr URL] status | join ID RAFT_ADDR | remove ID | transfer-leader [ID] | drain |")
+		fmt.Fprintln(stderr, "                snapshot save FILE | snapshot verify FILE | snapshot restore FILE DATA_DIR")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -60,6 +65,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			body["id"] = rest[1]
 		}
 		err = c.post(ctx, "/admin/cluster/transfer-leadership", body)
+	case cmd == "drain" && len(rest) == 1:
+		err = c.post(ctx, "/admin/node/drain", map[string]string{})
+	case cmd == "snapshot" && len(rest) == 3 && rest[1] == "save":
+		err = c.saveSnapshot(ctx, rest[2], stdout)
+	case cmd == "snapshot" && len(rest) == 3 && rest[1] == "verify":
+		err = verifySnapshot(rest[2], stdout)
+	case cmd == "snapshot" && len(rest) == 4 && rest[1] == "restore":
+		err = restoreSnapshot(rest[2], rest[3], stdout)
 	default:
 		fs.Usage()
 		return 2
@@ -68,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "zaqarctl:", err)
 		return 1
 	}
-	if rest[0] != "status" {
+	if rest[0] != "status" && rest[0] != "snapshot" {
 		fmt.Fprintln(stdout, "ok")
 	}
 	return 0
