@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -50,6 +51,9 @@ type Config struct {
 	// any path (upstream Zaqar's separate websocket port). The websocket
 	// API is always served on the REST port at "/" too.
 	WSAddr string
+	// PprofAddr, if set, serves Go's profiler (net/http/pprof) on its own
+	// listener; keep it private.
+	PprofAddr string
 	// WS tunes the websocket transport (limits and timeouts).
 	WS wsapi.Config
 	// Notify configures notification delivery (email relay, workers) and
@@ -100,6 +104,7 @@ type Server struct {
 	ws       *wsapi.Server
 	notifier *notify.Notifier
 	wsHTTP   *http.Server
+	pprof    *http.Server
 	wsLn     net.Listener
 	registry *prometheus.Registry
 
@@ -257,6 +262,22 @@ func Start(cfg Config) (*Server, error) {
 		defer s.bg.Done()
 		s.notifier.Run(ctx)
 	}()
+	if cfg.PprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		s.pprof = &http.Server{Addr: cfg.PprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			if err := s.pprof.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("profiler server stopped", "err", err)
+			}
+		}()
+	}
 	if s.wsHTTP != nil {
 		s.bg.Add(1)
 		go func() {
@@ -319,6 +340,9 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		s.ws.Close()
+		if s.pprof != nil {
+			_ = s.pprof.Shutdown(ctx)
+		}
 		if s.wsHTTP != nil {
 			_ = s.wsHTTP.Shutdown(ctx)
 		}

@@ -59,6 +59,11 @@ func (s *Service) ensureSecret(ctx context.Context) bool {
 	return true
 }
 
+// watermarkEvery is how often GC runs even with nothing due, to move the
+// GC watermark past the tombstones of entries deleted before they were
+// due (expiry scans start at the watermark).
+const watermarkEvery = 30 * time.Second
+
 // collectGarbage proposes GC commands while the leader sees due expiry
 // entries, one bounded batch at a time.
 func (s *Service) collectGarbage(ctx context.Context) {
@@ -66,9 +71,13 @@ func (s *Service) collectGarbage(ctx context.Context) {
 		v := s.store.View()
 		pending, err := v.Pending(time.Now().UnixNano())
 		v.Close()
-		if err != nil || !pending || !s.node.IsLeader() {
+		if err != nil || !s.node.IsLeader() {
 			return
 		}
+		if !pending && time.Since(s.lastGC) < watermarkEvery {
+			return
+		}
+		s.lastGC = time.Now()
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		res, err := s.node.Propose(cctx, &fsm.CollectGarbage{Limit: s.gcBatch})
 		cancel()

@@ -78,6 +78,8 @@ type Service struct {
 	confirmer       Confirmer
 	policy          *auth.Policy
 	limiter         *projectLimiter
+
+	lastGC time.Time // the maintenance loop's last GC proposal
 }
 
 // New returns a Service.

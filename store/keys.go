@@ -25,6 +25,10 @@ const (
 var (
 	keyApplied = []byte{spaceMeta, 'a'}
 	keySecret  = []byte{spaceMeta, 's'}
+	// keyGCLow holds the GC watermark: every expiry entry due at or before
+	// it has been processed, so expiry scans start after it instead of
+	// walking the tombstones of entries deleted before they were due.
+	keyGCLow = []byte{spaceMeta, 'g'}
 )
 
 // appendString appends s escaped so that it sorts like s and ends with a
@@ -177,6 +181,12 @@ func decodeExpiryKey(k []byte) (expiryEntry, bool) {
 	}
 	e.tail = rest
 	return e, true
+}
+
+// expiryFrom returns the inclusive lower bound of space's expiry entries
+// due after the GC watermark low.
+func expiryFrom(space byte, low int64) []byte {
+	return appendUint64([]byte{space}, uint64(low)+1)
 }
 
 // expiryUpTo returns the exclusive upper bound of space's expiry entries at

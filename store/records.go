@@ -83,19 +83,28 @@ func decodeQueue(name string, b []byte) (*Queue, error) {
 type counters struct {
 	NextSeq uint64 // sequence number the next posted message gets
 	Stored  uint64 // messages stored, expired-but-not-collected included
+	// Head is a sequence number below which the queue holds no message:
+	// scans from the head start there instead of walking the deleted
+	// messages' tombstones. Claims and pops move it forward.
+	Head uint64
 }
 
 func encodeCounters(c counters) []byte {
-	b := make([]byte, 0, 16)
+	b := make([]byte, 0, 24)
 	b = binary.BigEndian.AppendUint64(b, c.NextSeq)
-	return binary.BigEndian.AppendUint64(b, c.Stored)
+	b = binary.BigEndian.AppendUint64(b, c.Stored)
+	return binary.BigEndian.AppendUint64(b, c.Head)
 }
 
 func decodeCounters(b []byte) (counters, error) {
-	if len(b) != 16 {
+	if len(b) != 16 && len(b) != 24 {
 		return counters{}, fmt.Errorf("store: counters record of %d bytes", len(b))
 	}
-	return counters{NextSeq: binary.BigEndian.Uint64(b), Stored: binary.BigEndian.Uint64(b[8:])}, nil
+	c := counters{NextSeq: binary.BigEndian.Uint64(b), Stored: binary.BigEndian.Uint64(b[8:])}
+	if len(b) == 24 {
+		c.Head = binary.BigEndian.Uint64(b[16:])
+	}
+	return c, nil
 }
 
 // Message is a stored message.

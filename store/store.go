@@ -241,6 +241,15 @@ func (r reader) queue(project, name string) (*Queue, error) {
 	return decodeQueue(name, v)
 }
 
+// gcLow returns the GC watermark (0 before the first complete GC pass).
+func (r reader) gcLow() (int64, error) {
+	v, ok, err := r.get(keyGCLow)
+	if err != nil || !ok || len(v) != 8 {
+		return 0, err
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
+
 func (r reader) counters(project, queue string) (counters, error) {
 	v, ok, err := r.get(counterKey(project, queue))
 	if err != nil || !ok {
@@ -287,30 +296,40 @@ func (r reader) claim(project, queue, id string) (*Claim, error) {
 
 // scanMessages calls fn for each stored message of the queue with a
 // sequence number after afterSeq, in FIFO order, until fn returns false.
-// keep filters on the raw header before the record is decoded.
-func (r reader) scanMessages(project, queue string, afterSeq uint64, keep func(msgHeader) bool, fn func(*Message) bool) error {
+// keep filters on the raw header before the record is decoded. It starts no
+// lower than the queue's head hint, and returns the sequence number of the
+// first record it met (0 if none), from which a Txn can move the hint.
+func (r reader) scanMessages(project, queue string, afterSeq uint64, keep func(msgHeader) bool, fn func(*Message) bool) (uint64, error) {
 	prefix := queueScoped(spaceMessage, project, queue)
-	it, err := r.iter(appendUint64(append([]byte(nil), prefix...), afterSeq+1), prefixEnd(prefix))
+	from := afterSeq + 1
+	if c, err := r.counters(project, queue); err == nil && c.Head > from {
+		from = c.Head
+	}
+	it, err := r.iter(appendUint64(append([]byte(nil), prefix...), from), prefixEnd(prefix))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer it.Close()
+	var first uint64
 	for ok := it.First(); ok; ok = it.Next() {
+		seq := binary.BigEndian.Uint64(it.Key()[len(prefix):])
+		if first == 0 {
+			first = seq
+		}
 		v := it.Value()
 		if !msgHeader(v).valid() {
-			return fmt.Errorf("store: corrupt message record at %x", it.Key())
+			return first, fmt.Errorf("store: corrupt message record at %x", it.Key())
 		}
 		if keep != nil && !keep(msgHeader(v)) {
 			continue
 		}
-		seq := binary.BigEndian.Uint64(it.Key()[len(prefix):])
 		m, err := decodeMessage(seq, v)
 		if err != nil {
-			return err
+			return first, err
 		}
 		if !fn(m) {
 			break
 		}
 	}
-	return it.Error()
+	return first, it.Error()
 }

@@ -182,6 +182,7 @@ func (t *Txn) CreateSubscription(project, queue string, s Subscription, now int6
 	t.putSubscription(project, queue, &s)
 	t.set(subscriberKey(project, queue, s.Subscriber), []byte(s.ID))
 	t.set(subExpiryKey(s.ExpiresAt, project, queue, s.ID), nil)
+	t.noteExpiry(s.ExpiresAt)
 	t.setCursor(project, queue, s.ID, c.NextSeq-1)
 	return Subscribed, s.ID
 }
@@ -228,6 +229,7 @@ func (t *Txn) UpdateSubscription(project, queue, id string, u SubscriptionUpdate
 		s.TTL = *u.TTL
 		s.ExpiresAt = now + s.TTL*1e9
 		t.set(subExpiryKey(s.ExpiresAt, project, queue, s.ID), nil)
+		t.noteExpiry(s.ExpiresAt)
 	}
 	if u.Options != nil {
 		s.Options = u.Options

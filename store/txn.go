@@ -19,6 +19,32 @@ type Txn struct {
 	r       reader
 	index   uint64
 	release func() // releases the store's read lock
+
+	gcLow       int64 // the GC watermark, once loaded
+	gcLowLoaded bool
+}
+
+// watermark returns the GC watermark as this transaction sees it.
+func (t *Txn) watermark() int64 {
+	if !t.gcLowLoaded {
+		t.gcLow, t.gcLowLoaded = must(t.r.gcLow()), true
+	}
+	return t.gcLow
+}
+
+func (t *Txn) setWatermark(low int64) {
+	t.gcLow, t.gcLowLoaded = low, true
+	t.set(keyGCLow, binary.BigEndian.AppendUint64(nil, uint64(low)))
+}
+
+// noteExpiry keeps the watermark below a new expiry entry. Expiries are
+// set from the leader's clock and are always in its future, but a new
+// leader whose clock is behind could set one at or before the watermark,
+// which expiry scans would then never reach.
+func (t *Txn) noteExpiry(at int64) {
+	if at <= t.watermark() {
+		t.setWatermark(at - 1)
+	}
 }
 
 // SetIndex records the Raft index of the entry being applied; it becomes the
@@ -247,6 +273,7 @@ func (t *Txn) insertMessage(project, queue string, m *Message) {
 	t.putMessage(project, queue, m)
 	t.set(messageIDKey(project, queue, m.ID), binary.BigEndian.AppendUint64(nil, m.Seq))
 	t.set(msgExpiryKey(m.ExpiresAt, project, queue, m.Seq), []byte(m.ID))
+	t.noteExpiry(m.ExpiresAt)
 }
 
 // removeMessage deletes a message and its indexes and updates the counters.
@@ -266,6 +293,7 @@ func (t *Txn) setExpiry(project, queue string, m *Message, expiresAt int64) {
 	t.del(msgExpiryKey(m.ExpiresAt, project, queue, m.Seq))
 	m.ExpiresAt = expiresAt
 	t.set(msgExpiryKey(m.ExpiresAt, project, queue, m.Seq), []byte(m.ID))
+	t.noteExpiry(m.ExpiresAt)
 }
 
 // DeleteOutcome is the result of deleting one message (contract §6.6).
@@ -335,6 +363,17 @@ func (t *Txn) DeleteMessages(project, queue string, ids, claimIDs []string, requ
 	return Deleted
 }
 
+// advanceHead moves the queue's head hint to first, the lowest sequence
+// number a scan from the head met. Claims and pops call it only when they
+// write anyway, so one that takes nothing changes nothing.
+func (t *Txn) advanceHead(project, queue string, first uint64) {
+	c := must(t.r.counters(project, queue))
+	if first > c.Head {
+		c.Head = first
+		t.putCounters(project, queue, c)
+	}
+}
+
 // claimable reports whether a message can be claimed or popped at now.
 func claimable(h msgHeader, now int64) bool {
 	return h.expiresAt() > now && h.claimExpiresAt() <= now && h.visibleAt() <= now
@@ -346,12 +385,15 @@ func (t *Txn) PopMessages(project, queue string, n int, now int64) []*Message {
 		return nil // the scan below takes one message before it checks n
 	}
 	var out []*Message
-	err := t.r.scanMessages(project, queue, 0, func(h msgHeader) bool { return claimable(h, now) }, func(m *Message) bool {
+	first, err := t.r.scanMessages(project, queue, 0, func(h msgHeader) bool { return claimable(h, now) }, func(m *Message) bool {
 		out = append(out, m)
 		return len(out) < n
 	})
 	if err != nil {
 		panic(fmt.Sprintf("store: pop scan: %v", err))
+	}
+	if len(out) > 0 {
+		t.advanceHead(project, queue, first)
 	}
 	for _, m := range out {
 		t.removeMessage(project, queue, m)
@@ -373,12 +415,15 @@ func (t *Txn) CreateClaim(project, queue, claimID string, ttl, grace int64, limi
 	}
 	dlq := q.Settings.DeadLetterEnabled() && q.Settings.DeadLetter != queue
 	var selected []*Message
-	err := t.r.scanMessages(project, queue, 0, func(h msgHeader) bool { return claimable(h, now) }, func(m *Message) bool {
+	first, err := t.r.scanMessages(project, queue, 0, func(h msgHeader) bool { return claimable(h, now) }, func(m *Message) bool {
 		selected = append(selected, m)
 		return len(selected) < limit
 	})
 	if err != nil {
 		panic(fmt.Sprintf("store: claim scan: %v", err))
+	}
+	if len(selected) > 0 {
+		t.advanceHead(project, queue, first)
 	}
 	claimExpires := now + ttl*1e9
 	var claimed []*Message
@@ -403,6 +448,7 @@ func (t *Txn) CreateClaim(project, queue, claimID string, ttl, grace int64, limi
 	}
 	t.set(claimKey(project, queue, claimID), encodeClaim(c))
 	t.set(claimExpiryKey(claimExpires, project, queue, claimID), nil)
+	t.noteExpiry(claimExpires)
 	return claimed
 }
 
@@ -448,6 +494,7 @@ func (t *Txn) RenewClaim(project, queue, claimID string, ttl, grace, now int64) 
 	c.UpdatedAt, c.ExpiresAt, c.TTL, c.Grace = now, now+ttl*1e9, ttl, grace
 	t.set(claimKey(project, queue, claimID), encodeClaim(c))
 	t.set(claimExpiryKey(c.ExpiresAt, project, queue, claimID), nil)
+	t.noteExpiry(c.ExpiresAt)
 	for _, seq := range c.Seqs {
 		m := must(t.r.messageBySeq(project, queue, seq))
 		if m == nil || m.ClaimID != claimID || !m.Claimed(now) {
@@ -505,6 +552,10 @@ func (t *Txn) CollectGarbage(now int64, limit int) int {
 			}
 		})
 	}
+	if done < limit {
+		// Every entry due by now was processed: later scans start here.
+		t.setWatermark(now)
+	}
 	return done
 }
 
@@ -512,7 +563,7 @@ func (t *Txn) collect(space byte, now int64, limit int, fn func(expiryEntry, []b
 	if limit <= 0 {
 		return 0
 	}
-	it, err := t.r.iter([]byte{space}, expiryUpTo(space, now))
+	it, err := t.r.iter(expiryFrom(space, t.watermark()), expiryUpTo(space, now))
 	if err != nil {
 		panic(fmt.Sprintf("store: gc iterator: %v", err))
 	}

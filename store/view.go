@@ -92,7 +92,11 @@ func (v *View) QueueStats(project, queue string, now int64) (Stats, error) {
 // expiredUncollected counts this queue's messages that expired at or before
 // now but are still stored.
 func (v *View) expiredUncollected(project, queue string, now int64) (int64, error) {
-	it, err := v.r.iter([]byte{spaceMsgExpiry}, expiryUpTo(spaceMsgExpiry, now))
+	low, err := v.r.gcLow()
+	if err != nil {
+		return 0, err
+	}
+	it, err := v.r.iter(expiryFrom(spaceMsgExpiry, low), expiryUpTo(spaceMsgExpiry, now))
 	if err != nil {
 		return 0, err
 	}
@@ -146,7 +150,11 @@ func (v *View) claimedCount(project, queue string, now int64) (int64, error) {
 // edgeMessage returns the first (or, with last, the final) unexpired message.
 func (v *View) edgeMessage(project, queue string, now int64, last bool) (*Message, error) {
 	prefix := queueScoped(spaceMessage, project, queue)
-	it, err := v.r.iter(prefix, prefixEnd(prefix))
+	c, err := v.r.counters(project, queue)
+	if err != nil {
+		return nil, err
+	}
+	it, err := v.r.iter(appendUint64(append([]byte(nil), prefix...), c.Head), prefixEnd(prefix))
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +206,7 @@ func (v *View) ListMessages(project, queue string, now int64, o ListOptions) ([]
 		}
 		return true
 	}
-	err := v.r.scanMessages(project, queue, o.AfterSeq, keep, func(m *Message) bool {
+	_, err := v.r.scanMessages(project, queue, o.AfterSeq, keep, func(m *Message) bool {
 		if !o.Echo && m.ClientID == o.ClientID {
 			return true
 		}
@@ -247,8 +255,12 @@ func (v *View) Secret() ([]byte, error) {
 
 // Pending reports whether GC has work at now: an expiry entry that is due.
 func (v *View) Pending(now int64) (bool, error) {
+	low, err := v.r.gcLow()
+	if err != nil {
+		return false, err
+	}
 	for _, space := range []byte{spaceMsgExpiry, spaceClaimExpiry, spaceSubExpiry} {
-		it, err := v.r.iter([]byte{space}, expiryUpTo(space, now))
+		it, err := v.r.iter(expiryFrom(space, low), expiryUpTo(space, now))
 		if err != nil {
 			return false, err
 		}

@@ -31,6 +31,7 @@ type options struct {
 	raftAddr      string
 	raftAdvertise string
 	raftSourceIP  string
+	pprofAddr     string
 	bootstrap     string
 	join          string
 	authStrategy  string
@@ -71,6 +72,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.wsAddr, "ws-addr", "", "extra listen address for the websocket API on any path (it is always served at ws://<api-addr>/ too)")
 	fs.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:7888", "Raft and node-to-node listen address")
 	fs.StringVar(&o.raftAdvertise, "raft-advertise", "", "Raft address other nodes dial (default: -raft-addr)")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this address; keep it private (default: off)")
 	fs.StringVar(&o.raftSourceIP, "raft-source-ip", "", "local IP to dial other nodes from (default: the system's choice)")
 	fs.StringVar(&o.bootstrap, "bootstrap", "", "initial voters as id=host:port,... (default: this node alone, unless -join is set)")
 	fs.StringVar(&o.join, "join", "", "Raft addresses of existing members to join through, comma-separated")
@@ -252,7 +254,7 @@ func (o *options) check() error {
 func (o *options) serverConfig() (server.Config, error) {
 	cfg := server.Config{
 		NodeID: o.nodeID, DataDir: o.dataDir, APIAddr: o.apiAddr, RaftAddr: o.raftAddr, RaftAdvertise: o.raftAdvertise,
-		WSAddr: o.wsAddr, RaftSourceIP: o.raftSourceIP,
+		WSAddr: o.wsAddr, RaftSourceIP: o.raftSourceIP, PprofAddr: o.pprofAddr,
 		WS: wsapi.Config{
 			MaxFrameBytes: o.wsMaxFrame, MaxInFlight: o.wsMaxInFlight, WriteTimeout: o.wsWriteTimeout,
 			PingInterval: o.wsPingInterval, PongTimeout: o.wsPongTimeout, IdleTimeout: o.wsIdleTimeout,

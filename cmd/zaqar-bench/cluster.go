@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// localCluster is a cluster of zaqar-server processes started by the tool.
+type localCluster struct {
+	dir   string
+	nodes []*localNode
+}
+
+type localNode struct {
+	id     string
+	api    string
+	raft   string
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	exited bool
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// spawnCluster starts n nodes of bin with fsync on and waits for a leader.
+func spawnCluster(ctx context.Context, bin string, n int, extra []string) (*localCluster, error) {
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("server binary %s: %w (build it with `make build`)", bin, err)
+	}
+	dir, err := os.MkdirTemp("", "zaqar-bench-")
+	if err != nil {
+		return nil, err
+	}
+	cl := &localCluster{dir: dir}
+	var peers []string
+	for i := 0; i < n; i++ {
+		ap, err1 := freePort()
+		rp, err2 := freePort()
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, err
+		}
+		nd := &localNode{id: fmt.Sprintf("node%d", i+1), api: fmt.Sprintf("127.0.0.1:%d", ap), raft: fmt.Sprintf("127.0.0.1:%d", rp)}
+		cl.nodes = append(cl.nodes, nd)
+		peers = append(peers, nd.id+"="+nd.raft)
+	}
+	for _, nd := range cl.nodes {
+		args := append([]string{"-node-id", nd.id, "-data-dir", filepath.Join(dir, nd.id), "-api-addr", nd.api,
+			"-raft-addr", nd.raft, "-bootstrap", strings.Join(peers, ","), "-log-level", "warn"}, extra...)
+		nd.cmd = exec.Command(bin, args...)
+		logf, err := os.Create(filepath.Join(dir, nd.id+".log"))
+		if err != nil {
+			cl.stop()
+			return nil, err
+		}
+		nd.cmd.Stdout, nd.cmd.Stderr = logf, logf
+		if err := nd.cmd.Start(); err != nil {
+			cl.stop()
+			return nil, err
+		}
+		go func(nd *localNode) {
+			_ = nd.cmd.Wait()
+			nd.mu.Lock()
+			nd.exited = true
+			nd.mu.Unlock()
+		}(nd)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := cl.leader(); err == nil {
+			return cl, nil
+		}
+		select {
+		case <-ctx.Done():
+			cl.stop()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	cl.stop()
+	return nil, errors.New("the spawned cluster elected no leader within 30s (logs in " + dir + ")")
+}
+
+func (cl *localCluster) urls() []string {
+	var out []string
+	for _, nd := range cl.nodes {
+		out = append(out, "http://"+nd.api)
+	}
+	return out
+}
+
+// leader asks the live nodes who leads.
+func (cl *localCluster) leader() (*localNode, error) {
+	for _, nd := range cl.nodes {
+		nd.mu.Lock()
+		gone := nd.exited
+		nd.mu.Unlock()
+		if gone {
+			continue
+		}
+		req, _ := http.NewRequest(http.MethodGet, "http://"+nd.api+"/admin/cluster", nil)
+		req.Header.Set("X-Roles", "admin")
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+		if err != nil {
+			continue
+		}
+		var st struct{ Leader string }
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil || st.Leader == "" {
+			continue
+		}
+		for _, l := range cl.nodes {
+			if l.id == st.Leader {
+				return l, nil
+			}
+		}
+	}
+	return nil, errors.New("no leader")
+}
+
+func (cl *localCluster) killLeader() (string, error) {
+	l, err := cl.leader()
+	if err != nil {
+		return "", err
+	}
+	return l.id, l.cmd.Process.Signal(syscall.SIGKILL)
+}
+
+func (cl *localCluster) stop() {
+	for _, nd := range cl.nodes {
+		if nd.cmd != nil && nd.cmd.Process != nil {
+			_ = nd.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for _, nd := range cl.nodes {
+		for nd.cmd != nil && nd.cmd.Process != nil && time.Now().Before(deadline) {
+			nd.mu.Lock()
+			gone := nd.exited
+			nd.mu.Unlock()
+			if gone {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if nd.cmd != nil && nd.cmd.Process != nil {
+			_ = nd.cmd.Process.Kill()
+		}
+	}
+	_ = os.RemoveAll(cl.dir)
+}
+
+// resourceSampler records each node's CPU time and resident memory.
+type resourceSampler struct {
+	cl      *localCluster
+	start   map[string]procStat
+	samples map[string][]float64
+	mu      sync.Mutex
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+type procStat struct {
+	cpuTicks uint64
+	rssMB    float64
+}
+
+func readProc(pid int) (procStat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStat{}, err
+	}
+	// Fields after the command name (which may hold spaces) start after ')'.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(f) < 22 {
+		return procStat{}, errors.New("short /proc stat")
+	}
+	utime, _ := strconv.ParseUint(f[11], 10, 64)
+	stime, _ := strconv.ParseUint(f[12], 10, 64)
+	st := procStat{cpuTicks: utime + stime}
+	sf, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return st, err
+	}
+	defer sf.Close()
+	sc := bufio.NewScanner(sf)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			st.rssMB = kb / 1024
+		}
+	}
+	return st, nil
+}
+
+func startSampler(cl *localCluster) *resourceSampler {
+	s := &resourceSampler{cl: cl, start: map[string]procStat{}, samples: map[string][]float64{}, done: make(chan struct{})}
+	for _, nd := range cl.nodes {
+		if st, err := readProc(nd.cmd.Process.Pid); err == nil {
+			s.start[nd.id] = st
+			s.samples[nd.id] = []float64{st.rssMB}
+		}
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.done:
+				return
+			case <-t.C:
+			}
+			for _, nd := range cl.nodes {
+				if st, err := readProc(nd.cmd.Process.Pid); err == nil {
+					s.mu.Lock()
+					s.samples[nd.id] = append(s.samples[nd.id], st.rssMB)
+					s.mu.Unlock()
+				}
+			}
+		}
+	}()
+	return s
+}
+
+const clockTicks = 100 // USER_HZ on Linux
+
+func (s *resourceSampler) stop(elapsed time.Duration) []nodeResult {
+	close(s.done)
+	s.wg.Wait()
+	var out []nodeResult
+	for _, nd := range s.cl.nodes {
+		start, ok := s.start[nd.id]
+		if !ok {
+			continue
+		}
+		r := nodeResult{Node: nd.id, RSSStartMB: start.rssMB}
+		samples := s.samples[nd.id]
+		for _, v := range samples {
+			if v > r.RSSMaxMB {
+				r.RSSMaxMB = v
+			}
+		}
+		r.RSSEndMB = samples[len(samples)-1]
+		if end, err := readProc(nd.cmd.Process.Pid); err == nil {
+			r.CPUPercent = float64(end.cpuTicks-start.cpuTicks) / clockTicks / elapsed.Seconds() * 100
+			r.RSSEndMB = end.rssMB
+		} else {
+			r.Node += " (exited)"
+		}
+		out = append(out, r)
+	}
+	return out
+}
