@@ -260,6 +260,11 @@ type PostMessages struct {
 	ClientID       string
 	DefaultTTL     int64 // the cluster default, used when neither message nor queue sets one
 	Messages       []store.NewMessage
+	// BodySize is the size of the request that posted the messages; a
+	// queue whose _max_messages_post_size is smaller refuses them. Checking
+	// it here rather than before proposing makes the check exact whatever
+	// node the request came through.
+	BodySize int64
 }
 
 // Type implements Command.
@@ -277,6 +282,7 @@ func (c *PostMessages) encode(e *codec.Encoder) {
 		e.String(m.Checksum)
 		e.Bytes(m.Body)
 	}
+	e.Varint(c.BodySize)
 }
 func (c *PostMessages) decode(d *codec.Decoder) {
 	c.Project, c.Queue, c.ClientID = d.String(), d.String(), d.String()
@@ -291,8 +297,12 @@ func (c *PostMessages) decode(d *codec.Decoder) {
 		m.Checksum = d.String()
 		m.Body = d.Bytes()
 	}
+	c.BodySize = d.Varint()
 }
 func (c *PostMessages) apply(t *store.Txn, now int64) Result {
+	if s, ok := t.QueueSettings(c.Project, c.Queue); ok && s.MaxPostSize > 0 && c.BodySize > s.MaxPostSize {
+		return Result{Status: StatusTooLarge, Count: int(s.MaxPostSize)}
+	}
 	t.PostMessages(c.Project, c.Queue, c.ClientID, now, c.DefaultTTL, c.Messages)
 	return Result{}
 }

@@ -19,6 +19,7 @@ const (
 	StatusClaimed           // the message is claimed and no/another claim id was given
 	StatusNotClaimed        // a claim id was given but the message is not claimed
 	StatusBadClaim          // the claim id cannot name a claim
+	StatusTooLarge          // the post exceeds the queue's size limit (Count holds the limit)
 )
 
 func (s Status) String() string {
@@ -35,6 +36,8 @@ func (s Status) String() string {
 		return "not claimed"
 	case StatusBadClaim:
 		return "bad claim id"
+	case StatusTooLarge:
+		return "too large"
 	}
 	return fmt.Sprintf("status(%d)", byte(s))
 }

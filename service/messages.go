@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -17,16 +18,15 @@ import (
 // (contract §6.2) and returns their ids in request order. The queue is
 // created with the messages, never by a rejected post.
 func (s *Service) PostMessages(ctx context.Context, c Caller, queue string, body []byte) ([]string, *Error) {
-	settings, e := s.queueSettings(ctx, c, queue)
+	settings, e := s.queueSettings(ctx, c, queue, body)
 	if e != nil {
 		return nil, e
 	}
 	limit := s.limits.MaxMessagesPostSize
-	if settings.MaxPostSize > 0 && int(settings.MaxPostSize) < limit {
-		if len(body) > int(settings.MaxPostSize) {
-			return nil, badRequest("Message collection size is too large. The max size for current queue is %d. It is calculated by max size = min(max_messages_post_size_config: %d, max_messages_post_size_queue: %d).",
-				settings.MaxPostSize, s.limits.MaxMessagesPostSize, settings.MaxPostSize)
-		}
+	if settings.MaxPostSize > 0 && int(settings.MaxPostSize) < limit && len(body) > int(settings.MaxPostSize) {
+		// The queue's own cap as this node knows it; the FSM checks it
+		// again against the queue as it is when the post applies.
+		return nil, s.tooLarge(settings.MaxPostSize)
 	}
 	if len(body) > limit {
 		return nil, badRequest("Message collection size is too large. Max size %d", limit)
@@ -45,41 +45,45 @@ func (s *Service) PostMessages(ctx context.Context, c Caller, queue string, body
 	if !ok {
 		return nil, badRequest("No messages were found in the request body.")
 	}
-	return s.postMessageList(ctx, c, queue, settings, list)
+	return s.postMessageList(ctx, c, queue, settings, list, int64(len(body)))
 }
 
-// PostMessageList posts a raw JSON array of messages (the websocket
-// transport's `messages` field). Size limits are the caller's to check.
-func (s *Service) PostMessageList(ctx context.Context, c Caller, queue string, list json.RawMessage) ([]string, *Error) {
-	settings, e := s.queueSettings(ctx, c, queue)
-	if e != nil {
-		return nil, e
+func (s *Service) tooLarge(queueMax int64) *Error {
+	return badRequest("Message collection size is too large. The max size for current queue is %d. It is calculated by max size = min(max_messages_post_size_config: %d, max_messages_post_size_queue: %d).",
+		queueMax, s.limits.MaxMessagesPostSize, queueMax)
+}
+
+// queueSettings reads the settings a post is checked against (size cap,
+// delay) from this node's state, without the read barrier: the FSM checks
+// the size cap again when the post applies, and decides whether a delay
+// counts from the queue as it is then. Only whether a delay is rejected as
+// invalid depends on this read, so a post that carries a "delay" to a
+// queue this node does not know as delayed reads again after the barrier
+// (the node may be behind the command that made the queue delayed).
+func (s *Service) queueSettings(ctx context.Context, c Caller, queue string, body []byte) (store.QueueSettings, *Error) {
+	read := func(v *store.View) (store.QueueSettings, *Error) {
+		defer v.Close()
+		q, err := v.Queue(c.scope(), queue)
+		if err != nil {
+			return store.QueueSettings{}, storeFailure("Messages could not be enqueued.", err)
+		}
+		if q == nil {
+			return store.QueueSettings{}, nil
+		}
+		return q.Settings, nil
 	}
-	return s.postMessageList(ctx, c, queue, settings, list)
-}
-
-// queueSettings reads the settings a post is validated against (size cap,
-// delay) after the read barrier, so a post on any node honours metadata
-// acknowledged before it on another node. A post racing a metadata change
-// may still see either version, as upstream.
-func (s *Service) queueSettings(ctx context.Context, c Caller, queue string) (store.QueueSettings, *Error) {
-	const what = "Messages could not be enqueued."
-	v, _, e := s.view(ctx, c, what)
+	settings, e := read(s.store.View())
+	if e != nil || settings.DefaultDelay != 0 || !bytes.Contains(body, []byte(`"delay"`)) {
+		return settings, e
+	}
+	v, _, e := s.view(ctx, c, "Messages could not be enqueued.")
 	if e != nil {
 		return store.QueueSettings{}, e
 	}
-	defer v.Close()
-	q, err := v.Queue(c.scope(), queue)
-	if err != nil {
-		return store.QueueSettings{}, storeFailure(what, err)
-	}
-	if q == nil {
-		return store.QueueSettings{}, nil
-	}
-	return q.Settings, nil
+	return read(v)
 }
 
-func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, settings store.QueueSettings, list json.RawMessage) ([]string, *Error) {
+func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, settings store.QueueSettings, list json.RawMessage, bodySize int64) ([]string, *Error) {
 	if jsonx.Kind(list) != '[' {
 		return nil, badBody("Document type not supported.")
 	}
@@ -113,17 +117,18 @@ func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, s
 			return nil, badRequest("The TTL for a message may not exceed %d seconds, and must be at least %d seconds long.", s.limits.MaxMessageTTL, MinMessageTTL)
 		}
 		nm := store.NewMessage{ID: ids.New(), TTL: ttl, Delay: -1, Body: jsonx.Compact(body)}
-		if delayed {
-			delay, hasDelay, e := intField(m, "delay")
-			if e != nil {
-				return nil, e
-			}
-			if hasDelay {
-				if delay < 0 || delay > s.limits.MaxMessageDelay {
-					return nil, badRequest("The delay for a message may not exceed %d seconds, and must be at least %d seconds long.", s.limits.MaxMessageDelay, 0)
-				}
-				nm.Delay = delay
-			}
+		// A delay only counts in delayed queues (the store decides, from
+		// the queue as it is when the post applies); on other queues the
+		// reference drops it silently, invalid or not.
+		delay, hasDelay, e := intField(m, "delay")
+		validDelay := e == nil && delay >= 0 && delay <= s.limits.MaxMessageDelay
+		switch {
+		case delayed && e != nil:
+			return nil, e
+		case delayed && hasDelay && !validDelay:
+			return nil, badRequest("The delay for a message may not exceed %d seconds, and must be at least %d seconds long.", s.limits.MaxMessageDelay, 0)
+		case hasDelay && validDelay:
+			nm.Delay = delay
 		}
 		if s.limits.EnableChecksum && !isNull(body) {
 			nm.Checksum = checksum(body)
@@ -131,11 +136,15 @@ func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, s
 		msgs[i] = nm
 		out[i] = nm.ID
 	}
-	_, _, e := s.propose(ctx, "Messages could not be enqueued.", &fsm.PostMessages{
+	res, _, e := s.propose(ctx, "Messages could not be enqueued.", &fsm.PostMessages{
 		Project: c.scope(), Queue: queue, ClientID: c.ClientID, DefaultTTL: s.limits.DefaultMessageTTL, Messages: msgs,
+		BodySize: bodySize,
 	})
 	if e != nil {
 		return nil, e
+	}
+	if res.Status == fsm.StatusTooLarge {
+		return nil, s.tooLarge(int64(res.Count))
 	}
 	return out, nil
 }

@@ -210,6 +210,16 @@ func (t *Txn) PurgeQueue(project, name string, messages, subscriptions bool) {
 	}
 }
 
+// QueueSettings returns a queue's settings as the transaction sees them;
+// ok is false if the queue does not exist.
+func (t *Txn) QueueSettings(project, name string) (QueueSettings, bool) {
+	q := must(t.r.queue(project, name))
+	if q == nil {
+		return QueueSettings{}, false
+	}
+	return q.Settings, true
+}
+
 // NewMessage is a message to post. Zero TTL means "the queue's default TTL,
 // else defaultTTL"; a negative Delay means "not given".
 type NewMessage struct {
