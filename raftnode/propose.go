@@ -83,7 +83,9 @@ func (n *Node) applyLocal(ctx context.Context, entry []byte) (*fsm.EntryResult, 
 			// Refused before the entry entered the log.
 			return nil, fmt.Errorf("%w: %v", errRetry, err)
 		case errors.Is(err, raft.ErrRaftShutdown):
-			return nil, ErrShutdown
+			// Raft reports shutdown to every pending future, including
+			// entries already appended (and possibly committed).
+			return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
 		default:
 			return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
 		}
