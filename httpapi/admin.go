@@ -90,6 +90,11 @@ func (h *handler) clusterTransfer(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// Asking for the leader it already has is done, not an error.
+	if m.ID != "" && m.ID == h.cluster.LocalStatus().LeaderID {
+		noContent(w)
+		return
+	}
 	h.adminResult(w, h.cluster.TransferLeadership(r.Context(), m.ID))
 }
 

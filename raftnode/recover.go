@@ -57,8 +57,32 @@ func Recover(dataDir, nodeID string, st *store.Store, peers []Peer) error {
 	rc.Logger = hlog
 	rc.NoSnapshotRestoreOnStart = true
 	_, trans := raft.NewInmemTransport(raft.ServerAddress(nodeID))
-	if err := raft.RecoverCluster(rc, f, logs, logs, snaps, trans, conf); err != nil {
+	if err := raft.RecoverCluster(rc, releasingFSM{f}, logs, logs, snaps, trans, conf); err != nil {
 		return fmt.Errorf("raftnode: recover: %w", err)
 	}
 	return nil
 }
+
+// releasingFSM releases each snapshot once it is persisted: RecoverCluster
+// persists the snapshot it takes but never releases it, and an unreleased
+// store snapshot holds the store's read lock, so closing the store would
+// wait forever.
+type releasingFSM struct{ *fsm.FSM }
+
+func (r releasingFSM) Snapshot() (raft.FSMSnapshot, error) {
+	sn, err := r.FSM.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return releasingSnapshot{sn}, nil
+}
+
+type releasingSnapshot struct{ raft.FSMSnapshot }
+
+func (r releasingSnapshot) Persist(sink raft.SnapshotSink) error {
+	defer r.FSMSnapshot.Release()
+	return r.FSMSnapshot.Persist(sink)
+}
+
+// Release is done by Persist.
+func (releasingSnapshot) Release() {}

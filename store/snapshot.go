@@ -121,19 +121,6 @@ func ReadSnapshotHeader(r io.Reader) (uint64, error) {
 	return binary.BigEndian.Uint64(hdr[len(snapshotMagic):]), nil
 }
 
-// Restore replaces the store's entire contents with a snapshot stream. The
-// stream is loaded into a fresh database beside the current one and
-// verified; only then is the current database closed and the new one moved
-// into its place. Readers never see a partial restore, and a stream that
-// fails verification leaves the store untouched.
-func (s *Store) Restore(r io.Reader) error { return s.restore(r, true) }
-
-// RestoreBackup replaces the store's contents with a backup (a snapshot
-// stream saved from another cluster) for a cluster that starts a new Raft
-// log: the backup's data is kept and its applied index dropped, so the new
-// log's entries, which start again at 1, are all applied.
-func (s *Store) RestoreBackup(r io.Reader) error { return s.restore(r, false) }
-
 // VerifySnapshot reads a whole snapshot stream and checks its checksum,
 // returning the applied index it records.
 func VerifySnapshot(r io.Reader) (uint64, error) {
@@ -183,7 +170,12 @@ func scanSnapshot(r io.Reader, fn func(key, val []byte) error) (uint64, error) {
 	return applied, nil
 }
 
-func (s *Store) restore(r io.Reader, keepApplied bool) error {
+// Restore replaces the store's entire contents with a snapshot stream. The
+// stream is loaded into a fresh database beside the current one and
+// verified; only then is the current database closed and the new one moved
+// into its place. Readers never see a partial restore, and a stream that
+// fails verification leaves the store untouched.
+func (s *Store) Restore(r io.Reader) error {
 	tmpDir := s.dir + restoreSuffix
 	if err := os.RemoveAll(tmpDir); err != nil {
 		return fmt.Errorf("store: restore: clear %s: %w", tmpDir, err)
@@ -192,7 +184,7 @@ func (s *Store) restore(r io.Reader, keepApplied bool) error {
 	if err != nil {
 		return fmt.Errorf("store: restore: %w", err)
 	}
-	if err := load(tmp, r, keepApplied); err != nil {
+	if err := load(tmp, r); err != nil {
 		tmp.Close()
 		os.RemoveAll(tmpDir)
 		return err
@@ -251,7 +243,7 @@ func recoverSwap(dir string) error {
 
 // load writes a verified snapshot stream into db, syncing at the end. The
 // applied index is written last.
-func load(db *pebble.DB, r io.Reader, keepApplied bool) error {
+func load(db *pebble.DB, r io.Reader) error {
 	b := db.NewBatch()
 	defer func() { b.Close() }()
 	var applied []byte
@@ -275,7 +267,7 @@ func load(db *pebble.DB, r io.Reader, keepApplied bool) error {
 	if err != nil {
 		return err
 	}
-	if applied != nil && keepApplied {
+	if applied != nil {
 		if err := b.Set(keyApplied, applied, nil); err != nil {
 			return fmt.Errorf("store: restore: %w", err)
 		}

@@ -7,7 +7,9 @@
 //	zaqarctl drain                          (the node at -addr stops taking client traffic)
 //	zaqarctl snapshot save FILE             (consistent online backup, checksummed)
 //	zaqarctl snapshot verify FILE
-//	zaqarctl snapshot restore FILE DATA_DIR (into a new node's empty data directory)
+//	zaqarctl snapshot restore FILE DATA_DIR PEERS
+//	                                        (into a new node's empty data directory; PEERS are the
+//	                                        new cluster's voters, id=host:port,...)
 //
 // Every request carries X-Roles: admin (trusted in no-auth mode) or the
 // token given with -token.
@@ -38,7 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 15*time.Second, "request timeout")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: zaqarctl [-addr URL] status | join ID RAFT_ADDR | remove ID | transfer-leader [ID] | drain |")
-		fmt.Fprintln(stderr, "                snapshot save FILE | snapshot verify FILE | snapshot restore FILE DATA_DIR")
+		fmt.Fprintln(stderr, "                snapshot save FILE | snapshot verify FILE | snapshot restore FILE DATA_DIR PEERS")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -71,8 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = c.saveSnapshot(ctx, rest[2], stdout)
 	case cmd == "snapshot" && len(rest) == 3 && rest[1] == "verify":
 		err = verifySnapshot(rest[2], stdout)
-	case cmd == "snapshot" && len(rest) == 4 && rest[1] == "restore":
-		err = restoreSnapshot(rest[2], rest[3], stdout)
+	case cmd == "snapshot" && len(rest) == 5 && rest[1] == "restore":
+		err = restoreSnapshot(rest[2], rest[3], rest[4], stdout)
 	default:
 		fs.Usage()
 		return 2

@@ -9,6 +9,11 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/store"
 )
 
@@ -82,15 +87,39 @@ func verifySnapshot(path string, out io.Writer) error {
 }
 
 // restoreSnapshot loads a backup into a new node's data directory, which
-// must not hold Raft state: the node then starts a new cluster (bootstrap)
-// whose log starts at 1 on top of the restored data.
-func restoreSnapshot(path, dataDir string, out io.Writer) error {
-	if _, err := verifyFile(path); err != nil {
+// must hold no Raft state, and records it there as the Raft snapshot a new
+// cluster starts from: the store keeps the backup's applied index I, and
+// the Raft snapshot store gets a snapshot at index I whose configuration is
+// peers (the new cluster's voters). A node started on that directory needs
+// no -bootstrap (its configuration comes from the snapshot); its log goes
+// on at I+1, and every node that later joins empty receives the snapshot
+// (Raft has no log entry at or below I to send it) instead of a log that
+// does not contain the restored data.
+//
+// Run it on the data directory of every voter named in peers, or on one
+// node with peers naming that node alone and grow the cluster with -join.
+func restoreSnapshot(path, dataDir, peerList string, out io.Writer) error {
+	peers, err := raftnode.ParsePeers(peerList)
+	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(dataDir, "raft", "raft.db")); err == nil {
+	if len(peers) == 0 {
+		return errors.New("restore needs the new cluster's voters as id=host:port,...")
+	}
+	applied, err := verifyFile(path)
+	if err != nil {
+		return err
+	}
+	raftDir := filepath.Join(dataDir, "raft")
+	if _, err := os.Stat(filepath.Join(raftDir, "raft.db")); err == nil {
 		return errors.New(dataDir + " belongs to an existing node (it has Raft state); restore into an empty data directory")
 	}
+	if m, _ := filepath.Glob(filepath.Join(raftDir, "snapshots", "*")); len(m) > 0 {
+		return errors.New(dataDir + " belongs to an existing node (it has Raft snapshots); restore into an empty data directory")
+	}
+	index := max(applied, 1)
+
+	// The store first: the backup's data and applied index.
 	st, err := store.Open(filepath.Join(dataDir, "pebble"), store.Options{})
 	if err != nil {
 		return err
@@ -101,13 +130,61 @@ func restoreSnapshot(path, dataDir string, out io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	if err := st.RestoreBackup(f); err != nil {
+	if err := st.Restore(f); err != nil {
 		st.Close()
 		return err
 	}
-	if err := st.Close(); err != nil {
+	digest, err := st.Digest()
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "restored %s into %s; start the node with -bootstrap to form a new cluster\n", path, dataDir)
+
+	// Then the Raft snapshot holding the same stream, and a current term
+	// equal to the snapshot's so that the first election starts above it.
+	if err := os.MkdirAll(raftDir, 0o755); err != nil {
+		return err
+	}
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "zaqarctl", Level: hclog.Warn, Output: io.Discard})
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
+	if err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	var conf raft.Configuration
+	for _, p := range peers {
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address)})
+	}
+	_, trans := raft.NewInmemTransport("")
+	const term = 1
+	sink, err := snaps.Create(raft.SnapshotVersionMax, index, term, conf, index, trans)
+	if err != nil {
+		return fmt.Errorf("create raft snapshot: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	if _, err := io.Copy(sink, f); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("write raft snapshot: %w", err)
+	}
+	if err := sink.Close(); err != nil {
+		return fmt.Errorf("write raft snapshot: %w", err)
+	}
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft log: %w", err)
+	}
+	err = logs.SetUint64([]byte("CurrentTerm"), term)
+	if cerr := logs.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write raft term: %w", err)
+	}
+	fmt.Fprintf(out, "restored %s into %s: state at index %d, digest %x, voters %s; start the node (no -bootstrap needed)\n",
+		path, dataDir, applied, digest, peerList)
 	return nil
 }
