@@ -369,3 +369,33 @@ func (n *Node) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(n.LocalStatus())
 }
+
+// HandOver moves leadership away from this node to a voter that answers,
+// the most up-to-date first. Letting Raft pick the target can pick a member
+// that is down (its replication state may look current), and that transfer
+// fails. It does nothing if this node does not lead.
+func (n *Node) HandOver(ctx context.Context) error {
+	if !n.IsLeader() {
+		return nil
+	}
+	voters := map[string]bool{}
+	for _, m := range n.Members() {
+		voters[m.ID] = m.Suffrage == "Voter"
+	}
+	var candidates []Status
+	for _, st := range n.ClusterStatus(ctx) {
+		if st.ID != n.cfg.NodeID && voters[st.ID] && st.Error == "" && st.Reachable {
+			candidates = append(candidates, st)
+		}
+	}
+	sort.SliceStable(candidates, func(i, j int) bool { return candidates[i].LastIndex > candidates[j].LastIndex })
+	err := errors.New("raftnode: no other voter answers")
+	for _, c := range candidates {
+		if err = n.TransferLeadership(ctx, c.ID); err == nil || !n.IsLeader() {
+			n.log.Info("leadership handed over", "to", c.ID)
+			return nil
+		}
+		n.log.Warn("leadership transfer failed", "to", c.ID, "err", err)
+	}
+	return err
+}

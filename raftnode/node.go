@@ -392,9 +392,11 @@ func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
 		if n.IsLeader() && n.voters() > 1 {
-			if terr := n.raft.LeadershipTransfer().Error(); terr != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if terr := n.HandOver(ctx); terr != nil {
 				n.log.Warn("leadership transfer before shutdown failed", "err", terr)
 			}
+			cancel()
 		}
 		close(n.closed)
 		err = n.raft.Shutdown().Error()

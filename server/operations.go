@@ -2,13 +2,9 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"time"
-
-	"github.com/zaqar-raft/zaqar/raftnode"
 )
 
 // Drain makes the node stop taking client traffic before it is shut down:
@@ -24,37 +20,11 @@ func (s *Server) Drain(ctx context.Context) error {
 	s.log.Info("draining: refusing client traffic")
 	s.ws.Drain()
 	if s.node.IsLeader() && len(s.node.Members()) > 1 {
-		if err := s.handOver(ctx); err != nil {
+		if err := s.node.HandOver(ctx); err != nil {
 			return fmt.Errorf("server: drain: hand over leadership: %w", err)
 		}
 	}
 	return nil
-}
-
-// handOver transfers leadership to a voter that answers, the most
-// up-to-date first. Letting Raft pick the target can pick a member that is
-// down (its replication state may look current), and that transfer fails.
-func (s *Server) handOver(ctx context.Context) error {
-	voters := map[string]bool{}
-	for _, m := range s.node.Members() {
-		voters[m.ID] = m.Suffrage == "Voter"
-	}
-	var candidates []raftnode.Status
-	for _, st := range s.node.ClusterStatus(ctx) {
-		if st.ID != s.node.ID() && voters[st.ID] && st.Error == "" && st.Reachable {
-			candidates = append(candidates, st)
-		}
-	}
-	sort.SliceStable(candidates, func(i, j int) bool { return candidates[i].LastIndex > candidates[j].LastIndex })
-	err := errors.New("no other voter answers")
-	for _, c := range candidates {
-		if err = s.node.TransferLeadership(ctx, c.ID); err == nil || !s.node.IsLeader() {
-			s.log.Info("draining: leadership handed over", "to", c.ID)
-			return nil
-		}
-		s.log.Warn("draining: leadership transfer failed", "to", c.ID, "err", err)
-	}
-	return err
 }
 
 // Draining reports whether Drain was called.
