@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // Sentinel errors callers switch on.
@@ -106,6 +107,11 @@ func openPebble(dir string, opts Options) (*pebble.DB, error) {
 		L0StopWritesThreshold:       24,
 		Logger:                      opts.Logger,
 		EventListener:               opts.listener,
+	}
+	// Bloom filters on every level: posts check that each new message id
+	// is absent, and without filters every such miss reads table blocks.
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	if po.Logger == nil {
 		po.Logger = quietLogger{}
