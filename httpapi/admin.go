@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zaqar-raft/zaqar/internal/jsonx"
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/service"
 )
@@ -48,17 +49,37 @@ type memberRequest struct {
 	Address string `json:"address"`
 }
 
+// maxMemberBody bounds an administration request body: a member id and an
+// address fit in far less.
+const maxMemberBody = 4096
+
+// readMember decodes {"id": ..., "address": ...} strictly: the body is
+// valid UTF-8 JSON with no integer beyond int64 (jsonx), an object with no
+// other keys, and at most maxMemberBody bytes. A blank body is an empty
+// request (transfer-leadership to any node).
 func (h *handler) readMember(w http.ResponseWriter, r *http.Request) (memberRequest, bool) {
 	var m memberRequest
-	b, err := io.ReadAll(io.LimitReader(r.Body, 4096))
-	if err == nil && len(bytes.TrimSpace(b)) > 0 {
-		err = json.Unmarshal(b, &m)
-	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxMemberBody+1))
 	if err != nil {
-		writeError(w, &service.Error{Status: http.StatusBadRequest, Title: service.TitleInvalidBody, Description: "Expected {\"id\": ..., \"address\": ...}."})
+		writeError(w, &service.Error{Status: http.StatusBadRequest, Title: service.TitleInvalidBody, Description: "The request body could not be read."})
 		return m, false
 	}
-	return m, true
+	if len(b) > maxMemberBody {
+		writeError(w, &service.Error{Status: http.StatusRequestEntityTooLarge, Title: "Request body too large", Description: "An administration request body is at most 4096 bytes."})
+		return m, false
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return m, true
+	}
+	if err := jsonx.Check(b); err == nil && jsonx.Kind(b) == '{' {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&m); err == nil {
+			return m, true
+		}
+	}
+	writeError(w, &service.Error{Status: http.StatusBadRequest, Title: service.TitleInvalidBody, Description: "Expected {\"id\": ..., \"address\": ...}."})
+	return memberRequest{}, false
 }
 
 func (h *handler) clusterJoin(w http.ResponseWriter, r *http.Request) {

@@ -109,6 +109,11 @@ func ParseExpires(s string) (time.Time, error) {
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05Z0700", "2006-01-02T15:04:05.999999999Z0700", "2006-01-02 15:04:05", "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
+			// A zone offset can push a year-9999 date past the four-digit
+			// years the signed form (expiresLayout) can carry.
+			if y := t.UTC().Year(); y < 1 || y > 9999 {
+				return time.Time{}, fmt.Errorf("expires is outside years 0001-9999 in UTC: %q", s)
+			}
 			return t.UTC(), nil
 		}
 	}
