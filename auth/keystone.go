@@ -151,7 +151,11 @@ func (k *Keystone) WWWAuthenticate() string {
 // CacheTTL (never past the token's own expiry); unknown tokens are
 // remembered briefly so a flood of bad tokens does not flood Keystone.
 func (k *Keystone) Validate(ctx context.Context, token string) (*Identity, error) {
-	if token == "" {
+	if !plausibleToken(token) {
+		// Keystone cannot have issued it, and some such values cannot even
+		// be sent to Keystone (control characters are refused by the HTTP
+		// client, oversized headers by the server): asking would turn a
+		// client's garbage into a 503.
 		return nil, ErrInvalidToken
 	}
 	key := sha256.Sum256([]byte(token))
@@ -204,4 +208,23 @@ func (k *Keystone) Validate(ctx context.Context, token string) (*Identity, error
 	}
 	k.valid.Add(key, id)
 	return id, nil
+}
+
+// MaxTokenBytes bounds the tokens worth asking Keystone about: Fernet
+// tokens are about 200 bytes and JWS tokens under 1 KiB.
+const MaxTokenBytes = 16 << 10
+
+// plausibleToken reports whether token could have been issued by Keystone:
+// 1 to MaxTokenBytes visible ASCII characters (Keystone's tokens are
+// base64url text).
+func plausibleToken(token string) bool {
+	if token == "" || len(token) > MaxTokenBytes {
+		return false
+	}
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }

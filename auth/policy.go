@@ -55,11 +55,21 @@ func LoadPolicy(path string) (*Policy, error) {
 }
 
 func checkRequirement(req string) error {
-	for _, alt := range strings.Split(req, " or ") {
+	alts := strings.Split(req, " or ")
+	for _, alt := range alts {
 		alt = strings.TrimSpace(alt)
 		switch {
+		case alt == "" && len(alts) > 1:
+			// "role:admin or " must not silently mean "anyone".
+			return fmt.Errorf("empty alternative in %q", req)
 		case alt == "" || alt == "@" || alt == "!":
 		case strings.HasPrefix(alt, "role:") && len(alt) > len("role:"):
+			// A role name with blanks is oslo syntax this subset does not
+			// speak ("role:a and role:b", "not role:a"); taken literally it
+			// would name a role nobody holds.
+			if strings.ContainsAny(alt, " \t\r\n") {
+				return fmt.Errorf("unsupported requirement %q (only \"or\" combines requirements)", alt)
+			}
 		default:
 			return fmt.Errorf("unsupported requirement %q (use \"\", \"@\", \"!\" or \"role:NAME\")", alt)
 		}

@@ -1,7 +1,6 @@
 package clustertest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -236,50 +234,6 @@ func checkScenario(t *testing.T, r *scenarioResult, queue, project string) {
 	}
 }
 
-// startFakeKeystone runs testdata/fake_keystone.py with messagingURL as the
-// catalog's messaging endpoint and returns its auth URL.
-func startFakeKeystone(t *testing.T, messagingURL string) string {
-	t.Helper()
-	script, err := filepath.Abs(filepath.Join("testdata", "fake_keystone.py"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(systemPython, script, messagingURL)
-	cmd.Env = pythonEnv()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start fake keystone: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("fake keystone (catalog %s) log:\n%s", messagingURL, stderr.String())
-		}
-	})
-	port := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		port <- strings.TrimSpace(line)
-	}()
-	select {
-	case p := <-port:
-		if p == "" {
-			t.Fatalf("fake keystone printed no port: %s", stderr.String())
-		}
-		return "http://127.0.0.1:" + p + "/v3"
-	case <-time.After(30 * time.Second):
-		t.Fatalf("fake keystone did not start: %s", stderr.String())
-		return ""
-	}
-}
-
 func TestPythonZaqarclient_OpenstackMessagingCLIWorksAgainstFollowerAndLeader(t *testing.T) {
 	requirePython(t, "zaqarclient.queues.cli", "python3-zaqarclient")
 	requirePython(t, "openstackclient.shell", "python3-openstackclient")
@@ -287,9 +241,13 @@ func TestPythonZaqarclient_OpenstackMessagingCLIWorksAgainstFollowerAndLeader(t 
 	if err != nil {
 		t.Fatalf("the openstack CLI is not on PATH (%v): install python3-openstackclient", err)
 	}
-	c := startCluster(t, 3)
-	leader := c.Leader()
-	follower := c.Followers()[0]
+	// The CLI logs in to a real Keystone as a member of the subtest's
+	// project and reaches the cluster through the catalog's messaging
+	// endpoint, which each subtest points at its target node.
+	ks := sharedKeystone(t)
+	c := startKeystoneCluster(t, 3, ks)
+	leader, followers := keystoneLeader(t, c, ks.token(t, "carol", "alpha"))
+	follower := followers[0]
 	for _, tc := range []struct {
 		name          string
 		target, other *proc
@@ -300,13 +258,14 @@ func TestPythonZaqarclient_OpenstackMessagingCLIWorksAgainstFollowerAndLeader(t 
 		t.Run(tc.name, func(t *testing.T) {
 			project, queue := "cli-"+tc.name, "cliq-"+tc.name
 			const clientID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
-			authURL := startFakeKeystone(t, tc.target.URL())
+			ks.pointMessagingAt(t, tc.target.URL())
 			cli := func(args ...string) []byte {
 				t.Helper()
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 				defer cancel()
-				full := append([]string{"--os-auth-type", "v3token", "--os-token", "unused", "--os-auth-url", authURL,
-					"--os-project-id", project, "--os-interface", "public"}, args...)
+				full := append([]string{"--os-auth-type", "password", "--os-auth-url", ks.URL,
+					"--os-username", "cliuser", "--os-password", password("cliuser"), "--os-user-domain-id", "default",
+					"--os-project-name", project, "--os-project-domain-id", "default", "--os-interface", "public"}, args...)
 				cmd := exec.CommandContext(ctx, openstack, full...)
 				cmd.Env = pythonEnv()
 				var stdout, stderr bytes.Buffer
@@ -340,8 +299,9 @@ func TestPythonZaqarclient_OpenstackMessagingCLIWorksAgainstFollowerAndLeader(t 
 				t.Errorf("message list --echo: %+v, want seq 0 (ttl 300) and seq 1 (ttl 3600)", listed)
 			}
 
-			// What the CLI wrote through one node is what another node serves.
-			rc := newRESTClient(tc.other, "6c7d8e9f-0a1b-4c2d-8e3f-4a5b6c7d8e9f", project)
+			// What the CLI wrote through one node is what another node
+			// serves, to another token of the same project.
+			rc := withToken(tc.other, ks.token(t, "cliuser", project), "6c7d8e9f-0a1b-4c2d-8e3f-4a5b6c7d8e9f")
 			ms, err := rc.listAll(context.Background(), queue)
 			if err != nil {
 				t.Fatal(err)
