@@ -5,26 +5,67 @@ BIN      := bin
 PKGS     := ./...
 STATICCHECK_VERSION := 2025.1.1
 
-.PHONY: all build run test test-unit test-system lint fmt vet clean
+.PHONY: all build run test test-unit test-system fuzz-smoke chaos bench bench-smoke bench-micro lint fmt vet clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/zaqar-server ./cmd/zaqar-server
 	$(GO) build -o $(BIN)/zaqarctl ./cmd/zaqarctl
+	$(GO) build -o $(BIN)/zaqar-bench ./cmd/zaqar-bench
 
 ## run: a local three-node cluster on 127.0.0.1 (REST 8888-8890, data in ./data); Ctrl-C stops it
 run: build
 	./$(BIN)/zaqar-server local-cluster -nodes 3 -data-dir ./data
 
-## test: formatting and vet checks, unit and in-process cluster tests with -race, then the system tests
-test: fmt vet test-unit test-system
+## test: formatting and vet checks, a short run of every fuzz target, unit and in-process cluster tests with
+## -race (the committed fuzz seeds run there as ordinary tests), then the system tests
+test: fmt vet fuzz-smoke test-unit test-system bench-smoke
 
 test-unit:
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /cluster-test)
 
 test-system:
-	$(GO) test -count=1 -timeout 20m -v ./cluster-test/ 2>&1 | tee cluster-test.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' ; exit $${PIPESTATUS[0]}
+	$(GO) test -count=1 -timeout 20m -v ./cluster-test/ 2>&1 | tee cluster-test.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|chaos:)' ; exit $${PIPESTATUS[0]}
+
+## fuzz-smoke: every fuzz target (package:Target) for FUZZTIME each, seeds from testdata/fuzz first; a failure
+## prints the fuzzer's output and leaves the failing input in that package's testdata/fuzz/<Target>/
+FUZZTIME ?= 3s
+FUZZ_TARGETS := ./auth:FuzzPolicyFile ./auth:FuzzKeystoneToken \
+	./service:FuzzRequestBodies ./service:FuzzParsePatch ./service:FuzzIdentityHeaders ./service:FuzzSignedURL \
+	./httpapi:FuzzRESTRequest ./wsapi:FuzzDecodeRequest ./wsapi:FuzzActionFrames \
+	./fsm:FuzzDecodeEntry ./fsm:FuzzDecodeEntryResult ./store:FuzzKeyString \
+	./internal/codec:FuzzDecoder ./internal/jsonx:FuzzCheck
+fuzz-smoke:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; start=$$(date +%s); \
+		if ! out=$$($(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1); then \
+			echo "$$out"; echo "FAIL fuzz $$pkg $$fn"; exit 1; fi; \
+		echo "ok   fuzz $$pkg $$fn ($$(( $$(date +%s) - start ))s)"; \
+	done
+
+## chaos: the chaos suite (docs/testing.md) on a 3-node and a 5-node cluster, CHAOS_DURATION split between them;
+## CHAOS_SEED=<n> reproduces a run; the report is printed and the history and logs are kept (path in the report)
+CHAOS_DURATION ?= 10m
+CHAOS_TIMEOUT  ?= 90m
+chaos:
+	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_KEEP=1 $(GO) test -count=1 -timeout $(CHAOS_TIMEOUT) -v -run '^TestChaos' ./cluster-test/ 2>&1 | tee chaos.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|chaos:)' ; exit $${PIPESTATUS[0]}
+
+## bench: the standard workload (zaqar-bench's mixed producers and consumers) for BENCH_TIME against a local
+## 3-node cluster with fsync on, then posts in batches of 10; prints the tables and writes bench*.json
+BENCH_TIME ?= 60s
+bench: build
+	./$(BIN)/zaqar-bench -spawn 3 -time $(BENCH_TIME) -producers 2 -producer-workers 10 -consumers 2 -consumer-workers 10 -json bench-mixed.json
+	./$(BIN)/zaqar-bench -spawn 3 -time $(BENCH_TIME) -producers 4 -producer-workers 16 -consumers 0 -messages-per-post 10 -json bench-batch.json
+
+## bench-smoke: a 10-second run of the tool, which fails only if the tool or the cluster breaks (no timing checks)
+bench-smoke: build
+	./$(BIN)/zaqar-bench -spawn 3 -time 7s -warmup 1s -producers 1 -producer-workers 4 -consumers 1 -consumer-workers 4 -observers 1 -observer-workers 2 -json /dev/null
+	./$(BIN)/zaqar-bench -spawn 3 -time 4s -warmup 1s -transport ws -producers 1 -producer-workers 2 -consumers 1 -consumer-workers 2 -json /dev/null
+
+## bench-micro: Go micro-benchmarks of the hot paths (command encoding, FSM apply, store scans, JSON checks)
+bench-micro:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./fsm/ ./store/ ./internal/jsonx/ ./httpapi/
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -36,4 +77,4 @@ lint: fmt vet
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
 clean:
-	rm -rf $(BIN) data cluster-test.out
+	rm -rf $(BIN) data cluster-test.out chaos.out bench-*.json
