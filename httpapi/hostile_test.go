@@ -172,7 +172,6 @@ func malformedBodies() map[string]string {
 	}
 }
 
-
 // TestHostileInput hits every route of the REST API with malformed JSON,
 // wrong types, huge bodies, huge headers, bad UTF-8, bad ids, bad query
 // parameters, bad signatures and slow clients. Every answer must be a
