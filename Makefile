@@ -51,12 +51,12 @@ CHAOS_TIMEOUT  ?= 90m
 chaos:
 	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_KEEP=1 $(GO) test -count=1 -timeout $(CHAOS_TIMEOUT) -v -run '^TestChaos' ./cluster-test/ 2>&1 | tee chaos.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|chaos:)' ; exit $${PIPESTATUS[0]}
 
-## bench: the standard workload (zaqar-bench's mixed producers and consumers) for BENCH_TIME against a local
-## 3-node cluster with fsync on, then posts in batches of 10; prints the tables and writes bench*.json
-BENCH_TIME ?= 60s
+## bench: in one run, the reference Zaqar (Debian's zaqar-server on Redis, if installed; scripts/reference-zaqar.sh)
+## and a local 3-node cluster with fsync on under the same workloads (mixed 2x10 producers + 2x10 consumers,
+## producers only, batches of 10), BENCH_TIME each; prints the tables and the ratios, writes bench-*.json
+BENCH_TIME ?= 20s
 bench: build
-	./$(BIN)/zaqar-bench -spawn 3 -time $(BENCH_TIME) -producers 2 -producer-workers 10 -consumers 2 -consumer-workers 10 -json bench-mixed.json
-	./$(BIN)/zaqar-bench -spawn 3 -time $(BENCH_TIME) -producers 4 -producer-workers 16 -consumers 0 -messages-per-post 10 -json bench-batch.json
+	BENCH_TIME=$(BENCH_TIME) scripts/bench.sh
 
 ## bench-smoke: a 10-second run of the tool, which fails only if the tool or the cluster breaks (no timing checks)
 bench-smoke: build
