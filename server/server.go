@@ -87,6 +87,8 @@ type Config struct {
 	TrailingLogs      uint64
 	// NoFsync turns off fsync of the Raft log (tests and benchmarks only).
 	NoFsync bool
+	// CacheBytes is Pebble's block cache (0: the store's default).
+	CacheBytes int64
 
 	Logger       *slog.Logger
 	RaftLogLevel string
@@ -151,7 +153,7 @@ func Start(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: create data dir: %w", err)
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "pebble"), store.Options{})
+	st, err := store.Open(filepath.Join(cfg.DataDir, "pebble"), store.Options{CacheBytes: cfg.CacheBytes})
 	if err != nil {
 		return nil, err
 	}

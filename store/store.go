@@ -33,7 +33,7 @@ var (
 
 // Options tune the Pebble instance.
 type Options struct {
-	// CacheBytes is the block cache size; 0 picks 64 MiB.
+	// CacheBytes is the block cache size; 0 picks 256 MiB.
 	CacheBytes int64
 	// Logger receives Pebble's own log lines; nil discards them.
 	Logger pebble.Logger
@@ -95,7 +95,7 @@ func Open(dir string, opts Options) (*Store, error) {
 
 func openPebble(dir string, opts Options) (*pebble.DB, error) {
 	if opts.CacheBytes == 0 {
-		opts.CacheBytes = 64 << 20
+		opts.CacheBytes = 256 << 20
 	}
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()

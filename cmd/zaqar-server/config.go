@@ -46,6 +46,7 @@ type options struct {
 	wsWriteTimeout, wsPingInterval, wsPongTimeout, wsIdleTimeout      time.Duration
 	snapshotThreshold, trailingLogs                                   uint64
 	noFsync                                                           bool
+	cacheBytes                                                        int64
 
 	limits service.Limits
 
@@ -103,6 +104,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.snapshotInterval, "raft-snapshot-interval", 60*time.Second, "how often Raft considers taking a snapshot")
 	fs.Uint64Var(&o.snapshotThreshold, "raft-snapshot-threshold", 16384, "log entries since the last snapshot that trigger one")
 	fs.Uint64Var(&o.trailingLogs, "raft-trailing-logs", 10240, "log entries kept after a snapshot for followers to catch up from")
+	fs.Int64Var(&o.cacheBytes, "cache-bytes", 256<<20, "Pebble block cache; it holds the tables' index and filter blocks every write looks up (too small and each lookup reads disk)")
 	fs.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "do not fsync the Raft log (loses acknowledged writes on power loss; tests only)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Second, "upper bound on the work of one request")
 	fs.DurationVar(&o.gcInterval, "gc-interval", time.Second, "how often the leader collects expired messages and claims")
@@ -267,7 +269,7 @@ func (o *options) serverConfig() (server.Config, error) {
 		},
 		Limits: o.limits, SignedURLSecret: o.signedSecret, RequestTimeout: o.requestTimeout, GCInterval: o.gcInterval,
 		HeartbeatTimeout: o.heartbeat, ElectionTimeout: o.election, SnapshotInterval: o.snapshotInterval,
-		SnapshotThreshold: o.snapshotThreshold, TrailingLogs: o.trailingLogs, NoFsync: o.noFsync,
+		SnapshotThreshold: o.snapshotThreshold, TrailingLogs: o.trailingLogs, NoFsync: o.noFsync, CacheBytes: o.cacheBytes,
 		RaftLogLevel: o.raftLogLevel,
 	}
 	for _, j := range strings.Split(o.join, ",") {
