@@ -158,6 +158,12 @@ type Node struct {
 	bg        sync.WaitGroup
 }
 
+// logCacheEntries is how many of the newest log entries are kept in memory
+// for replication: one full AppendEntries batch (MaxAppendEntries). Typical
+// entries are a few KiB; at the default post size limit the cache holds at
+// most 64 MiB.
+const logCacheEntries = 256
+
 // Open starts the node over st. The FSM resumes from the index st has
 // applied; if st is behind the newest snapshot's data it is restored from
 // that snapshot first.
@@ -247,7 +253,15 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 		n.mux.close()
 		return nil, fmt.Errorf("raftnode: inspect raft state: %w", err)
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, n.snaps, n.trans)
+	// The newest entries stay in memory too: the leader reads each entry
+	// back to send it to every follower, and without the cache each of
+	// those reads is a Bolt transaction.
+	logs, err := raft.NewLogCache(logCacheEntries, n.logs)
+	if err != nil {
+		n.mux.close()
+		return nil, fmt.Errorf("raftnode: log cache: %w", err)
+	}
+	n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logs, n.snaps, n.trans)
 	if err != nil {
 		n.mux.close()
 		return nil, fmt.Errorf("raftnode: start raft: %w", err)
