@@ -60,12 +60,18 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Redis with its stock persistence (RDB snapshots, no AOF): no write is
+# fsynced before Zaqar answers, unlike this service's Raft log.
 redis-server --port 0 --unixsocket "$redis_sock" --unixsocketperm 700 --dir "$dir" \
-	--save '' --appendonly no --daemonize no >"$dir/redis.log" 2>&1 &
+	--daemonize no >"$dir/redis.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do [ -S "$redis_sock" ] && break; sleep 0.1; done
 
-uwsgi --plugin python3 --http-socket "127.0.0.1:$port" --master --processes "$processes" --threads 1 \
+# uWSGI's HTTP router keeps client connections alive and hands each request
+# to one of the worker processes (a bare --http-socket closes connections a
+# keep-alive client then fails on; --http11-socket ties a worker to one
+# connection).
+uwsgi --plugin python3 --http "127.0.0.1:$port" --http-keepalive --master --processes "$processes" --threads 1 \
 	--wsgi-file /usr/lib/python3/dist-packages/zaqar/transport/wsgi/app.py --callable app \
 	--pyargv "--config-file $dir/zaqar.conf" --die-on-term --disable-logging \
 	>"$dir/uwsgi.log" 2>&1 &

@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // config holds the knobs; the role/worker names follow zaqar-bench's
@@ -44,6 +46,7 @@ type config struct {
 	serverBin                  string
 	spawnArgs                  string
 	killLeaderAfter            time.Duration
+	postRate                   float64
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
@@ -75,6 +78,7 @@ func run(args []string, out io.Writer) int {
 	fs.IntVar(&c.spawn, "spawn", 0, "start a local cluster of this many nodes (fsync on) and load it instead of -targets")
 	fs.StringVar(&c.serverBin, "server-bin", "./bin/zaqar-server", "zaqar-server binary for -spawn")
 	fs.StringVar(&c.spawnArgs, "server-args", "", "extra flags for the spawned nodes, space-separated")
+	fs.Float64Var(&c.postRate, "post-rate", 0, "post requests per second across all producers (0: as fast as they can); latency is measured from when a post is sent, so give enough producer workers that none falls behind")
 	fs.DurationVar(&c.killLeaderAfter, "kill-leader-after", 0, "with -spawn: SIGKILL the leader this long into the measurement (shows unavailability)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -234,8 +238,15 @@ func benchmark(ctx context.Context, c config, cl *localCluster) (*results, error
 		}
 		return nil
 	}
+	limiter := rate.NewLimiter(rate.Inf, 0)
+	if c.postRate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(c.postRate), 1)
+	}
 	err := start(c.producers*c.producerWorkers, func(cl client, id int) {
 		for i := id; wctx.Err() == nil; i++ {
+			if limiter.Wait(wctx) != nil {
+				return
+			}
 			bodies := make([]json.RawMessage, c.perPost)
 			for j := range bodies {
 				bodies[j] = body(c.messageSize, seq.Add(1))

@@ -43,6 +43,7 @@ type results struct {
 	Workers     string       `json:"workers"`
 	MessageSize int          `json:"message_size"`
 	PerPost     int          `json:"messages_per_post"`
+	PostRate    float64      `json:"post_rate_limit,omitempty"`
 	Ops         []opResult   `json:"ops"`
 	MaxPostGap  float64      `json:"longest_post_gap_seconds"`
 	Nodes       []nodeResult `json:"nodes,omitempty"`
@@ -55,7 +56,7 @@ func newResults(c config, rec *recorder, elapsed time.Duration) *results {
 		Started: time.Now().Add(-elapsed).UTC(), Seconds: elapsed.Seconds(), Transport: c.transport, Targets: c.targets,
 		Workers: fmt.Sprintf("producers %dx%d, consumers %dx%d, observers %dx%d",
 			c.producers, c.producerWorkers, c.consumers, c.consumerWorkers, c.observers, c.observerWorkers),
-		MessageSize: c.messageSize, PerPost: c.perPost, MaxPostGap: rec.maxGap.Seconds(),
+		MessageSize: c.messageSize, PerPost: c.perPost, PostRate: c.postRate, MaxPostGap: rec.maxGap.Seconds(),
 	}
 	for _, op := range []string{"post", "claim", "delete", "list"} {
 		s := rec.ops[op]
@@ -82,6 +83,9 @@ func (r *results) totalOps() uint64 {
 func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "zaqar-bench: %s over %s for %.1fs; %s; %d-byte messages, %d per post\n",
 		r.Transport, r.Targets, r.Seconds, r.Workers, r.MessageSize, r.PerPost)
+	if r.PostRate > 0 {
+		fmt.Fprintf(w, "posts paced at %.0f requests/s\n", r.PostRate)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "op\tmsgs/s\treq/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\tempty\t")
 	for _, o := range r.Ops {
