@@ -29,9 +29,9 @@ if [ "${BENCH_REFERENCE:-auto}" != "off" ]; then
 		echo "== reference Zaqar not available, comparison skipped:"; cat "$dir/out"
 	else
 		echo "== reference Zaqar (Redis, uWSGI x4, one node) at $reference: mixed workload"
-		$BENCH -targets "$reference" -time "$T" "${MIXED[@]}" -json bench-reference-mixed.json
+		$BENCH -targets "$reference" -no-keepalive -time "$T" "${MIXED[@]}" -json bench-reference-mixed.json
 		echo "== reference Zaqar: producers only"
-		$BENCH -targets "$reference" -time "$T" "${PRODUCERS[@]}" -json bench-reference-producers.json
+		$BENCH -targets "$reference" -no-keepalive -time "$T" "${PRODUCERS[@]}" -json bench-reference-producers.json
 	fi
 	kill "$ref_pid" 2>/dev/null || true
 	wait "$ref_pid" 2>/dev/null || true

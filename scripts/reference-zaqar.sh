@@ -67,17 +67,18 @@ redis-server --port 0 --unixsocket "$redis_sock" --unixsocketperm 700 --dir "$di
 pids+=($!)
 for _ in $(seq 50); do [ -S "$redis_sock" ] && break; sleep 0.1; done
 
-# uWSGI's HTTP router keeps client connections alive and hands each request
-# to one of the worker processes (a bare --http-socket closes connections a
-# keep-alive client then fails on; --http11-socket ties a worker to one
-# connection).
-uwsgi --plugin python3 --http "127.0.0.1:$port" --http-keepalive --master --processes "$processes" --threads 1 \
+# uWSGI's --http-socket closes the connection after each answer (clients
+# must not reuse connections: zaqar-bench -no-keepalive); its keep-alive
+# modes either tie a worker to one connection (--http11-socket) or close
+# connections after bodiless answers that clients then fail on (--http
+# --http-keepalive).
+uwsgi --plugin python3 --http-socket "127.0.0.1:$port" --master --processes "$processes" --threads 1 \
 	--wsgi-file /usr/lib/python3/dist-packages/zaqar/transport/wsgi/app.py --callable app \
 	--pyargv "--config-file $dir/zaqar.conf" --die-on-term --disable-logging \
 	>"$dir/uwsgi.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 300); do
-	if curl -fsS -o /dev/null "http://127.0.0.1:$port/"; then
+	if curl -fs -o /dev/null "http://127.0.0.1:$port/"; then
 		echo READY
 		wait -n "${pids[@]}" || true
 		exit 1

@@ -47,6 +47,7 @@ type config struct {
 	spawnArgs                  string
 	killLeaderAfter            time.Duration
 	postRate                   float64
+	noKeepAlive                bool
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
@@ -79,6 +80,7 @@ func run(args []string, out io.Writer) int {
 	fs.StringVar(&c.serverBin, "server-bin", "./bin/zaqar-server", "zaqar-server binary for -spawn")
 	fs.StringVar(&c.spawnArgs, "server-args", "", "extra flags for the spawned nodes, space-separated")
 	fs.Float64Var(&c.postRate, "post-rate", 0, "post requests per second across all producers (0: as fast as they can); latency is measured from when a post is sent, so give enough producer workers that none falls behind")
+	fs.BoolVar(&c.noKeepAlive, "no-keepalive", false, "a new connection for every REST request (for servers that close connections after each answer, such as uWSGI's --http-socket)")
 	fs.DurationVar(&c.killLeaderAfter, "kill-leader-after", 0, "with -spawn: SIGKILL the leader this long into the measurement (shows unavailability)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -201,7 +203,7 @@ func body(size int, n uint64) json.RawMessage {
 func benchmark(ctx context.Context, c config, cl *localCluster) (*results, error) {
 	rec := &recorder{ops: map[string]*opStats{"post": {}, "claim": {}, "delete": {}, "list": {}}}
 	httpc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: 4096, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second,
+		MaxIdleConns: 4096, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second, DisableKeepAlives: c.noKeepAlive,
 	}}
 	runID := newID()[:8]
 	queue := func(i int) string { return fmt.Sprintf("bench-%s-%d", runID, i%c.queues) }
