@@ -18,6 +18,9 @@ import (
 // reached a leader's log), so the entry may be sent again.
 var errRetry = errors.New("raftnode: retry")
 
+// retryDelayCap bounds the wait between attempts to reach a leader.
+const retryDelayCap = 50 * time.Millisecond
+
 // Propose commits cmds as one log entry and returns their results. On a
 // follower the entry is forwarded to the leader over the internal channel.
 // A nil error means the entry is committed on a quorum and applied.
@@ -49,9 +52,9 @@ func (n *Node) proposeEntry(ctx context.Context, entry []byte) (*fsm.EntryResult
 			return nil, ErrShutdown
 		case <-time.After(delay):
 		}
-		if delay < 200*time.Millisecond {
-			delay *= 2
-		}
+		// Waiting costs nothing but the check; a short cap finds a new
+		// leader soon after it is elected.
+		delay = min(2*delay, retryDelayCap)
 	}
 }
 

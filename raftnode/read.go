@@ -52,9 +52,9 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 			return 0, ErrShutdown
 		case <-time.After(delay):
 		}
-		if delay < 200*time.Millisecond {
-			delay *= 2
-		}
+		// Waiting costs nothing but the check; a short cap finds a new
+		// leader soon after it is elected.
+		delay = min(2*delay, retryDelayCap)
 	}
 }
 

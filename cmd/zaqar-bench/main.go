@@ -259,6 +259,10 @@ func benchmark(ctx context.Context, c config, cl *localCluster) (*results, error
 				return
 			}
 			rec.record("post", t, len(bodies), err)
+			if err != nil {
+				// A node that is down refuses at once; do not spin on it.
+				sleep(wctx, 5*time.Millisecond)
+			}
 		}
 	})
 	if err == nil {
