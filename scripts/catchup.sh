@@ -11,9 +11,9 @@ dir=$(mktemp -d)
 peers="n1=127.0.0.1:7931,n2=127.0.0.1:7932,n3=127.0.0.1:7933"
 pids=()
 start() {
-	local i=$1
+	local i=$1 level=${2:-warn}
 	$bin/zaqar-server -node-id n$i -data-dir "$dir/n$i" -api-addr 127.0.0.1:893$i -raft-addr 127.0.0.1:793$i \
-		-bootstrap "$peers" -log-level warn >>"$dir/n$i.log" 2>&1 &
+		-bootstrap "$peers" -log-level "$level" -raft-log-level info >>"$dir/n$i.log" 2>&1 &
 	pids[$i]=$!
 }
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
@@ -38,8 +38,13 @@ done
 target=$(commit 1)
 echo "leader commit index $target; restarting n3"
 t0=$(date +%s.%N)
-start 3
+start 3 info
 until a=$(applied 3 2>/dev/null) && [ "$a" -ge "$target" ]; do sleep 0.1; done
 t1=$(date +%s.%N)
 printf 'n3 caught up %d messages (%d log entries) in %.1f s\n' "$posted" "$target" "$(echo "$t1 - $t0" | bc)"
+if grep -q -i "installing remote snapshot\|install.*snapshot" "$dir/n3.log"; then
+	echo "n3 caught up by installing the leader's snapshot, then the log entries after it"
+else
+	echo "n3 caught up from the leader's log alone"
+fi
 du -sh "$dir"/n1 | sed 's/^/leader data: /'
