@@ -10,47 +10,16 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
-	"github.com/zaqar-raft/zaqar/fsm"
 	"github.com/zaqar-raft/zaqar/httpapi"
-	"github.com/zaqar-raft/zaqar/raftnode"
+	"github.com/zaqar-raft/zaqar/internal/fsmnode"
 	"github.com/zaqar-raft/zaqar/service"
 	"github.com/zaqar-raft/zaqar/store"
 )
 
-// fuzzNode is a one-replica stand-in for the Raft node: Propose applies
-// the entry to the real FSM and store at once, so the REST API runs its
-// real validation, write and read paths in one process without consensus.
-type fuzzNode struct {
-	mu    sync.Mutex
-	fsm   *fsm.FSM
-	index uint64
-}
-
-func (n *fuzzNode) Propose(_ context.Context, cmds ...fsm.Command) (*fsm.EntryResult, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.index++
-	out := n.fsm.ApplyBatch([]*raft.Log{{Index: n.index, Term: 1, Type: raft.LogCommand, Data: fsm.EncodeEntry(time.Now().UnixNano(), cmds...)}})
-	return out[0].(*fsm.EntryResult), nil
-}
-
-func (n *fuzzNode) ReadBarrier(context.Context) error               { return nil }
-func (n *fuzzNode) IsLeader() bool                                  { return true }
-func (n *fuzzNode) ClusterStatus(context.Context) []raftnode.Status { return nil }
-func (n *fuzzNode) LocalStatus() raftnode.Status                    { return raftnode.Status{ID: "fuzz", State: "Leader"} }
-func (n *fuzzNode) Join(context.Context, string, string) error      { return raftnode.ErrUnknownMember }
-func (n *fuzzNode) Remove(context.Context, string) error            { return raftnode.ErrUnknownMember }
-func (n *fuzzNode) TransferLeadership(context.Context, string) error {
-	return raftnode.ErrUnknownMember
-}
-
-// fuzzAPI is a REST handler over a fresh store and a fuzzNode, with a log
+// fuzzAPI is a REST handler over a fresh store and an fsmnode, with a log
 // that records panics and 5xx answers.
 type fuzzAPI struct {
 	h     http.Handler
@@ -70,11 +39,10 @@ func newFuzzAPI(tb testing.TB) *fuzzAPI {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f, err := fsm.New(st)
+	node, err := fsmnode.New(st)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	node := &fuzzNode{fsm: f}
 	logs := &problemLog{}
 	svc := service.New(node, st, service.Config{SignedURLSecret: "fuzz-secret", Logger: slog.New(logs)})
 	h := httpapi.New(httpapi.Config{Service: svc, Cluster: node, Logger: slog.New(logs), RequestTimeout: 10 * time.Second})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zaqar-raft/zaqar/internal/fsmnode"
 	"github.com/zaqar-raft/zaqar/internal/ids"
 	"github.com/zaqar-raft/zaqar/internal/jsonx"
 )
@@ -32,7 +33,7 @@ var bodyRoutes = []string{
 // messages, a claim and a subscription, in one project.
 type bodyFixture struct {
 	svc   *Service
-	node  *localNode
+	node  *fsmnode.Node
 	c     Caller
 	claim string
 	sub   string

@@ -8,38 +8,13 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/hashicorp/raft"
-
-	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/internal/fsmnode"
 	"github.com/zaqar-raft/zaqar/internal/ids"
-	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/service"
 	"github.com/zaqar-raft/zaqar/store"
 )
-
-// fuzzNode is a one-replica stand-in for the Raft node: Propose applies
-// the entry to the real FSM and store at once.
-type fuzzNode struct {
-	mu    sync.Mutex
-	fsm   *fsm.FSM
-	index uint64
-}
-
-func (n *fuzzNode) Propose(_ context.Context, cmds ...fsm.Command) (*fsm.EntryResult, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.index++
-	out := n.fsm.ApplyBatch([]*raft.Log{{Index: n.index, Term: 1, Type: raft.LogCommand, Data: fsm.EncodeEntry(time.Now().UnixNano(), cmds...)}})
-	return out[0].(*fsm.EntryResult), nil
-}
-
-func (n *fuzzNode) ReadBarrier(context.Context) error               { return nil }
-func (n *fuzzNode) IsLeader() bool                                  { return true }
-func (n *fuzzNode) ClusterStatus(context.Context) []raftnode.Status { return nil }
 
 // fuzzConn is a connection of a websocket server over a fresh store, fed
 // frames directly (no network).
@@ -59,12 +34,12 @@ func newFuzzConn(tb testing.TB) *fuzzConn {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f, err := fsm.New(st)
+	node, err := fsmnode.New(st)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := service.New(&fuzzNode{fsm: f}, st, service.Config{SignedURLSecret: "fuzz-secret", Logger: quiet})
+	svc := service.New(node, st, service.Config{SignedURLSecret: "fuzz-secret", Logger: quiet})
 	srv := New(Config{Service: svc, Logger: quiet, NodeID: "fuzz"})
 	return &fuzzConn{conn: &Conn{ID: ids.New(), srv: srv}, st: st, dir: dir}
 }

@@ -1,0 +1,46 @@
+package fsmnode_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/internal/fsmnode"
+	"github.com/zaqar-raft/zaqar/store"
+)
+
+func TestPropose_AppliesEachEntryAtOnceInOrder(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{CacheBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n, err := fsmnode.New(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	post := &fsm.PostMessages{Project: "p", Queue: "q", ClientID: "c", DefaultTTL: 3600,
+		Messages: []store.NewMessage{{ID: "00000000000000000000000000000001", Delay: -1, Body: []byte(`"a"`)}}}
+	for i := 1; i <= 2; i++ {
+		if _, err := n.Propose(ctx, post); err != nil {
+			t.Fatalf("proposal %d: %v", i, err)
+		}
+		if got, _, err := st.Applied(); err != nil || got != uint64(i) {
+			t.Fatalf("after proposal %d the store applied index %d (%v)", i, got, err)
+		}
+	}
+	if n.Proposals() != 2 {
+		t.Fatalf("Proposals() = %d, want 2", n.Proposals())
+	}
+	v := st.View()
+	defer v.Close()
+	stats, err := v.QueueStats("p", "q", time.Now().UnixNano())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Total != 1 {
+		t.Fatalf("the queue holds %d messages, want 1 (the same post applied twice posts once)", stats.Total)
+	}
+}

@@ -1,0 +1,35 @@
+package service
+
+import (
+	"testing"
+
+	"github.com/zaqar-raft/zaqar/internal/fsmnode"
+	"github.com/zaqar-raft/zaqar/store"
+)
+
+// mustDigest returns the store's digest.
+func mustDigest(t testing.TB, st *store.Store) [32]byte {
+	t.Helper()
+	d, err := st.Digest()
+	must(t, err)
+	return d
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newLocalService returns a service over a fresh store in a temporary
+// directory, proposing through a one-replica fsmnode.
+func newLocalService(t testing.TB, limits Limits) (*Service, *fsmnode.Node, *store.Store) {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), store.Options{CacheBytes: 8 << 20})
+	must(t, err)
+	t.Cleanup(func() { st.Close() })
+	n, err := fsmnode.New(st)
+	must(t, err)
+	return New(n, st, Config{Limits: limits, SignedURLSecret: "fuzz-secret"}), n, st
+}
