@@ -38,18 +38,25 @@ func BenchmarkDecodeEntry_Post10x256B(b *testing.B) {
 	}
 }
 
-// BenchmarkApplyBatch_Posts applies batches of 64 entries, each a post of
-// 10 messages of 256 bytes, to a real Pebble store (one op = one batch).
-func BenchmarkApplyBatch_Posts(b *testing.B) {
+// benchFSM returns an FSM over a fresh store with the default options.
+func benchFSM(b *testing.B) *fsm.FSM {
+	b.Helper()
 	st, err := store.Open(b.TempDir(), store.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	b.Cleanup(func() { st.Close() })
 	f, err := fsm.New(st)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return f
+}
+
+// BenchmarkApplyBatch_Posts applies batches of 64 entries, each a post of
+// 10 messages of 256 bytes, to a real Pebble store (one op = one batch).
+func BenchmarkApplyBatch_Posts(b *testing.B) {
+	f := benchFSM(b)
 	index := uint64(0)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -69,15 +76,7 @@ func BenchmarkApplyBatch_Posts(b *testing.B) {
 // BenchmarkApplyBatch_ClaimAndDelete applies the consumer side: each batch
 // claims 5 messages and deletes them with the claim.
 func BenchmarkApplyBatch_ClaimAndDelete(b *testing.B) {
-	st, err := store.Open(b.TempDir(), store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	f, err := fsm.New(st)
-	if err != nil {
-		b.Fatal(err)
-	}
+	f := benchFSM(b)
 	index := uint64(0)
 	apply := func(cmds ...fsm.Command) *fsm.EntryResult {
 		index++
