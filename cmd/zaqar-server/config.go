@@ -47,6 +47,7 @@ type options struct {
 	snapshotThreshold, trailingLogs                                   uint64
 	noFsync                                                           bool
 	cacheBytes                                                        int64
+	gcPercent                                                         int
 
 	limits service.Limits
 
@@ -104,6 +105,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.snapshotInterval, "raft-snapshot-interval", 60*time.Second, "how often Raft considers taking a snapshot")
 	fs.Uint64Var(&o.snapshotThreshold, "raft-snapshot-threshold", 16384, "log entries since the last snapshot that trigger one")
 	fs.Uint64Var(&o.trailingLogs, "raft-trailing-logs", 10240, "log entries kept after a snapshot for followers to catch up from")
+	fs.IntVar(&o.gcPercent, "gc-percent", 400, "Go's GC target (as GOGC, which wins when set): the Go heap is small next to Pebble's off-heap cache and memtables, and collecting less often saves CPU for a few tens of MB (docs/performance.md)")
 	fs.Int64Var(&o.cacheBytes, "cache-bytes", 256<<20, "Pebble block cache; it holds the tables' index and filter blocks every write looks up (too small and each lookup reads disk)")
 	fs.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "do not fsync the Raft log (loses acknowledged writes on power loss; tests only)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Second, "upper bound on the work of one request")

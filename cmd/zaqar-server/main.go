@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/zaqar-raft/zaqar/server"
@@ -46,6 +47,9 @@ func run(args []string) int {
 		return 2
 	}
 	cfg.Logger = newLogger(o.logLevel, o.logFormat)
+	if os.Getenv("GOGC") == "" && o.gcPercent != 0 {
+		debug.SetGCPercent(o.gcPercent)
+	}
 	srv, err := server.Start(cfg)
 	if err != nil {
 		cfg.Logger.Error("start failed", "err", err)
