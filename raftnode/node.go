@@ -445,9 +445,11 @@ func (n *Node) voters() int {
 	return v
 }
 
-// ParsePeers parses "id=host:port,id=host:port".
+// ParsePeers parses "id=host:port,id=host:port". Every id and every
+// address must be distinct.
 func ParsePeers(s string) ([]Peer, error) {
 	var out []Peer
+	seen := map[string]bool{}
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -460,6 +462,10 @@ func ParsePeers(s string) ([]Peer, error) {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return nil, fmt.Errorf("raftnode: peer %q: %w", part, err)
 		}
+		if seen["id "+id] || seen["addr "+addr] {
+			return nil, fmt.Errorf("raftnode: peer %q repeats an id or an address", part)
+		}
+		seen["id "+id], seen["addr "+addr] = true, true
 		out = append(out, Peer{ID: id, Address: addr})
 	}
 	return out, nil
