@@ -386,51 +386,17 @@ type chaosMembership struct {
 }
 
 func membershipStatus(ctx context.Context, s *chaosSlot) (*chaosMembership, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.apiAddr+"/admin/cluster", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("X-Roles", "admin")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /admin/cluster on %s: %d %s", s.name, resp.StatusCode, b)
-	}
 	var m chaosMembership
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("GET /admin/cluster on %s: %w in %s", s.name, err, b)
+	if err := adminGet(ctx, "http://"+s.apiAddr, s.name, "/admin/cluster", &m); err != nil {
+		return nil, err
 	}
 	return &m, nil
 }
 
-// nodeDigest is one node's answer to GET /admin/cluster/digest.
-type nodeDigest struct {
-	AppliedIndex uint64 `json:"applied_index"`
-	Digest       string `json:"digest"`
-}
-
 func fetchDigest(ctx context.Context, s *chaosSlot) (*nodeDigest, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.apiAddr+"/admin/cluster/digest", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("X-Roles", "admin")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /admin/cluster/digest on %s: %d %s", s.name, resp.StatusCode, b)
-	}
 	var d nodeDigest
-	if err := json.Unmarshal(b, &d); err != nil {
-		return nil, fmt.Errorf("GET /admin/cluster/digest on %s: %w in %s", s.name, err, b)
+	if err := adminGet(ctx, "http://"+s.apiAddr, s.name, "/admin/cluster/digest", &d); err != nil {
+		return nil, err
 	}
 	return &d, nil
 }

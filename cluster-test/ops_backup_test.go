@@ -115,7 +115,7 @@ func TestOps_BackupUnderLoadAndRestoreIntoANewCluster(t *testing.T) {
 	// any moment (GC), so the digest is read before and after the backup
 	// and the attempt repeated unless both and the backup agree.
 	var quietFile string
-	var quiet opsDigestAnswer
+	var quiet nodeDigest
 	for attempt := 1; ; attempt++ {
 		quiet = opsWaitConverged(t, src.Nodes, 60*time.Second)
 		quietFile = opsTempFile(t, "quiet.snap")

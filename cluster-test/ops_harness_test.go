@@ -194,50 +194,24 @@ func opsPing(hc *http.Client, p *proc) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// opsDigestAnswer is a node's GET /admin/cluster/digest.
-type opsDigestAnswer struct {
-	AppliedIndex uint64 `json:"applied_index"`
-	Digest       string `json:"digest"`
-}
-
 // opsAdminGet sends an admin GET to p and decodes the JSON answer.
 func opsAdminGet(ctx context.Context, p *proc, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL()+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Roles", "admin")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s on %s: %d %s", path, p.ID, resp.StatusCode, b)
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("GET %s on %s: %w in %s", path, p.ID, err, b)
-	}
-	return nil
+	return adminGet(ctx, p.URL(), p.ID, path, out)
 }
 
 // opsDigest returns p's applied index and state digest.
-func opsDigest(p *proc) (*opsDigestAnswer, error) {
+func opsDigest(p *proc) (*nodeDigest, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var d opsDigestAnswer
+	var d nodeDigest
 	return &d, opsAdminGet(ctx, p, "/admin/cluster/digest", &d)
 }
 
 // opsWaitConverged waits until every node of nodes reports the same
 // applied index and the same digest, and returns them.
-func opsWaitConverged(t *testing.T, nodes []*proc, timeout time.Duration) opsDigestAnswer {
+func opsWaitConverged(t *testing.T, nodes []*proc, timeout time.Duration) nodeDigest {
 	t.Helper()
-	var agreed opsDigestAnswer
+	var agreed nodeDigest
 	start := time.Now()
 	if err := poll(timeout, func() (bool, string) {
 		var seen []string

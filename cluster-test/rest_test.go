@@ -182,30 +182,46 @@ type clusterStatus struct {
 	Nodes  []nodeStatus `json:"nodes"`
 }
 
-// adminStatus asks p for GET /admin/cluster.
-func adminStatus(ctx context.Context, p *proc) (*clusterStatus, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL()+"/admin/cluster", nil)
+// adminGet sends GET path with the admin role to the node at base
+// ("http://host:port"), called name in errors, and decodes its JSON answer
+// into out.
+func adminGet(ctx context.Context, base, name, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	req.Header.Set("X-Roles", "admin")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /admin/cluster: %d %s", resp.StatusCode, b)
+		return fmt.Errorf("GET %s on %s: %d %s", path, name, resp.StatusCode, b)
 	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("GET %s on %s: %w in %s", path, name, err, b)
+	}
+	return nil
+}
+
+// adminStatus asks p for GET /admin/cluster.
+func adminStatus(ctx context.Context, p *proc) (*clusterStatus, error) {
 	var st clusterStatus
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("GET /admin/cluster: %w in %s", err, b)
+	if err := adminGet(ctx, p.URL(), p.ID, "/admin/cluster", &st); err != nil {
+		return nil, err
 	}
 	return &st, nil
+}
+
+// nodeDigest is one node's answer to GET /admin/cluster/digest.
+type nodeDigest struct {
+	AppliedIndex uint64 `json:"applied_index"`
+	Digest       string `json:"digest"`
 }
 
 // ownStatus returns p's view of itself.

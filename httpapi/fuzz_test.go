@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -23,36 +22,25 @@ import (
 // that records panics and 5xx answers.
 type fuzzAPI struct {
 	h     http.Handler
+	tmp   *fsmnode.Temp
 	st    *store.Store
-	dir   string
 	log   *problemLog
 	count int
 }
 
 func newFuzzAPI(tb testing.TB) *fuzzAPI {
 	tb.Helper()
-	dir, err := os.MkdirTemp("", "zaqar-fuzz-rest-")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	st, err := store.Open(dir, store.Options{CacheBytes: 8 << 20})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	node, err := fsmnode.New(st)
+	tmp, err := fsmnode.OpenTemp("zaqar-fuzz-rest-")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	logs := &problemLog{}
-	svc := service.New(node, st, service.Config{SignedURLSecret: "fuzz-secret", Logger: slog.New(logs)})
-	h := httpapi.New(httpapi.Config{Service: svc, Cluster: node, Logger: slog.New(logs), RequestTimeout: 10 * time.Second})
-	return &fuzzAPI{h: h, st: st, dir: dir, log: logs}
+	svc := service.New(tmp.Node, tmp.Store, service.Config{SignedURLSecret: "fuzz-secret", Logger: slog.New(logs)})
+	h := httpapi.New(httpapi.Config{Service: svc, Cluster: tmp.Node, Logger: slog.New(logs), RequestTimeout: 10 * time.Second})
+	return &fuzzAPI{h: h, tmp: tmp, st: tmp.Store, log: logs}
 }
 
-func (a *fuzzAPI) close() {
-	a.st.Close()
-	os.RemoveAll(a.dir)
-}
+func (a *fuzzAPI) close() { a.tmp.Close() }
 
 // headerValueOK reports whether net/http would let v through as a header
 // value (no control characters but tab).

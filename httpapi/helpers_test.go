@@ -176,6 +176,16 @@ func (c *client) do(method, path string, body any, opts ...opt) *reply {
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
 	}
+	r, err := c.exchange(req, path, opts)
+	if err != nil {
+		c.t.Fatalf("%s %s on %s: %v", method, path, c.node, err)
+	}
+	return r
+}
+
+// exchange sends req with the client's Client-ID, project and JSON content
+// type (then opts), and reads the whole answer.
+func (c *client) exchange(req *http.Request, path string, opts []opt) (*reply, error) {
 	req.Header.Set("Client-ID", c.clientID)
 	req.Header.Set("X-Project-ID", c.project)
 	req.Header.Set("Content-Type", "application/json")
@@ -184,14 +194,14 @@ func (c *client) do(method, path string, body any, opts ...opt) *reply {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		c.t.Fatalf("%s %s on %s: %v", method, path, c.node, err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		c.t.Fatalf("%s %s on %s: read body: %v", method, path, c.node, err)
+		return nil, fmt.Errorf("read body: %w", err)
 	}
-	return &reply{t: c.t, what: fmt.Sprintf("%s %s on %s", method, path, c.node), Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return &reply{t: c.t, what: fmt.Sprintf("%s %s on %s", req.Method, path, c.node), Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 
 // expect sends a request and fails the test unless it gets status.

@@ -554,22 +554,7 @@ func send(c *client, method, path, body string, opts ...opt) (*reply, error) {
 		return nil, err
 	}
 	req.URL, req.Host = u, u.Host
-	req.Header.Set("Client-ID", c.clientID)
-	req.Header.Set("X-Project-ID", c.project)
-	req.Header.Set("Content-Type", "application/json")
-	for _, o := range opts {
-		o(req)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	return &reply{t: c.t, what: method + " " + path + " on " + c.node, Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+	return c.exchange(req, path, opts)
 }
 
 // refused checks a request was refused with a 4xx and a Zaqar error body

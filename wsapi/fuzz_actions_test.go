@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 
@@ -20,34 +19,23 @@ import (
 // frames directly (no network).
 type fuzzConn struct {
 	conn *Conn
+	tmp  *fsmnode.Temp
 	st   *store.Store
-	dir  string
 }
 
 func newFuzzConn(tb testing.TB) *fuzzConn {
 	tb.Helper()
-	dir, err := os.MkdirTemp("", "zaqar-fuzz-ws-")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	st, err := store.Open(dir, store.Options{CacheBytes: 8 << 20})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	node, err := fsmnode.New(st)
+	tmp, err := fsmnode.OpenTemp("zaqar-fuzz-ws-")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := service.New(node, st, service.Config{SignedURLSecret: "fuzz-secret", Logger: quiet})
+	svc := service.New(tmp.Node, tmp.Store, service.Config{SignedURLSecret: "fuzz-secret", Logger: quiet})
 	srv := New(Config{Service: svc, Logger: quiet, NodeID: "fuzz"})
-	return &fuzzConn{conn: &Conn{ID: ids.New(), srv: srv}, st: st, dir: dir}
+	return &fuzzConn{conn: &Conn{ID: ids.New(), srv: srv}, tmp: tmp, st: tmp.Store}
 }
 
-func (c *fuzzConn) close() {
-	c.st.Close()
-	os.RemoveAll(c.dir)
-}
+func (c *fuzzConn) close() { c.tmp.Close() }
 
 // FuzzActionFrames feeds arbitrary frames, as JSON text and MessagePack,
 // to a connection's request handler with a real service and store behind

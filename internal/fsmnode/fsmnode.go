@@ -8,6 +8,7 @@ package fsmnode
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -77,3 +78,38 @@ func (n *Node) Remove(context.Context, string) error { return raftnode.ErrUnknow
 
 // TransferLeadership refuses: there is no other member.
 func (n *Node) TransferLeadership(context.Context, string) error { return raftnode.ErrUnknownMember }
+
+// Temp is a Node over a store of its own in a temporary directory, for
+// callers that open and discard many (a fuzz target starting afresh).
+type Temp struct {
+	Node  *Node
+	Store *store.Store
+	dir   string
+}
+
+// OpenTemp opens a store with a small cache in a new temporary directory
+// named after prefix, and a Node over it.
+func OpenTemp(prefix string) (*Temp, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, fmt.Errorf("fsmnode: %w", err)
+	}
+	st, err := store.Open(dir, store.Options{CacheBytes: 8 << 20})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("fsmnode: %w", err)
+	}
+	n, err := New(st)
+	if err != nil {
+		st.Close()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &Temp{Node: n, Store: st, dir: dir}, nil
+}
+
+// Close closes the store and removes its directory.
+func (t *Temp) Close() {
+	t.Store.Close()
+	os.RemoveAll(t.dir)
+}
