@@ -5,7 +5,7 @@
 # 127.0.0.1:PORT. Prints READY when it answers; stops everything on
 # SIGINT/SIGTERM or when its parent goes away.
 #
-# Needs: apt-get install zaqar-server redis-server uwsgi uwsgi-plugin-python3
+# Needs: apt-get install zaqar-server redis-server python3-redis uwsgi uwsgi-plugin-python3
 set -euo pipefail
 dir=${1:?usage: reference-zaqar.sh DIR PORT}
 port=${2:?usage: reference-zaqar.sh DIR PORT}
@@ -53,6 +53,24 @@ uri = redis:$redis_sock
 secret_key = bench-secret
 CONF
 
+# Zaqar's WSGI app reads only the standard config paths (/etc/zaqar/...;
+# it calls the config parser with no arguments), so a wrapper points the
+# parser at this file instead of editing /etc.
+cat >"$dir/app.py" <<APP
+from oslo_config import cfg
+
+_parse = cfg.ConfigOpts.__call__
+
+
+def _with_bench_config(self, *args, **kwargs):
+    kwargs["default_config_files"] = ["$dir/zaqar.conf"]
+    return _parse(self, *args, **kwargs)
+
+
+cfg.ConfigOpts.__call__ = _with_bench_config
+from zaqar.transport.wsgi.app import app  # noqa: E402
+APP
+
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -73,8 +91,7 @@ for _ in $(seq 50); do [ -S "$redis_sock" ] && break; sleep 0.1; done
 # connections after bodiless answers that clients then fail on (--http
 # --http-keepalive).
 uwsgi --plugin python3 --http-socket "127.0.0.1:$port" --master --processes "$processes" --threads 1 \
-	--wsgi-file /usr/lib/python3/dist-packages/zaqar/transport/wsgi/app.py --callable app \
-	--pyargv "--config-file $dir/zaqar.conf" --die-on-term --disable-logging \
+	--wsgi-file "$dir/app.py" --callable app --die-on-term --disable-logging \
 	>"$dir/uwsgi.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 300); do
