@@ -182,8 +182,8 @@ func (s *Store) Sync() error {
 // applies; SetIndex moves it forward as further entries are applied.
 func (s *Store) Begin(index uint64) *Txn {
 	s.mu.RLock()
-	t := &Txn{b: s.db.NewIndexedBatch(), index: index, release: s.mu.RUnlock}
-	t.r = reader{t.b}
+	t := &Txn{b: s.db.NewIndexedBatch(), index: index, release: s.mu.RUnlock, reads: pointReads{}}
+	t.r = reader{r: t.b, cache: t.reads}
 	return t
 }
 
@@ -191,7 +191,7 @@ func (s *Store) Begin(index uint64) *Txn {
 func (s *Store) View() *View {
 	s.mu.RLock()
 	snap := s.db.NewSnapshot()
-	return &View{r: reader{snap}, snap: snap, release: s.mu.RUnlock}
+	return &View{r: reader{r: snap}, snap: snap, release: s.mu.RUnlock}
 }
 
 // View is a consistent read-only view of the store. Close it promptly:
@@ -220,11 +220,37 @@ func (quietLogger) Fatalf(f string, a ...interface{}) { panic(fmt.Sprintf("pebbl
 
 // reader holds the read helpers shared by Txn (reading its own batch) and
 // View (reading a snapshot).
-type reader struct{ r pebble.Reader }
+// reader reads point values and ranges from a Pebble reader. A Txn's
+// reader also remembers the point reads it made (cache), which the Txn keeps
+// equal to the batch as it writes.
+type reader struct {
+	r     pebble.Reader
+	cache pointReads
+}
+
+// pointReads holds a Txn's point reads by key: the value, or a nil entry
+// for a key that is absent. A Raft batch applies many commands to the same
+// few queues, and every one of them reads its queue's record and counters;
+// each read that misses this map is a search of Pebble's memtables.
+type pointReads map[string]*pointRead
+
+type pointRead struct {
+	value  []byte
+	exists bool
+}
 
 func (r reader) get(key []byte) ([]byte, bool, error) {
+	if r.cache != nil {
+		if pr, ok := r.cache[string(key)]; ok {
+			// A copy: callers may keep or change what they get.
+			return append([]byte(nil), pr.value...), pr.exists, nil
+		}
+	}
 	v, closer, err := r.r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
+		if r.cache != nil {
+			r.cache[string(key)] = &pointRead{}
+		}
 		return nil, false, nil
 	}
 	if err != nil {
@@ -232,7 +258,28 @@ func (r reader) get(key []byte) ([]byte, bool, error) {
 	}
 	out := append([]byte(nil), v...)
 	closer.Close()
+	if r.cache != nil {
+		r.cache[string(key)] = &pointRead{value: append([]byte(nil), out...), exists: true}
+	}
 	return out, true, nil
+}
+
+// wrote keeps a remembered read equal to a write of key (v nil: a delete).
+// Keys never read are not remembered.
+func (c pointReads) wrote(key, v []byte, exists bool) {
+	if pr, ok := c[string(key)]; ok {
+		pr.value, pr.exists = append(pr.value[:0], v...), exists
+	}
+}
+
+// wroteRange forgets remembered reads in [lower, upper) (nil upper: no
+// bound).
+func (c pointReads) wroteRange(lower, upper []byte) {
+	for k := range c {
+		if k >= string(lower) && (upper == nil || k < string(upper)) {
+			delete(c, k)
+		}
+	}
 }
 
 func (r reader) iter(lower, upper []byte) (*pebble.Iterator, error) {

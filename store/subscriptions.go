@@ -330,9 +330,7 @@ func (t *Txn) trimOutbox(project, queue string) {
 		t.delPrefix(out)
 		return
 	}
-	if err := t.b.DeleteRange(out, appendUint64(append([]byte(nil), out...), minSeq+1), nil); err != nil {
-		panic(fmt.Sprintf("store: batch delete range: %v", err))
-	}
+	t.delRange(out, appendUint64(append([]byte(nil), out...), minSeq+1))
 }
 
 // collectSubscriptions removes expired subscriptions (part of GC).

@@ -19,6 +19,7 @@ type Txn struct {
 	r       reader
 	index   uint64
 	release func() // releases the store's read lock
+	reads   pointReads
 
 	gcLow       int64 // the GC watermark, once loaded
 	gcLowLoaded bool
@@ -76,18 +77,26 @@ func (t *Txn) set(k, v []byte) {
 	if err := t.b.Set(k, v, nil); err != nil {
 		panic(fmt.Sprintf("store: batch set: %v", err))
 	}
+	t.reads.wrote(k, v, true)
 }
 
 func (t *Txn) del(k []byte) {
 	if err := t.b.Delete(k, nil); err != nil {
 		panic(fmt.Sprintf("store: batch delete: %v", err))
 	}
+	t.reads.wrote(k, nil, false)
 }
 
 func (t *Txn) delPrefix(p []byte) {
-	if err := t.b.DeleteRange(p, prefixEnd(p), nil); err != nil {
+	t.delRange(p, prefixEnd(p))
+}
+
+// delRange deletes every key in [lower, upper); a nil upper has no bound.
+func (t *Txn) delRange(lower, upper []byte) {
+	if err := t.b.DeleteRange(lower, upper, nil); err != nil {
 		panic(fmt.Sprintf("store: batch delete range: %v", err))
 	}
+	t.reads.wroteRange(lower, upper)
 }
 
 func must[T any](v T, err error) T {
@@ -231,18 +240,13 @@ type NewMessage struct {
 }
 
 // PostMessages appends msgs to the queue in order, creating the queue if it
-// does not exist. A command applied twice posts once: its messages are
-// inserted together, so if the first id is already in the queue the list
-// was posted before and nothing is done. Ids are made once per
-// command (128 random bits each), so one lookup per post stands in for one
-// per message, which under load was the apply path's largest cost. An id
-// repeated within msgs is posted once.
+// does not exist. Message ids are the proposer's to make unique, like claim
+// ids: they are 128 random bits made once per command, and a command is in
+// the Raft log once (the FSM skips entries it has applied). So a post does
+// not look its ids up: an absent key is the costliest read there is, a
+// search of every memtable, and the lookup was the largest part of
+// applying a post. An id repeated within msgs is posted once.
 func (t *Txn) PostMessages(project, queue, clientID string, now, defaultTTL int64, msgs []NewMessage) {
-	if len(msgs) > 0 {
-		if _, exists := must3(t.r.seqOf(project, queue, msgs[0].ID)); exists {
-			return
-		}
-	}
 	q := t.ensureQueue(project, queue, now)
 	c := must(t.r.counters(project, queue))
 	notify := t.hasSubscriptions(project, queue)
