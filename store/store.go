@@ -219,19 +219,18 @@ func (quietLogger) Errorf(f string, a ...interface{}) { fmt.Printf("pebble: "+f+
 func (quietLogger) Fatalf(f string, a ...interface{}) { panic(fmt.Sprintf("pebble: "+f, a...)) }
 
 // reader holds the read helpers shared by Txn (reading its own batch) and
-// View (reading a snapshot).
-// reader reads point values and ranges from a Pebble reader. A Txn's
-// reader also remembers the point reads it made (cache), which the Txn keeps
-// equal to the batch as it writes.
+// View (reading a snapshot). A Txn's reader also remembers the point reads
+// it made (cache), which the Txn keeps equal to the batch as it writes.
 type reader struct {
 	r     pebble.Reader
 	cache pointReads
 }
 
-// pointReads holds a Txn's point reads by key: the value, or a nil entry
+// pointReads holds a Txn's point reads by key: the value, or exists false
 // for a key that is absent. A Raft batch applies many commands to the same
 // few queues, and every one of them reads its queue's record and counters;
-// each read that misses this map is a search of Pebble's memtables.
+// each read that misses this map searches the batch, the memtables and,
+// past them, the tables.
 type pointReads map[string]*pointRead
 
 type pointRead struct {
