@@ -21,7 +21,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/zaqar-raft/zaqar/fsm"
 	"github.com/zaqar-raft/zaqar/store"
@@ -78,8 +77,13 @@ type Config struct {
 	SnapshotInterval   time.Duration
 	SnapshotThreshold  uint64
 	TrailingLogs       uint64
-	// NoFsync disables fsync of the Raft log (tests and benchmarks only).
+	// NoFsync disables fsync of the Raft log (tests and benchmarks only;
+	// bolt log store only).
 	NoFsync bool
+	// LogStore is the Raft log store of a new data directory, LogStoreBolt
+	// (the default) or LogStoreWAL; an existing directory must hold the
+	// same kind.
+	LogStore string
 
 	// ApplyObserver, if set, receives the size and duration of every batch
 	// the FSM applies.
@@ -141,7 +145,7 @@ type Node struct {
 	raft   *raft.Raft
 	fsm    *fsm.FSM
 	store  *store.Store
-	logs   *raftboltdb.BoltStore
+	logs   logStore
 	snaps  *raft.FileSnapshotStore
 	trans  *raft.NetworkTransport
 	mux    *mux
@@ -185,9 +189,8 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 	}()
 
 	var err error
-	n.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), NoSync: cfg.NoFsync})
-	if err != nil {
-		return nil, fmt.Errorf("raftnode: open raft log: %w", err)
+	if n.logs, err = openLogStore(dir, cfg.LogStore, cfg.NoFsync); err != nil {
+		return nil, err
 	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.LevelFromString(cfg.RaftLogLevel), Output: os.Stderr})
 	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog)

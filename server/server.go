@@ -87,6 +87,9 @@ type Config struct {
 	TrailingLogs      uint64
 	// NoFsync turns off fsync of the Raft log (tests and benchmarks only).
 	NoFsync bool
+	// RaftLogStore is the Raft log store of a new data directory
+	// (raftnode.LogStoreBolt, the default, or raftnode.LogStoreWAL).
+	RaftLogStore string
 	// CacheBytes is Pebble's block cache (0: the store's default).
 	CacheBytes int64
 
@@ -168,7 +171,7 @@ func Start(cfg Config) (*Server, error) {
 		Listener: cfg.RaftListener, Bootstrap: cfg.Bootstrap, Join: cfg.Join,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
 		SnapshotInterval: cfg.SnapshotInterval, SnapshotThreshold: cfg.SnapshotThreshold,
-		TrailingLogs: cfg.TrailingLogs, NoFsync: cfg.NoFsync,
+		TrailingLogs: cfg.TrailingLogs, NoFsync: cfg.NoFsync, LogStore: cfg.RaftLogStore,
 		Logger: log, RaftLogLevel: cfg.RaftLogLevel, ApplyObserver: newApplyMetrics(registry),
 		ObserveSnapshot: nm.snapshot, ObserveCommit: nm.commit,
 		OnApply: func(results []*fsm.EntryResult) {

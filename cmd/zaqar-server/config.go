@@ -46,6 +46,7 @@ type options struct {
 	wsWriteTimeout, wsPingInterval, wsPongTimeout, wsIdleTimeout      time.Duration
 	snapshotThreshold, trailingLogs                                   uint64
 	noFsync                                                           bool
+	raftLogStore                                                      string
 	cacheBytes                                                        int64
 	gcPercent                                                         int
 
@@ -108,6 +109,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.gcPercent, "gc-percent", 400, "Go's GC target (as GOGC, which wins when set): the Go heap is small next to Pebble's off-heap cache and memtables, and collecting less often saves CPU for a few tens of MB (docs/performance.md)")
 	fs.Int64Var(&o.cacheBytes, "cache-bytes", 256<<20, "Pebble block cache; it holds the tables' index and filter blocks every write looks up (too small and each lookup reads disk)")
 	fs.BoolVar(&o.noFsync, "unsafe-no-fsync", false, "do not fsync the Raft log (loses acknowledged writes on power loss; tests only)")
+	fs.StringVar(&o.raftLogStore, "raft-log-store", raftnode.LogStoreBolt, "Raft log store of a new data directory: bolt (raft-boltdb, two fsyncs per append) or wal (hashicorp/raft-wal, one fsync per append; the library calls itself experimental; docs/performance.md); an existing directory keeps its kind")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Second, "upper bound on the work of one request")
 	fs.DurationVar(&o.gcInterval, "gc-interval", time.Second, "how often the leader collects expired messages and claims")
 
@@ -272,6 +274,7 @@ func (o *options) serverConfig() (server.Config, error) {
 		Limits: o.limits, SignedURLSecret: o.signedSecret, RequestTimeout: o.requestTimeout, GCInterval: o.gcInterval,
 		HeartbeatTimeout: o.heartbeat, ElectionTimeout: o.election, SnapshotInterval: o.snapshotInterval,
 		SnapshotThreshold: o.snapshotThreshold, TrailingLogs: o.trailingLogs, NoFsync: o.noFsync, CacheBytes: o.cacheBytes,
+		RaftLogStore: o.raftLogStore,
 		RaftLogLevel: o.raftLogLevel,
 	}
 	for _, j := range strings.Split(o.join, ",") {
