@@ -13,7 +13,7 @@ pids=()
 start() {
 	local i=$1 level=${2:-warn}
 	$bin/zaqar-server -node-id n$i -data-dir "$dir/n$i" -api-addr 127.0.0.1:893$i -raft-addr 127.0.0.1:793$i \
-		-bootstrap "$peers" -log-level "$level" -raft-log-level info >>"$dir/n$i.log" 2>&1 &
+		-bootstrap "$peers" -log-level "$level" -raft-log-level info ${CATCHUP_SERVER_ARGS:-} >>"$dir/n$i.log" 2>&1 &
 	pids[$i]=$!
 }
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
