@@ -135,6 +135,9 @@ func TestWebhooks(t *testing.T) {
 		if got := r.waitBody(`"sentinel"`); len(got) != 4 {
 			t.Fatalf("%d requests, want 3 attempts and the sentinel: %s", len(got), summarize(got))
 		}
+		// The receiver sees the sentinel before the worker has counted its
+		// delivery (it counts once the answer is back): wait for the count.
+		m.waitDelta(deliveries("http", "delivered"), 2)
 		if d := m.delta(deliveries("http", "delivered")); d != 2 {
 			t.Fatalf("%v deliveries, want 2", d)
 		}
