@@ -5,7 +5,7 @@ BIN      := bin
 PKGS     := ./...
 STATICCHECK_VERSION := 2025.1.1
 
-.PHONY: all build run test test-unit test-system fuzz-smoke chaos bench bench-smoke bench-micro lint fmt vet clean
+.PHONY: all build run test test-unit test-system fuzz-smoke chaos bench bench-smoke bench-micro bench-core lint fmt vet clean
 
 all: build
 
@@ -58,14 +58,22 @@ BENCH_TIME ?= 20s
 bench: build
 	BENCH_TIME=$(BENCH_TIME) scripts/bench.sh
 
-## bench-smoke: a 10-second run of the tool, which fails only if the tool or the cluster breaks (no timing checks)
+## bench-smoke: a 10-second run of the tool and one iteration of every Go benchmark, which fail only if the tool,
+## the cluster or a benchmark breaks (no timing checks)
 bench-smoke: build
 	./$(BIN)/zaqar-bench -spawn 3 -time 7s -warmup 1s -producers 1 -producer-workers 4 -consumers 1 -consumer-workers 4 -observers 1 -observer-workers 2 -json /dev/null
 	./$(BIN)/zaqar-bench -spawn 3 -time 4s -warmup 1s -transport ws -producers 1 -producer-workers 2 -consumers 1 -consumer-workers 2 -json /dev/null
+	$(GO) test -run '^$$' -bench . -benchtime 1x $(MICRO_PKGS) ./raftnode/
 
 ## bench-micro: Go micro-benchmarks of the hot paths (command encoding, FSM apply, store scans, JSON checks)
+MICRO_PKGS := ./fsm/ ./store/ ./internal/jsonx/ ./httpapi/
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./fsm/ ./store/ ./internal/jsonx/ ./httpapi/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(MICRO_PKGS)
+
+## bench-core: the replicated core without HTTP or a load generator (three in-process nodes, real Raft over
+## loopback TCP, fsync on, both log stores): peak proposals and CPU per message, and latency at a fixed rate
+bench-core:
+	$(GO) test -run '^$$' -bench . -benchtime 10s ./raftnode/
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
