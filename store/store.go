@@ -108,8 +108,9 @@ func openPebble(dir string, opts Options) (*pebble.DB, error) {
 		Logger:                      opts.Logger,
 		EventListener:               opts.listener,
 	}
-	// Bloom filters on every level: posts check that each new message id
-	// is absent, and without filters every such miss reads table blocks.
+	// Bloom filters on every level: a point read (a message id's seq, a
+	// claim, a queue record) then skips the tables that cannot hold its
+	// key instead of reading their blocks.
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
