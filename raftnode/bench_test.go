@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/zaqar-raft/zaqar/fsm"
 	"github.com/zaqar-raft/zaqar/internal/ids"
@@ -45,14 +46,11 @@ func benchPropose(b *testing.B, logStore string, perPost, proposers int) {
 	ctx := context.Background()
 
 	var next atomic.Int64
-	var failed firstError
 	cpu0 := cpuTime(b)
 	b.ResetTimer()
-	var wg sync.WaitGroup
+	var g errgroup.Group
 	for w := 0; w < proposers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
+		g.Go(func() error {
 			for next.Add(1) <= int64(b.N) {
 				post := &fsm.PostMessages{Project: "bench", Queue: fmt.Sprintf("q%d", w%4),
 					ClientID: "0123456789abcdef0123456789abcdef", DefaultTTL: 3600}
@@ -60,15 +58,15 @@ func benchPropose(b *testing.B, logStore string, perPost, proposers int) {
 					post.Messages = append(post.Messages, store.NewMessage{ID: ids.New(), TTL: 3600, Delay: -1, Body: body})
 				}
 				if err := propose(ctx, node, post); err != nil {
-					failed.set(err)
-					return
+					return err
 				}
 			}
-		}(w)
+			return nil
+		})
 	}
-	wg.Wait()
+	err := g.Wait()
 	b.StopTimer()
-	if err := failed.get(); err != nil {
+	if err != nil {
 		b.Fatalf("propose: %v", err)
 	}
 	msgs := float64(b.N * perPost)
@@ -98,8 +96,7 @@ func benchPaced(b *testing.B, logStore string, perSec int) {
 	node := benchCluster(b, logStore)
 	body := []byte(`{"pad":"x"}`)
 	latencies := make([]time.Duration, b.N)
-	var failed firstError
-	var wg sync.WaitGroup
+	var g errgroup.Group
 	interval := time.Second / time.Duration(perSec)
 	b.ResetTimer()
 	start := time.Now()
@@ -107,22 +104,19 @@ func benchPaced(b *testing.B, logStore string, perSec int) {
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
 			time.Sleep(d)
 		}
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
+		g.Go(func() error {
 			post := &fsm.PostMessages{Project: "bench", Queue: fmt.Sprintf("q%d", i%4),
 				ClientID: "0123456789abcdef0123456789abcdef", DefaultTTL: 3600,
 				Messages: []store.NewMessage{{ID: ids.New(), TTL: 3600, Delay: -1, Body: body}}}
 			t0 := time.Now()
-			if err := propose(context.Background(), node, post); err != nil {
-				failed.set(err)
-			}
+			err := propose(context.Background(), node, post)
 			latencies[i] = time.Since(t0)
-		}(i)
+			return err
+		})
 	}
-	wg.Wait()
+	err := g.Wait()
 	b.StopTimer()
-	if err := failed.get(); err != nil {
+	if err != nil {
 		b.Fatalf("propose: %v", err)
 	}
 	slices.Sort(latencies)
@@ -155,26 +149,6 @@ func propose(ctx context.Context, node *raftnode.Node, post *fsm.PostMessages) e
 		return fmt.Errorf("post refused: %v", st)
 	}
 	return nil
-}
-
-// firstError keeps the first error any goroutine reports.
-type firstError struct {
-	mu  sync.Mutex
-	err error
-}
-
-func (f *firstError) set(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err == nil {
-		f.err = err
-	}
-}
-
-func (f *firstError) get() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.err
 }
 
 // cpuTime is the user plus system CPU time this process has used.
