@@ -131,10 +131,10 @@ func benchPaced(b *testing.B, logStore string, perSec int) {
 // and returns the leader.
 func benchCluster(b *testing.B, logStore string) *raftnode.Node {
 	cl := testcluster.Start(b, 3, testcluster.WithConfig(func(cfg *server.Config) {
-		cfg.NoFsync = false
-		cfg.RaftLogStore = logStore
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout = time.Second, time.Second
-		cfg.RaftLogLevel = "off" // shutdown chatter would interleave with the results
+		cfg.Raft.NoFsync = false
+		cfg.Raft.LogStore = logStore
+		cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout = time.Second, time.Second
+		cfg.Raft.RaftLogLevel = "off" // shutdown chatter would interleave with the results
 	}))
 	return cl.Leader().Server.Node()
 }

@@ -1,7 +1,6 @@
 package raftnode
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,30 +8,123 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/zaqar-raft/zaqar/internal/tlsconf"
+)
+
+// Paths of the internal API.
+const (
+	pathApply     = "/internal/v1/apply"
+	pathReadIndex = "/internal/v1/read-index"
+	pathJoin      = "/internal/v1/join"
+	pathRemove    = "/internal/v1/remove"
+	pathTransfer  = "/internal/v1/transfer"
+	pathStatus    = "/internal/v1/status"
 )
 
 // internalHandler serves the node-to-node API on the mux's internal tag.
 // It is not reachable from the REST port.
 func (n *Node) internalHandler() http.Handler {
 	m := n.internalMux
-	m.HandleFunc("POST /internal/v1/apply", n.handleApply)
-	m.HandleFunc("POST /internal/v1/read-index", n.handleReadIndex)
-	m.HandleFunc("POST /internal/v1/join", n.handleJoin)
-	m.HandleFunc("POST /internal/v1/remove", n.handleRemove)
-	m.HandleFunc("POST /internal/v1/transfer", n.handleTransfer)
-	m.HandleFunc("GET /internal/v1/status", n.handleStatus)
-	return m
+	m.HandleFunc("POST "+pathApply, n.handleApply)
+	m.HandleFunc("POST "+pathReadIndex, n.handleReadIndex)
+	m.HandleFunc("POST "+pathJoin, n.handleJoin)
+	m.HandleFunc("POST "+pathRemove, n.handleRemove)
+	m.HandleFunc("POST "+pathTransfer, n.handleTransfer)
+	m.HandleFunc("GET "+pathStatus, n.handleStatus)
+	return n.authorize(m)
 }
 
 // HandleInternal adds a route to the node-to-node API (for other packages'
 // node-to-node calls, such as pushing a notification to the node that holds
 // a websocket connection). pattern is an http.ServeMux pattern under
-// "/internal/".
+// "/internal/". Callers are authorised as for every internal route: with
+// peer TLS, only members whose certificate names them.
 func (n *Node) HandleInternal(pattern string, h http.Handler) { n.internalMux.Handle(pattern, h) }
+
+// authorize admits internal requests. Without peer TLS it admits every
+// request: whoever reaches the node port is trusted (docs/security.md).
+// With peer TLS the sender's certificate (verified by the mux) names it,
+// and:
+//
+//   - the node id the request claims (X-Raftnode-Node) must be that name;
+//   - the sender must be a member of the Raft configuration, or this node
+//     must have none yet (a node about to be bootstrapped or joined);
+//   - a join may come from a non-member only for itself (handleJoin).
+func (n *Node) authorize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.cfg.PeerTLS == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		peer := ""
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			peer = tlsconf.PeerName(r.TLS.PeerCertificates[0])
+		}
+		claim := r.Header.Get(headerNode)
+		switch {
+		case peer == "":
+			n.refusePeer(w, r, "no client certificate")
+		case claim != peer:
+			n.refusePeer(w, r, fmt.Sprintf("the request claims to come from %q but the certificate names %q", claim, peer))
+		case r.URL.Path != pathJoin && !n.admits(peer):
+			n.refusePeer(w, r, fmt.Sprintf("%q is not a member", peer))
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+func (n *Node) refusePeer(w http.ResponseWriter, r *http.Request, why string) {
+	n.log.Warn("node port: internal request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", why)
+	http.Error(w, why, http.StatusForbidden)
+}
+
+// admits reports whether peer may use the node port: it is a member of the
+// configuration, or this node has no configuration yet.
+func (n *Node) admits(peer string) bool {
+	r := n.liveRaft.Load()
+	if r == nil {
+		return true
+	}
+	cf := r.GetConfiguration()
+	if cf.Error() != nil {
+		return false
+	}
+	servers := cf.Configuration().Servers
+	if len(servers) == 0 {
+		return true
+	}
+	for _, s := range servers {
+		if string(s.ID) == peer {
+			return true
+		}
+	}
+	return false
+}
+
+// memberAt returns the id the configuration gives the node at addr, or "".
+func (n *Node) memberAt(addr string) string {
+	r := n.liveRaft.Load()
+	if r == nil {
+		return ""
+	}
+	cf := r.GetConfiguration()
+	if cf.Error() != nil {
+		return ""
+	}
+	for _, s := range cf.Configuration().Servers {
+		if string(s.Address) == addr {
+			return string(s.ID)
+		}
+	}
+	return ""
+}
 
 // ErrNoSuchNode means a node id is not in the Raft configuration.
 var ErrNoSuchNode = errors.New("raftnode: no such node")
@@ -49,17 +141,11 @@ func (n *Node) PostToNode(ctx context.Context, id, path string, body []byte) (in
 	if addr == "" {
 		return 0, nil, fmt.Errorf("%w: %q", ErrNoSuchNode, id)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
+	ans, err := n.call(ctx, addr, http.MethodPost, path, body)
 	if err != nil {
 		return 0, nil, err
 	}
-	resp, err := n.client.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("raftnode: %s on %s: %w", path, id, err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, out, err
+	return ans.status, ans.body, nil
 }
 
 type joinRequest struct {
@@ -74,44 +160,69 @@ type transferRequest struct {
 // Join adds a voter. Called on a follower it is forwarded to the leader.
 // Joining again with the same id and address is a no-op; a node that comes
 // back under a known id or address with the other changed replaces the old
-// entry.
+// entry. With peer TLS the leader first checks that the node at addr holds
+// a certificate for id.
 func (n *Node) Join(ctx context.Context, id, addr string) error {
 	if id == "" || addr == "" {
 		return errors.New("raftnode: join needs an id and an address")
 	}
-	if !n.IsLeader() {
-		return n.forwardAdmin(ctx, "/internal/v1/join", joinRequest{ID: id, Address: addr})
-	}
+	return n.onLeader(ctx,
+		func() error { return n.join(ctx, id, addr) },
+		func(leader string) error {
+			return n.callAdmin(ctx, leader, pathJoin, joinRequest{ID: id, Address: addr})
+		})
+}
+
+// join is Join on the leader.
+func (n *Node) join(ctx context.Context, id, addr string) error {
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return fmt.Errorf("raftnode: read configuration: %w", err)
 	}
 	for _, s := range cf.Configuration().Servers {
+		if s.ID == raft.ServerID(id) && s.Address == raft.ServerAddress(addr) && s.Suffrage == raft.Voter {
+			return nil
+		}
+	}
+	if err := n.dialer.verifyIdentity(ctx, addr, id); err != nil {
+		return err
+	}
+	for _, s := range cf.Configuration().Servers {
 		sameID, sameAddr := s.ID == raft.ServerID(id), s.Address == raft.ServerAddress(addr)
 		if sameID && sameAddr {
-			if s.Suffrage == raft.Voter {
-				return nil
-			}
 			break
 		}
 		if sameID || sameAddr {
 			if err := n.raft.RemoveServer(s.ID, 0, 0).Error(); err != nil {
-				return fmt.Errorf("raftnode: remove stale member %s: %w", s.ID, err)
+				return fmt.Errorf("raftnode: remove stale member %s: %w", s.ID, leaderError(err))
 			}
 		}
 	}
 	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 0).Error(); err != nil {
-		return fmt.Errorf("raftnode: add voter %s at %s: %w", id, addr, err)
+		return fmt.Errorf("raftnode: add voter %s at %s: %w", id, addr, leaderError(err))
 	}
 	n.log.Info("member added", "id", id, "address", addr)
 	return nil
 }
 
+// leaderError marks the membership errors that mean "this node no longer
+// leads" as retryable: hashicorp/raft refuses them before changing the
+// configuration.
+func leaderError(err error) error {
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		return fmt.Errorf("%w: %w", errRetry, err)
+	}
+	return err
+}
+
 // Remove removes a member. Called on a follower it is forwarded to the leader.
 func (n *Node) Remove(ctx context.Context, id string) error {
-	if !n.IsLeader() {
-		return n.forwardAdmin(ctx, "/internal/v1/remove", joinRequest{ID: id})
-	}
+	return n.onLeader(ctx,
+		func() error { return n.remove(id) },
+		func(leader string) error { return n.callAdmin(ctx, leader, pathRemove, joinRequest{ID: id}) })
+}
+
+func (n *Node) remove(id string) error {
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return fmt.Errorf("raftnode: read configuration: %w", err)
@@ -124,7 +235,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: %q", ErrUnknownMember, id)
 	}
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
-		return fmt.Errorf("raftnode: remove %s: %w", id, err)
+		return fmt.Errorf("raftnode: remove %s: %w", id, leaderError(err))
 	}
 	n.log.Info("member removed", "id", id)
 	return nil
@@ -133,11 +244,14 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 // TransferLeadership hands leadership to the member id (or to the most
 // up-to-date follower if id is empty).
 func (n *Node) TransferLeadership(ctx context.Context, id string) error {
-	if !n.IsLeader() {
-		return n.forwardAdmin(ctx, "/internal/v1/transfer", transferRequest{ID: id})
-	}
+	return n.onLeader(ctx,
+		func() error { return n.transfer(id) },
+		func(leader string) error { return n.callAdmin(ctx, leader, pathTransfer, transferRequest{ID: id}) })
+}
+
+func (n *Node) transfer(id string) error {
 	if id == "" {
-		return n.raft.LeadershipTransfer().Error()
+		return leaderError(n.raft.LeadershipTransfer().Error())
 	}
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
@@ -146,7 +260,7 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 	for _, s := range cf.Configuration().Servers {
 		if s.ID == raft.ServerID(id) {
 			if err := n.raft.LeadershipTransferToServer(s.ID, s.Address).Error(); err != nil {
-				return fmt.Errorf("raftnode: transfer leadership to %s: %w", id, err)
+				return fmt.Errorf("raftnode: transfer leadership to %s: %w", id, leaderError(err))
 			}
 			return nil
 		}
@@ -154,84 +268,57 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 	return fmt.Errorf("%w: %q", ErrUnknownMember, id)
 }
 
-// requestJoin asks the node at addr (any member) to add this node.
-func (n *Node) requestJoin(ctx context.Context, addr, id, advertise string) error {
-	return n.postInternal(ctx, addr, "/internal/v1/join", joinRequest{ID: id, Address: advertise})
-}
-
-func (n *Node) forwardAdmin(ctx context.Context, path string, body any) error {
-	for {
-		_, addr := n.Leader()
-		if addr == "" {
-			if err := n.WaitForLeader(ctx); err != nil {
-				return err
-			}
-			continue
-		}
-		err := n.postInternal(ctx, addr, path, body)
-		if !errors.Is(err, errRetry) && !isDialError(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func (n *Node) postInternal(ctx context.Context, addr, path string, body any) error {
+// callAdmin sends a membership change to the node at addr.
+func (n *Node) callAdmin(ctx context.Context, addr, path string, body any) error {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	resp, err := n.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("raftnode: %s on %s: %w", path, addr, err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.Header.Get(headerOutcome) == "not-leader" {
-		return fmt.Errorf("%w: %s is not the leader", errRetry, addr)
-	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return fmt.Errorf("%w: %s", ErrUnknownMember, bytes.TrimSpace(msg))
-	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("raftnode: %s on %s: %s", path, addr, bytes.TrimSpace(msg))
-	}
-	return nil
+	ans, err := n.call(ctx, addr, http.MethodPost, path, b)
+	return classify(addr, ans, err, mayAffect)
+}
+
+// decodeAdmin reads a membership request body strictly.
+func decodeAdmin(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxPeerBody))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }
 
 func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 	var req joinRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+	if err := decodeAdmin(r, &req); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	n.serveAdmin(w, func() error { return n.Join(r.Context(), req.ID, req.Address) })
+	if n.cfg.PeerTLS != nil {
+		// authorize has checked that the claim is the certificate's name.
+		if sender := r.Header.Get(headerNode); req.ID != sender && !n.admits(sender) {
+			n.refusePeer(w, r, fmt.Sprintf("%q is not a member and may only join as itself, not as %q", sender, req.ID))
+			return
+		}
+	}
+	// A joining node may ask any member: a follower forwards the request,
+	// and the leader checks the joiner's identity itself.
+	n.answerAdmin(w, n.Join(r.Context(), req.ID, req.Address))
 }
 
 func (n *Node) handleRemove(w http.ResponseWriter, r *http.Request) {
 	var req joinRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+	if err := decodeAdmin(r, &req); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	n.serveAdmin(w, func() error { return n.Remove(r.Context(), req.ID) })
+	n.serveAdmin(w, func() error { return n.remove(req.ID) })
 }
 
 func (n *Node) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	var req transferRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+	if err := decodeAdmin(r, &req); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	n.serveAdmin(w, func() error { return n.TransferLeadership(r.Context(), req.ID) })
+	n.serveAdmin(w, func() error { return n.transfer(req.ID) })
 }
 
 // serveAdmin runs a leader-only change; a node that is not the leader
@@ -241,19 +328,25 @@ func (n *Node) serveAdmin(w http.ResponseWriter, fn func() error) {
 		notLeader(w)
 		return
 	}
-	if err := fn(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			notLeader(w)
-			return
-		}
-		status := http.StatusInternalServerError
-		if errors.Is(err, ErrUnknownMember) {
-			status = http.StatusNotFound
-		}
-		http.Error(w, err.Error(), status)
-		return
+	n.answerAdmin(w, fn())
+}
+
+// answerAdmin answers a membership request with the outcome of the change.
+func (n *Node) answerAdmin(w http.ResponseWriter, err error) {
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusOK)
+	case errors.Is(err, errRetry), errors.Is(err, raft.ErrLeadershipLost):
+		notLeader(w)
+	case errors.Is(err, ErrUnknownMember):
+		http.Error(w, err.Error(), http.StatusNotFound)
+	case errors.Is(err, ErrPeerRefused):
+		http.Error(w, err.Error(), http.StatusForbidden)
+	case errors.Is(err, ErrNoLeader):
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	default:
+		http.Error(w, err.Error(), http.StatusInternalServerError)
 	}
-	w.WriteHeader(http.StatusOK)
 }
 
 // Status describes one node's view of Raft.
@@ -349,18 +442,16 @@ func (n *Node) ClusterStatus(ctx context.Context) []Status {
 }
 
 func (n *Node) remoteStatus(ctx context.Context, addr string) (Status, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/internal/v1/status", nil)
+	ans, err := n.call(ctx, addr, http.MethodGet, pathStatus, nil)
 	if err != nil {
 		return Status{}, err
 	}
-	resp, err := n.client.Do(req)
-	if err != nil {
-		return Status{}, err
+	if ans.status != http.StatusOK {
+		return Status{}, fmt.Errorf("raftnode: status from %s: %d %s", addr, ans.status, strings.TrimSpace(string(ans.body)))
 	}
-	defer resp.Body.Close()
 	var st Status
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
-		return Status{}, err
+	if err := json.Unmarshal(ans.body, &st); err != nil {
+		return Status{}, fmt.Errorf("raftnode: status from %s: %w", addr, err)
 	}
 	return st, nil
 }

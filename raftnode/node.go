@@ -17,12 +17,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 	"github.com/zaqar-raft/zaqar/store"
 )
 
@@ -68,6 +70,11 @@ type Config struct {
 	// Join lists Raft addresses of existing members; a node with no Raft
 	// state asks them to add it as a voter.
 	Join []string
+	// PeerTLS, if set, is this node's certificate and the CA of its peers:
+	// the node port then speaks only mutual TLS, for Raft and the internal
+	// API alike, and the certificate's common name must be NodeID. Without
+	// it the node port is plain text and trusts whoever reaches it.
+	PeerTLS *tlsconf.Source
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -140,22 +147,35 @@ func (c *Config) setDefaults() {
 
 // Node is this server's Raft member.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	raft   *raft.Raft
-	fsm    *fsm.FSM
-	store  *store.Store
-	logs   logStore
-	snaps  *raft.FileSnapshotStore
-	trans  *raft.NetworkTransport
-	mux    *mux
-	server *http.Server
-	client *http.Client
-	// internalMux routes the node-to-node API; other packages add routes
-	// with HandleInternal.
+	cfg   Config
+	log   *slog.Logger
+	raft  *raft.Raft
+	fsm   *fsm.FSM
+	store *store.Store
+	logs  logStore
+	snaps *raft.FileSnapshotStore
+	trans *raft.NetworkTransport
+	mux   *mux
+	// internal serves the node-to-node API; internalMux routes it and
+	// other packages add routes with HandleInternal.
+	internal    *http.Server
 	internalMux *http.ServeMux
+	// dialer and peerHTTP are the one node-to-node client (peer.go).
+	dialer   *peerDialer
+	peerHTTP *http.Client
+	// liveRaft is raft for the code that runs on connections (admission,
+	// dial checks), which can start before Open has set the raft field.
+	liveRaft atomic.Pointer[raft.Raft]
 
 	verify verifier
+
+	// existingState: the node had Raft state when it opened (so it neither
+	// bootstraps nor joins).
+	existingState bool
+
+	// fatal receives an error that stops this node from ever joining (its
+	// peers refuse it for good); Fatal exposes it.
+	fatal chan error
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -170,72 +190,115 @@ const logCacheEntries = 256
 
 // Open starts the node over st. The FSM resumes from the index st has
 // applied; if st is behind the newest snapshot's data it is restored from
-// that snapshot first.
+// that snapshot first. st stays the caller's to close.
 func Open(cfg Config, st *store.Store) (*Node, error) {
 	cfg.setDefaults()
-	if cfg.NodeID == "" {
-		return nil, errors.New("raftnode: node id is required")
-	}
-	dir := filepath.Join(cfg.DataDir, "raft")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("raftnode: create %s: %w", dir, err)
-	}
-	n := &Node{cfg: cfg, log: cfg.Logger, store: st, closed: make(chan struct{}), internalMux: http.NewServeMux()}
-	ok := false
-	defer func() {
-		if !ok {
-			n.closeStores()
-		}
-	}()
-
-	var err error
-	if n.logs, err = openLogStore(dir, cfg.LogStore, cfg.NoFsync); err != nil {
+	if err := cfg.check(); err != nil {
 		return nil, err
+	}
+	n := &Node{
+		cfg: cfg, log: cfg.Logger, store: st, closed: make(chan struct{}),
+		internalMux: http.NewServeMux(), fatal: make(chan error, 1),
 	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.LevelFromString(cfg.RaftLogLevel), Output: os.Stderr})
-	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog)
-	if err != nil {
-		return nil, fmt.Errorf("raftnode: open snapshot store: %w", err)
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"open the log and snapshot stores", func() error { return n.openStores(hlog) }},
+		{"catch up from the newest snapshot", n.catchUpFromSnapshot},
+		{"listen on the node port", func() error { return n.listen(hlog) }},
+		{"start raft", func() error { return n.startRaft(hlog) }},
+		{"serve the node port", n.serve},
 	}
-	if n.fsm, err = fsm.New(st); err != nil {
-		return nil, err
-	}
-	n.fsm.Observe = cfg.ApplyObserver
-	n.fsm.OnApply = cfg.OnApply
-	n.fsm.ObserveSnapshot = cfg.ObserveSnapshot
-	if err := n.catchUpFromSnapshot(); err != nil {
-		return nil, err
-	}
-
-	ln := cfg.Listener
-	if ln == nil {
-		if ln, err = net.Listen("tcp", cfg.RaftAddr); err != nil {
-			return nil, fmt.Errorf("raftnode: listen on %s: %w", cfg.RaftAddr, err)
+	for _, step := range steps {
+		if err := step.run(); err != nil {
+			_ = n.teardown()
+			return nil, fmt.Errorf("raftnode: %s: %w", step.name, err)
 		}
 	}
-	if cfg.Advertise == "" {
+	n.startJoin()
+	n.log.Info("raft node started", "id", cfg.NodeID, "raft_addr", n.cfg.Advertise, "peer_tls", cfg.PeerTLS != nil)
+	return n, nil
+}
+
+// check refuses configurations that cannot work.
+func (c *Config) check() error {
+	if c.NodeID == "" {
+		return errors.New("raftnode: node id is required")
+	}
+	if c.PeerTLS != nil {
+		if c.PeerTLS.Certificate() == nil {
+			return errors.New("raftnode: peer TLS needs this node's certificate and key")
+		}
+		if name := c.PeerTLS.Name(); name != c.NodeID {
+			return fmt.Errorf("raftnode: the peer certificate is for %q, but this node is %q (its common name must be the node id)", name, c.NodeID)
+		}
+	}
+	return nil
+}
+
+// openStores opens the log store and the snapshot store under
+// DataDir/raft and the FSM over the store.
+func (n *Node) openStores(hlog hclog.Logger) error {
+	dir := filepath.Join(n.cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	var err error
+	if n.logs, err = openLogStore(dir, n.cfg.LogStore, n.cfg.NoFsync); err != nil {
+		return err
+	}
+	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog); err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	if n.fsm, err = fsm.New(n.store); err != nil {
+		return err
+	}
+	n.fsm.Observe = n.cfg.ApplyObserver
+	n.fsm.OnApply = n.cfg.OnApply
+	n.fsm.ObserveSnapshot = n.cfg.ObserveSnapshot
+	return nil
+}
+
+// listen binds the node port (unless a listener was given) and builds the
+// mux, the dialer and the Raft transport over them. Nothing is accepted
+// until serve.
+func (n *Node) listen(hlog hclog.Logger) error {
+	ln := n.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", n.cfg.RaftAddr); err != nil {
+			return err
+		}
+	}
+	n.mux = newMux(ln, n.cfg.PeerTLS, n.log)
+	n.mux.admitRaft = n.admits
+	if n.cfg.Advertise == "" {
 		n.cfg.Advertise = ln.Addr().String()
 	}
-	n.mux = newMux(ln)
 	adv, err := net.ResolveTCPAddr("tcp", n.cfg.Advertise)
 	if err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("raftnode: advertise address %q: %w", n.cfg.Advertise, err)
+		return fmt.Errorf("advertise address %q: %w", n.cfg.Advertise, err)
 	}
-	var source net.IP
-	if cfg.SourceIP != "" {
-		if source = net.ParseIP(cfg.SourceIP); source == nil {
-			ln.Close()
-			return nil, fmt.Errorf("raftnode: source address %q is not an IP", cfg.SourceIP)
+	n.dialer = &peerDialer{tls: n.cfg.PeerTLS, expect: n.memberAt}
+	if n.cfg.SourceIP != "" {
+		if n.dialer.source = net.ParseIP(n.cfg.SourceIP); n.dialer.source == nil {
+			return fmt.Errorf("source address %q is not an IP", n.cfg.SourceIP)
 		}
 	}
-	stream := &raftStream{subListener: n.mux.listener(tagRaft), advertise: adv, source: source}
-	internal := n.mux.listener(tagInternal)
+	n.peerHTTP = newPeerHTTP(n.dialer)
+	stream := &raftStream{subListener: n.mux.listener(tagRaft), advertise: adv, dialer: n.dialer}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: stream, MaxPool: 8, Timeout: 10 * time.Second, Logger: hlog,
 	})
-	go n.mux.serve()
+	return nil
+}
 
+// startRaft creates the Raft instance and, on a node with no state and a
+// bootstrap list, bootstraps the cluster.
+func (n *Node) startRaft(hlog hclog.Logger) error {
+	cfg := n.cfg
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
@@ -253,58 +316,94 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 
 	hasState, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
 	if err != nil {
-		n.mux.close()
-		return nil, fmt.Errorf("raftnode: inspect raft state: %w", err)
+		return fmt.Errorf("inspect raft state: %w", err)
 	}
+	n.existingState = hasState
 	// The newest entries stay in memory too: the leader reads each entry
 	// back to send it to every follower, and without the cache each of
 	// those reads is a Bolt transaction.
 	logs, err := raft.NewLogCache(logCacheEntries, n.logs)
 	if err != nil {
-		n.mux.close()
-		return nil, fmt.Errorf("raftnode: log cache: %w", err)
+		return fmt.Errorf("log cache: %w", err)
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logs, n.snaps, n.trans)
-	if err != nil {
-		n.mux.close()
-		return nil, fmt.Errorf("raftnode: start raft: %w", err)
+	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logs, n.snaps, n.trans); err != nil {
+		return err
 	}
-	if !hasState && len(cfg.Bootstrap) > 0 {
-		var conf raft.Configuration
-		for _, p := range cfg.Bootstrap {
-			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address)})
-		}
-		if err := n.raft.BootstrapCluster(conf).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-			n.raft.Shutdown()
-			n.mux.close()
-			return nil, fmt.Errorf("raftnode: bootstrap: %w", err)
-		}
+	n.liveRaft.Store(n.raft)
+	if hasState || len(cfg.Bootstrap) == 0 {
+		return nil
 	}
+	var conf raft.Configuration
+	for _, p := range cfg.Bootstrap {
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address)})
+	}
+	if err := n.raft.BootstrapCluster(conf).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	return nil
+}
 
-	n.client = &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return dialTagged(ctx, source, addr, tagInternal)
-		},
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     90 * time.Second,
-	}}
-	n.server = &http.Server{Handler: n.internalHandler(), ReadHeaderTimeout: 10 * time.Second}
+// serve starts accepting node-to-node connections and serving the
+// internal API.
+func (n *Node) serve() error {
+	n.internal = &http.Server{
+		Handler:           n.internalHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	internal := n.mux.listener(tagInternal)
+	n.bg.Add(2)
+	go func() {
+		defer n.bg.Done()
+		n.mux.serve()
+	}()
+	go func() {
+		defer n.bg.Done()
+		_ = n.internal.Serve(internal)
+	}()
+	return nil
+}
+
+// startJoin asks the -join addresses to add this node, in the background,
+// when the node has no Raft state of its own.
+func (n *Node) startJoin() {
+	if n.existingState || len(n.cfg.Join) == 0 {
+		return
+	}
 	n.bg.Add(1)
 	go func() {
 		defer n.bg.Done()
-		_ = n.server.Serve(internal)
+		n.joinLoop()
 	}()
+}
 
-	if !hasState && len(cfg.Join) > 0 {
-		n.bg.Add(1)
-		go func() {
-			defer n.bg.Done()
-			n.joinLoop()
-		}()
+// teardown releases whatever Open or the node's life acquired, in reverse
+// order; each part may be missing (Open failed before it).
+func (n *Node) teardown() error {
+	var err error
+	if n.raft != nil {
+		err = n.raft.Shutdown().Error()
 	}
-	ok = true
-	n.log.Info("raft node started", "id", cfg.NodeID, "raft_addr", n.cfg.Advertise, "existing_state", hasState)
-	return n, nil
+	if n.internal != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = n.internal.Shutdown(ctx)
+		cancel()
+	}
+	if n.trans != nil {
+		n.trans.Close()
+	}
+	if n.mux != nil {
+		n.mux.close()
+	} else if n.cfg.Listener != nil {
+		n.cfg.Listener.Close()
+	}
+	n.bg.Wait()
+	if n.logs != nil {
+		if cerr := n.logs.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
 }
 
 // catchUpFromSnapshot restores the store from the newest snapshot when the
@@ -346,10 +445,17 @@ func (n *Node) joinLoop() {
 	for {
 		for _, addr := range n.cfg.Join {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := n.requestJoin(ctx, addr, n.cfg.NodeID, n.cfg.Advertise)
+			err := n.callAdmin(ctx, addr, pathJoin, joinRequest{ID: n.cfg.NodeID, Address: n.cfg.Advertise})
 			cancel()
-			if err == nil {
+			switch {
+			case err == nil:
 				n.log.Info("joined cluster", "via", addr)
+				return
+			case errors.Is(err, ErrPeerTLSRequired), errors.Is(err, ErrPeerRefused):
+				// The cluster refuses this node as it is configured;
+				// asking again changes nothing.
+				n.log.Error("the cluster refuses this node; it will not join", "via", addr, "err", err)
+				n.fatal <- fmt.Errorf("raftnode: join through %s: %w", addr, err)
 				return
 			}
 			n.log.Warn("join attempt failed", "via", addr, "err", err)
@@ -364,6 +470,11 @@ func (n *Node) joinLoop() {
 		}
 	}
 }
+
+// Fatal delivers an error when the node can never become a member as
+// configured (for example its -join cluster requires peer TLS and this node
+// has none); the caller should stop it and report the error.
+func (n *Node) Fatal() <-chan error { return n.fatal }
 
 // FSM returns the node's state machine.
 func (n *Node) FSM() *fsm.FSM { return n.fsm }
@@ -410,28 +521,15 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		if n.IsLeader() && n.voters() > 1 {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if terr := n.HandOver(ctx); terr != nil {
-				n.log.Warn("leadership transfer before shutdown failed", "err", terr)
+			if err := n.HandOver(ctx); err != nil {
+				n.log.Warn("leadership transfer before shutdown failed", "err", err)
 			}
 			cancel()
 		}
 		close(n.closed)
-		err = n.raft.Shutdown().Error()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = n.server.Shutdown(ctx)
-		cancel()
-		n.trans.Close()
-		n.mux.close()
-		n.bg.Wait()
-		n.closeStores()
+		err = n.teardown()
 	})
 	return err
-}
-
-func (n *Node) closeStores() {
-	if n.logs != nil {
-		n.logs.Close()
-	}
 }
 
 func (n *Node) voters() int {

@@ -1,7 +1,6 @@
 package raftnode
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,13 +13,6 @@ import (
 	"github.com/zaqar-raft/zaqar/fsm"
 )
 
-// errRetry marks a failure that certainly had no effect (the entry never
-// reached a leader's log), so the entry may be sent again.
-var errRetry = errors.New("raftnode: retry")
-
-// retryDelayCap bounds the wait between attempts to reach a leader.
-const retryDelayCap = 50 * time.Millisecond
-
 // Propose commits cmds as one log entry and returns their results. On a
 // follower the entry is forwarded to the leader over the internal channel.
 // A nil error means the entry is committed on a quorum and applied.
@@ -29,33 +21,20 @@ func (n *Node) Propose(ctx context.Context, cmds ...fsm.Command) (*fsm.EntryResu
 }
 
 func (n *Node) proposeEntry(ctx context.Context, entry []byte) (*fsm.EntryResult, error) {
-	delay := 10 * time.Millisecond
-	for {
-		var (
-			res *fsm.EntryResult
-			err error
-		)
-		if n.IsLeader() {
+	var res *fsm.EntryResult
+	err := n.onLeader(ctx,
+		func() (err error) {
 			res, err = n.applyLocal(ctx, entry)
-		} else if _, addr := n.Leader(); addr != "" {
+			return err
+		},
+		func(addr string) (err error) {
 			res, err = n.forwardApply(ctx, addr, entry)
-		} else {
-			err = errRetry
-		}
-		if !errors.Is(err, errRetry) {
-			return res, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
-		case <-n.closed:
-			return nil, ErrShutdown
-		case <-time.After(delay):
-		}
-		// Waiting costs nothing but the check; a short cap finds a new
-		// leader soon after it is elected.
-		delay = min(2*delay, retryDelayCap)
+			return err
+		})
+	if err != nil {
+		return nil, err
 	}
+	return res, nil
 }
 
 // applyLocal stamps the entry with this leader's clock and commits it.
@@ -80,17 +59,8 @@ func (n *Node) applyLocal(ctx context.Context, entry []byte) (*fsm.EntryResult, 
 	}()
 	select {
 	case err := <-done:
-		switch {
-		case err == nil:
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):
-			// Refused before the entry entered the log.
-			return nil, fmt.Errorf("%w: %v", errRetry, err)
-		case errors.Is(err, raft.ErrRaftShutdown):
-			// Raft reports shutdown to every pending future, including
-			// entries already appended (and possibly committed).
-			return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
-		default:
-			return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
+		if err != nil {
+			return nil, applyError(err)
 		}
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, ctx.Err())
@@ -102,52 +72,39 @@ func (n *Node) applyLocal(ctx context.Context, entry []byte) (*fsm.EntryResult, 
 	return res, nil
 }
 
-// Header names of the internal protocol.
-const (
-	headerOutcome = "X-Raftnode-Outcome" // "not-leader" when the receiver refused without effect
-)
+// applyError classifies a failed raft.Apply: errRetry for the errors
+// hashicorp/raft returns before it appends the entry, ErrUnknownOutcome for
+// everything else (including shutdown, which Raft reports to every pending
+// future, entries already appended and possibly committed among them).
+func applyError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %v", errRetry, err)
+	default:
+		return fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
+	}
+}
 
 // forwardApply sends the entry to the leader at addr.
 func (n *Node) forwardApply(ctx context.Context, addr string, entry []byte) (*fsm.EntryResult, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/internal/v1/apply", bytes.NewReader(entry))
-	if err != nil {
+	ans, err := n.call(ctx, addr, http.MethodPost, "/internal/v1/apply", entry)
+	if err := classify(addr, ans, err, mayAffect); err != nil {
+		if errors.Is(err, errBadRequest) {
+			return nil, fmt.Errorf("raftnode: leader rejected entry: %w", err)
+		}
 		return nil, err
 	}
-	if id := RequestID(ctx); id != "" {
-		req.Header.Set(HeaderRequestID, id)
-	}
-	resp, err := n.client.Do(req)
+	res, err := fsm.DecodeEntryResult(ans.body)
 	if err != nil {
-		if isDialError(err) {
-			return nil, fmt.Errorf("%w: %v", errRetry, err)
-		}
-		return nil, fmt.Errorf("%w: forward to %s: %v", ErrUnknownOutcome, addr, err)
+		// The leader applied the entry; only its answer is unreadable.
+		return nil, fmt.Errorf("%w: result from %s: %v", ErrUnknownOutcome, addr, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%w: forward to %s: %v", ErrUnknownOutcome, addr, err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusOK:
-		res, err := fsm.DecodeEntryResult(body)
-		if err != nil {
-			// The leader applied the entry; only its answer is unreadable.
-			return nil, fmt.Errorf("%w: result from %s: %v", ErrUnknownOutcome, addr, err)
-		}
-		return res, nil
-	case resp.Header.Get(headerOutcome) == "not-leader":
-		return nil, fmt.Errorf("%w: %s is not the leader", errRetry, addr)
-	case resp.StatusCode == http.StatusBadRequest:
-		return nil, fmt.Errorf("raftnode: leader rejected entry: %s", bytes.TrimSpace(body))
-	default:
-		return nil, fmt.Errorf("%w: leader %s: %s", ErrUnknownOutcome, addr, bytes.TrimSpace(body))
-	}
+	return res, nil
 }
 
 // handleApply is the leader side of forwarding.
 func (n *Node) handleApply(w http.ResponseWriter, r *http.Request) {
-	entry, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	entry, err := io.ReadAll(io.LimitReader(r.Body, maxPeerBody))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -167,7 +124,7 @@ func (n *Node) handleApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		n.log.Warn("forwarded entry failed", "request_id", r.Header.Get(HeaderRequestID), "err", err)
+		n.log.Warn("forwarded entry failed", "request_id", r.Header.Get(HeaderRequestID), "from", r.Header.Get(headerNode), "err", err)
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}

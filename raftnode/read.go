@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -29,33 +27,17 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 }
 
 func (n *Node) readIndex(ctx context.Context) (uint64, error) {
-	delay := 10 * time.Millisecond
-	for {
-		var (
-			idx uint64
-			err error
-		)
-		if n.IsLeader() {
+	var idx uint64
+	err := n.onLeader(ctx,
+		func() (err error) {
 			idx, err = n.leaderReadIndex()
-		} else if _, addr := n.Leader(); addr != "" {
+			return err
+		},
+		func(addr string) (err error) {
 			idx, err = n.forwardReadIndex(ctx, addr)
-		} else {
-			err = errRetry
-		}
-		if !errors.Is(err, errRetry) {
-			return idx, err
-		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
-		case <-n.closed:
-			return 0, ErrShutdown
-		case <-time.After(delay):
-		}
-		// Waiting costs nothing but the check; a short cap finds a new
-		// leader soon after it is elected.
-		delay = min(2*delay, retryDelayCap)
-	}
+			return err
+		})
+	return idx, err
 }
 
 // leaderReadIndex captures the leader's last log index and then confirms
@@ -76,21 +58,15 @@ func (n *Node) leaderReadIndex() (uint64, error) {
 }
 
 func (n *Node) forwardReadIndex(ctx context.Context, addr string) (uint64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/internal/v1/read-index", nil)
-	if err != nil {
+	ans, err := n.call(ctx, addr, http.MethodPost, "/internal/v1/read-index", nil)
+	if err := classify(addr, ans, err, effectFree); err != nil {
 		return 0, err
 	}
-	resp, err := n.client.Do(req)
+	idx, err := strconv.ParseUint(strings.TrimSpace(string(ans.body)), 10, 64)
 	if err != nil {
-		// A read has no effect; any failure may be retried.
-		return 0, fmt.Errorf("%w: %v", errRetry, err)
+		return 0, fmt.Errorf("%w: read index from %s: %v", errRetry, addr, err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("%w: read index from %s: %d %s", errRetry, addr, resp.StatusCode, strings.TrimSpace(string(body)))
-	}
-	return strconv.ParseUint(strings.TrimSpace(string(body)), 10, 64)
+	return idx, nil
 }
 
 func (n *Node) handleReadIndex(w http.ResponseWriter, _ *http.Request) {
@@ -191,9 +167,4 @@ func (v *verifier) run(r *raft.Raft, rd *verifyRound) {
 	v.mu.Unlock()
 	rd.err = r.VerifyLeader().Error()
 	close(rd.done)
-}
-
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
