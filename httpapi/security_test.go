@@ -19,6 +19,7 @@ import (
 	"github.com/zaqar-raft/zaqar/auth"
 	"github.com/zaqar-raft/zaqar/httpapi"
 	"github.com/zaqar-raft/zaqar/internal/testcluster"
+	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/server"
 	"github.com/zaqar-raft/zaqar/service"
 )
@@ -338,7 +339,7 @@ func TestSecurity_PolicyFileThatCannotBeEnforcedStopsTheNode(t *testing.T) {
 	if err := os.WriteFile(path, []byte(`{"queues:delete": "role:admin or "}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := server.Start(server.Config{NodeID: "n1", DataDir: t.TempDir(), APIAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", PolicyFile: path})
+	_, err := server.Start(server.Config{NodeID: "n1", DataDir: t.TempDir(), APIAddr: "127.0.0.1:0", Raft: raftnode.Config{RaftAddr: "127.0.0.1:0"}, PolicyFile: path})
 	if err == nil || !strings.Contains(err.Error(), "policy") {
 		t.Fatalf("server.Start with a bad policy file: %v, want a policy error", err)
 	}

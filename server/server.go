@@ -23,6 +23,7 @@ import (
 	"github.com/zaqar-raft/zaqar/auth"
 	"github.com/zaqar-raft/zaqar/fsm"
 	"github.com/zaqar-raft/zaqar/httpapi"
+	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/service"
@@ -32,20 +33,16 @@ import (
 
 // Config configures one node.
 type Config struct {
-	NodeID   string
-	DataDir  string
-	APIAddr  string // REST listen address
-	RaftAddr string // Raft and node-to-node listen address
-	// RaftAdvertise is the Raft address other nodes dial (default RaftAddr).
-	RaftAdvertise string
-	// RaftSourceIP is the local address to dial other nodes from.
-	RaftSourceIP string
-	Bootstrap    []raftnode.Peer
-	Join         []string
-	// APIListener and RaftListener, if set, are used instead of listening
-	// on the addresses above (tests bind first so addresses are known).
-	APIListener  net.Listener
-	RaftListener net.Listener
+	NodeID  string
+	DataDir string
+	APIAddr string // REST listen address
+	// APIListener, if set, is used instead of listening on APIAddr (tests
+	// bind first so addresses are known).
+	APIListener net.Listener
+	// Raft configures the node's Raft member: its node port, peers, timeouts,
+	// log store and peer TLS. Start fills in NodeID, DataDir, the logger and
+	// the observers.
+	Raft raftnode.Config
 
 	// WSAddr, if set, is an extra listener that serves the websocket API on
 	// any path (upstream Zaqar's separate websocket port). The websocket
@@ -80,27 +77,27 @@ type Config struct {
 	RequestTimeout  time.Duration
 	GCInterval      time.Duration
 
-	HeartbeatTimeout  time.Duration
-	ElectionTimeout   time.Duration
-	SnapshotInterval  time.Duration
-	SnapshotThreshold uint64
-	TrailingLogs      uint64
-	// NoFsync turns off fsync of the Raft log (tests and benchmarks only).
-	NoFsync bool
-	// RaftLogStore is the Raft log store of a new data directory
-	// (raftnode.LogStoreBolt, the default, or raftnode.LogStoreWAL).
-	RaftLogStore string
 	// CacheBytes is Pebble's block cache (0: the store's default).
 	CacheBytes int64
 
-	Logger       *slog.Logger
-	RaftLogLevel string
+	// TLS, if set, serves the REST and websocket ports over TLS (https://,
+	// wss://) with this reloadable certificate; TLSClientAuth says what is
+	// asked of client certificates (verified against TLS's CA bundle).
+	TLS           *tlsconf.Source
+	TLSClientAuth tlsconf.ClientAuth
+	// InsecurePeers silences the warning about a plain-text node port on a
+	// non-loopback address.
+	InsecurePeers bool
+
+	Logger *slog.Logger
 }
 
 // Server is one running node.
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
+	policy   *auth.Policy
+	keystone *auth.Keystone // nil: noauth
 	store    *store.Store
 	node     *raftnode.Node
 	svc      *service.Service
@@ -112,6 +109,9 @@ type Server struct {
 	pprof    *http.Server
 	wsLn     net.Listener
 	registry *prometheus.Registry
+	// applyHook connects the node's FSM to the notifier, which is built
+	// after the node.
+	applyHook atomic.Pointer[notify.Notifier]
 
 	draining atomic.Bool
 
@@ -122,105 +122,152 @@ type Server struct {
 }
 
 // Start opens the node's storage, joins or forms the Raft cluster and
-// starts serving the REST API.
+// starts serving the REST API. On error everything it opened is closed
+// again.
 func Start(cfg Config) (*Server, error) {
 	if cfg.NodeID == "" {
 		return nil, errors.New("server: node id is required")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg.setDefaults()
+	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID)}
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"load the policy and Keystone settings", s.loadAuth},
+		{"open the store", s.openStore},
+		{"open the Raft node", s.openNode},
+		{"listen", s.listen},
+		{"build the API", s.buildAPI},
 	}
-	if cfg.Limits == (service.Limits{}) {
-		cfg.Limits = service.DefaultLimits()
-	}
-	log := cfg.Logger.With("node", cfg.NodeID)
-	if cfg.MaxHeaderBytes == 0 {
-		cfg.MaxHeaderBytes = 64 << 10
-	}
-	policy := auth.DefaultPolicy()
-	if cfg.PolicyFile != "" {
-		p, err := auth.LoadPolicy(cfg.PolicyFile)
-		if err != nil {
-			return nil, err
+	for _, step := range steps {
+		if err := step.run(); err != nil {
+			s.teardown()
+			return nil, fmt.Errorf("server: %s: %w", step.name, err)
 		}
-		policy = p
 	}
-	var keystone *auth.Keystone
-	if cfg.Keystone.AuthURL != "" {
-		k, err := auth.NewKeystone(cfg.Keystone)
-		if err != nil {
-			return nil, err
-		}
-		keystone = k
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("server: create data dir: %w", err)
-	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "pebble"), store.Options{CacheBytes: cfg.CacheBytes})
-	if err != nil {
-		return nil, err
-	}
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// The notifier needs the node, and the node's FSM reports applies to
-	// the notifier: the hook is connected once both exist.
-	var applyHook atomic.Pointer[notify.Notifier]
-	nm := newNodeMetrics(registry)
-	node, err := raftnode.Open(raftnode.Config{
-		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, Advertise: cfg.RaftAdvertise, SourceIP: cfg.RaftSourceIP,
-		Listener: cfg.RaftListener, Bootstrap: cfg.Bootstrap, Join: cfg.Join,
-		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
-		SnapshotInterval: cfg.SnapshotInterval, SnapshotThreshold: cfg.SnapshotThreshold,
-		TrailingLogs: cfg.TrailingLogs, NoFsync: cfg.NoFsync, LogStore: cfg.RaftLogStore,
-		Logger: log, RaftLogLevel: cfg.RaftLogLevel, ApplyObserver: newApplyMetrics(registry),
-		ObserveSnapshot: nm.snapshot, ObserveCommit: nm.commit,
-		OnApply: func(results []*fsm.EntryResult) {
-			if n := applyHook.Load(); n != nil {
-				n.OnApply(results)
-			}
-		},
-	}, st)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	s := &Server{cfg: cfg, log: log, store: st, node: node, registry: registry}
-	s.svc = service.New(node, st, service.Config{
-		Limits: cfg.Limits, SignedURLSecret: cfg.SignedURLSecret, GCInterval: cfg.GCInterval, Logger: log,
-		Notifications: cfg.Notifications, Policy: policy, RateLimit: cfg.RateLimit,
-	})
-	registerNodeMetrics(registry, node, st)
+	s.serve()
+	s.warnIfNodePortOpen()
+	s.log.Info("node started", "api", s.APIAddr(), "tls", cfg.TLS != nil, "raft", s.node.Addr(), "peer_tls", cfg.Raft.PeerTLS != nil, "data_dir", cfg.DataDir)
+	return s, nil
+}
 
-	s.api = cfg.APIListener
-	if s.api == nil {
-		if s.api, err = net.Listen("tcp", cfg.APIAddr); err != nil {
-			node.Close()
-			st.Close()
-			return nil, fmt.Errorf("server: listen on %s: %w", cfg.APIAddr, err)
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if c.Limits == (service.Limits{}) {
+		c.Limits = service.DefaultLimits()
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+}
+
+func (s *Server) loadAuth() error {
+	s.policy = auth.DefaultPolicy()
+	if s.cfg.PolicyFile != "" {
+		p, err := auth.LoadPolicy(s.cfg.PolicyFile)
+		if err != nil {
+			return err
+		}
+		s.policy = p
+	}
+	if s.cfg.Keystone.AuthURL != "" {
+		k, err := auth.NewKeystone(s.cfg.Keystone)
+		if err != nil {
+			return err
+		}
+		s.keystone = k
+	}
+	return nil
+}
+
+func (s *Server) openStore() error {
+	if err := os.MkdirAll(s.cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	st, err := store.Open(filepath.Join(s.cfg.DataDir, "pebble"), store.Options{CacheBytes: s.cfg.CacheBytes})
+	if err != nil {
+		return err
+	}
+	s.store = st
+	return nil
+}
+
+// openNode opens the Raft member and the service over it.
+func (s *Server) openNode() error {
+	s.registry = prometheus.NewRegistry()
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	nm := newNodeMetrics(s.registry)
+	rc := s.cfg.Raft
+	rc.NodeID, rc.DataDir, rc.Logger = s.cfg.NodeID, s.cfg.DataDir, s.log
+	rc.ApplyObserver, rc.ObserveSnapshot, rc.ObserveCommit = newApplyMetrics(s.registry), nm.snapshot, nm.commit
+	rc.OnApply = func(results []*fsm.EntryResult) {
+		if n := s.applyHook.Load(); n != nil {
+			n.OnApply(results)
 		}
 	}
+	node, err := raftnode.Open(rc, s.store)
+	if err != nil {
+		return err
+	}
+	s.node = node
+	s.svc = service.New(node, s.store, service.Config{
+		Limits: s.cfg.Limits, SignedURLSecret: s.cfg.SignedURLSecret, GCInterval: s.cfg.GCInterval, Logger: s.log,
+		Notifications: s.cfg.Notifications, Policy: s.policy, RateLimit: s.cfg.RateLimit,
+	})
+	registerNodeMetrics(s.registry, node, s.store)
+	return nil
+}
+
+// listen binds the REST port (and the extra websocket port, if any), with
+// TLS when a certificate is configured.
+func (s *Server) listen() error {
+	s.api = s.cfg.APIListener
+	if s.api == nil {
+		ln, err := net.Listen("tcp", s.cfg.APIAddr)
+		if err != nil {
+			return err
+		}
+		s.api = ln
+	}
+	if s.cfg.WSAddr != "" {
+		ln, err := net.Listen("tcp", s.cfg.WSAddr)
+		if err != nil {
+			return err
+		}
+		s.wsLn = ln
+	}
+	return nil
+}
+
+// buildAPI builds the websocket and REST transports, the notifier, and the
+// HTTP servers that carry them.
+func (s *Server) buildAPI() error {
+	cfg := s.cfg
 	wsCfg := cfg.WS
-	wsCfg.Service, wsCfg.Registry, wsCfg.Logger, wsCfg.NodeID = s.svc, registry, log, cfg.NodeID
-	if keystone != nil {
-		wsCfg.Auth = keystone
+	wsCfg.Service, wsCfg.Registry, wsCfg.Logger, wsCfg.NodeID = s.svc, s.registry, s.log, cfg.NodeID
+	if s.keystone != nil {
+		wsCfg.Auth = s.keystone
 	}
 	if wsCfg.RequestTimeout == 0 {
 		wsCfg.RequestTimeout = cfg.RequestTimeout
 	}
 	s.ws = wsapi.New(wsCfg)
 	nc := cfg.Notify
-	nc.Store, nc.Node, nc.Pusher, nc.Registry, nc.Logger = st, node, s.ws, registry, log.With("component", "notify")
+	nc.Store, nc.Node, nc.Pusher, nc.Registry, nc.Logger = s.store, s.node, s.ws, s.registry, s.log.With("component", "notify")
 	nc.RequireConfirmation = cfg.Notifications.RequireConfirmation
 	s.notifier = notify.New(nc)
 	s.svc.SetConfirmer(s.notifier)
-	node.HandleInternal(s.notifier.PushHandler())
-	applyHook.Store(s.notifier)
+	s.node.HandleInternal(s.notifier.PushHandler())
+	s.applyHook.Store(s.notifier)
 	restCfg := httpapi.Config{
-		Service: s.svc, Cluster: node, Registry: s.registry, Logger: log, RequestTimeout: cfg.RequestTimeout,
+		Service: s.svc, Cluster: s.node, Registry: s.registry, Logger: s.log, RequestTimeout: cfg.RequestTimeout,
 		Digest: s.digest, Operations: s, CORS: cfg.CORS, MaxHeaderBytes: cfg.MaxHeaderBytes, MaxConcurrent: cfg.MaxConcurrentRequests,
 	}
-	if keystone != nil {
-		restCfg.Auth = keystone
+	if s.keystone != nil {
+		restCfg.Auth = s.keystone
 	}
 	rest := httpapi.New(restCfg)
 	// A websocket upgrade on "/" goes to the websocket API, everything
@@ -232,15 +279,6 @@ func Start(cfg Config) (*Server, error) {
 		}
 		rest.ServeHTTP(w, r)
 	})
-	if cfg.WSAddr != "" {
-		if s.wsLn, err = net.Listen("tcp", cfg.WSAddr); err != nil {
-			s.api.Close()
-			node.Close()
-			st.Close()
-			return nil, fmt.Errorf("server: listen on %s: %w", cfg.WSAddr, err)
-		}
-		s.wsHTTP = &http.Server{Handler: s.ws, ReadHeaderTimeout: 10 * time.Second}
-	}
 	s.http = &http.Server{
 		Handler:           root,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -249,24 +287,17 @@ func Start(cfg Config) (*Server, error) {
 		MaxHeaderBytes:    4 * cfg.MaxHeaderBytes, // the handler answers 431 with a Zaqar body past MaxHeaderBytes
 		WriteTimeout:      2 * time.Minute,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	s.bg.Add(2)
-	go func() {
-		defer s.bg.Done()
-		if err := s.http.Serve(s.api); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("REST server stopped", "err", err)
+	if s.wsLn != nil {
+		s.wsHTTP = &http.Server{Handler: s.ws, ReadHeaderTimeout: 10 * time.Second}
+	}
+	if cfg.TLS != nil {
+		// HTTP/2 is offered to REST clients (net/http adds h2 when it
+		// serves TLS); websocket clients upgrade over HTTP/1.1.
+		s.http.TLSConfig = cfg.TLS.ServerConfig(cfg.TLSClientAuth)
+		if s.wsHTTP != nil {
+			s.wsHTTP.TLSConfig = cfg.TLS.ServerConfig(cfg.TLSClientAuth)
 		}
-	}()
-	go func() {
-		defer s.bg.Done()
-		s.svc.RunMaintenance(ctx)
-	}()
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		s.notifier.Run(ctx)
-	}()
+	}
 	if cfg.PprofAddr != "" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -275,26 +306,111 @@ func Start(cfg Config) (*Server, error) {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		s.pprof = &http.Server{Addr: cfg.PprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		s.bg.Add(1)
-		go func() {
-			defer s.bg.Done()
-			if err := s.pprof.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("profiler server stopped", "err", err)
-			}
-		}()
 	}
-	if s.wsHTTP != nil {
-		s.bg.Add(1)
-		go func() {
-			defer s.bg.Done()
-			if err := s.wsHTTP.Serve(s.wsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("websocket server stopped", "err", err)
-			}
-		}()
-	}
-	log.Info("node started", "api", s.api.Addr().String(), "raft", node.Addr(), "data_dir", cfg.DataDir)
-	return s, nil
+	return nil
 }
+
+// serve starts the background work: the HTTP servers, maintenance, the
+// notifier and the TLS file watchers.
+func (s *Server) serve() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.goServe("REST", s.http, s.api)
+	if s.wsHTTP != nil {
+		s.goServe("websocket", s.wsHTTP, s.wsLn)
+	}
+	if s.pprof != nil {
+		s.goServe("profiler", s.pprof, nil)
+	}
+	s.goRun(func() { s.svc.RunMaintenance(ctx) })
+	s.goRun(func() { s.notifier.Run(ctx) })
+	for _, src := range s.tlsSources() {
+		s.goRun(func() { src.Watch(ctx, tlsWatchInterval, s.log) })
+	}
+}
+
+// tlsWatchInterval is how often the TLS files are checked for changes.
+const tlsWatchInterval = 2 * time.Second
+
+func (s *Server) goRun(fn func()) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		fn()
+	}()
+}
+
+// goServe runs srv on ln (on srv.Addr if ln is nil), with TLS when srv has
+// a TLS configuration.
+func (s *Server) goServe(name string, srv *http.Server, ln net.Listener) {
+	s.goRun(func() {
+		var err error
+		switch {
+		case ln == nil:
+			err = srv.ListenAndServe()
+		case srv.TLSConfig != nil:
+			err = srv.ServeTLS(ln, "", "")
+		default:
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error(name+" server stopped", "err", err)
+		}
+	})
+}
+
+// tlsSources are the node's reloadable TLS identities.
+func (s *Server) tlsSources() []*tlsconf.Source {
+	var out []*tlsconf.Source
+	for _, src := range []*tlsconf.Source{s.cfg.TLS, s.cfg.Raft.PeerTLS} {
+		if src != nil {
+			out = append(out, src)
+		}
+	}
+	return out
+}
+
+// ReloadTLS reads the REST and peer certificates again if their files
+// changed (the binary calls it on SIGHUP; the files are also watched).
+// Connections in progress keep the certificate they started with.
+func (s *Server) ReloadTLS() error {
+	var errs []error
+	for _, src := range s.tlsSources() {
+		changed, err := src.Reload()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if changed {
+			s.log.Info("TLS certificate reloaded", "cert", src.Files().Cert, "subject", src.Subject())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// warnIfNodePortOpen warns loudly when the node port is plain text on an
+// address other hosts can reach, unless the operator said it is meant.
+func (s *Server) warnIfNodePortOpen() {
+	if s.cfg.Raft.PeerTLS != nil || s.cfg.InsecurePeers {
+		return
+	}
+	addr := s.cfg.Raft.RaftAddr
+	if s.cfg.Raft.Listener != nil {
+		addr = s.cfg.Raft.Listener.Addr().String()
+	}
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || host == "localhost" {
+			return
+		}
+	}
+	s.log.Warn("!!! THE NODE PORT " + addr + " IS PLAIN TEXT AND UNAUTHENTICATED ON A NON-LOOPBACK ADDRESS: anyone who can reach it can " +
+		"write any project's data, change membership and read cluster state. Start every node with -peer-tls-ca, -peer-tls-cert and " +
+		"-peer-tls-key (docs/security.md), or pass -insecure-peers if the network is private and this is meant. !!!")
+}
+
+// Fatal delivers an error when the node cannot run as configured (for
+// example the cluster it should join refuses it); the binary exits.
+func (s *Server) Fatal() <-chan error { return s.node.Fatal() }
 
 // APIAddr returns the REST listen address.
 func (s *Server) APIAddr() string { return s.api.Addr().String() }
@@ -342,25 +458,44 @@ func (s *Server) Store() *store.Store { return s.store }
 // shuts down and the store is closed.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.ws.Close()
-		if s.pprof != nil {
-			_ = s.pprof.Shutdown(ctx)
-		}
-		if s.wsHTTP != nil {
-			_ = s.wsHTTP.Shutdown(ctx)
-		}
-		_ = s.http.Shutdown(ctx)
-		s.cancel()
-		if err := s.node.Close(); err != nil {
-			s.closeErr = err
-		}
-		s.bg.Wait()
-		if err := s.store.Close(); err != nil && s.closeErr == nil {
-			s.closeErr = err
-		}
+		s.closeErr = s.teardown()
 		s.log.Info("node stopped")
 	})
 	return s.closeErr
+}
+
+// teardown stops and closes whatever the server has started or opened, in
+// reverse order; each part may be missing (Start failed before it).
+func (s *Server) teardown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if s.ws != nil {
+		s.ws.Close()
+	}
+	for _, srv := range []*http.Server{s.pprof, s.wsHTTP, s.http} {
+		if srv != nil {
+			_ = srv.Shutdown(ctx)
+		}
+	}
+	// Listeners no server has taken over yet (closing one twice is
+	// harmless).
+	for _, ln := range []net.Listener{s.api, s.wsLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	var err error
+	if s.node != nil {
+		err = s.node.Close()
+	}
+	s.bg.Wait()
+	if s.store != nil {
+		if cerr := s.store.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
 }

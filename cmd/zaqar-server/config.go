@@ -12,6 +12,7 @@ import (
 
 	"github.com/zaqar-raft/zaqar/auth"
 	"github.com/zaqar-raft/zaqar/httpapi"
+	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/server"
@@ -64,6 +65,13 @@ type options struct {
 	maxHeaderBytes int
 	maxConcurrent  int
 	rateLimit      service.RateLimit
+
+	// tls is the REST port's certificate (and the CA of client
+	// certificates); peerTLS the node port's mutual TLS.
+	tls           tlsconf.Files
+	tlsClientAuth string
+	peerTLS       tlsconf.Files
+	insecurePeers bool
 }
 
 func newFlagSet(o *options) *flag.FlagSet {
@@ -79,6 +87,14 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.raftSourceIP, "raft-source-ip", "", "local IP to dial other nodes from (default: the system's choice)")
 	fs.StringVar(&o.bootstrap, "bootstrap", "", "initial voters as id=host:port,... (default: this node alone, unless -join is set)")
 	fs.StringVar(&o.join, "join", "", "Raft addresses of existing members to join through, comma-separated")
+	fs.StringVar(&o.tls.Cert, "tls-cert", "", "PEM certificate chain of the REST and websocket port: https:// and wss:// instead of http:// and ws:// (reloaded when the file changes and on SIGHUP)")
+	fs.StringVar(&o.tls.Key, "tls-key", "", "PEM private key of -tls-cert")
+	fs.StringVar(&o.tls.CA, "tls-client-ca", "", "PEM CA bundle that verifies certificates REST clients present (see -tls-client-auth)")
+	fs.StringVar(&o.tlsClientAuth, "tls-client-auth", "verify-if-given", `with -tls-client-ca: "verify-if-given" (clients without a certificate are served) or "require"`)
+	fs.StringVar(&o.peerTLS.CA, "peer-tls-ca", "", "PEM CA bundle of node certificates: with -peer-tls-cert and -peer-tls-key the node port speaks only mutual TLS and admits only nodes holding a certificate from this CA")
+	fs.StringVar(&o.peerTLS.Cert, "peer-tls-cert", "", "PEM certificate of this node on the node port; its common name must be -node-id (reloaded when the file changes and on SIGHUP)")
+	fs.StringVar(&o.peerTLS.Key, "peer-tls-key", "", "PEM private key of -peer-tls-cert")
+	fs.BoolVar(&o.insecurePeers, "insecure-peers", false, "run the node port in plain text on a non-loopback address without the warning (whoever reaches the port can write to the log; only on a network nothing else can reach)")
 	fs.StringVar(&o.authStrategy, "auth-strategy", "", `authentication: "" or "noauth" (trust X-Project-ID and X-Roles), or "keystone"`)
 	fs.StringVar(&o.keystone.AuthURL, "keystone-auth-url", "", "Keystone v3 URL, e.g. http://keystone:5000/v3 (auth-strategy keystone)")
 	fs.StringVar(&o.keystone.Username, "keystone-username", "", "service user that validates tokens")
@@ -248,6 +264,20 @@ func (o *options) check() error {
 	default:
 		return fmt.Errorf("unknown auth-strategy %q", o.authStrategy)
 	}
+	if o.tls.CA != "" && o.tls.Cert == "" {
+		return errors.New("-tls-client-ca needs -tls-cert and -tls-key")
+	}
+	if (o.tls.Cert == "") != (o.tls.Key == "") {
+		return errors.New("-tls-cert and -tls-key go together")
+	}
+	switch o.tlsClientAuth {
+	case "verify-if-given", "require":
+	default:
+		return fmt.Errorf("tls-client-auth must be verify-if-given or require, not %q", o.tlsClientAuth)
+	}
+	if p := o.peerTLS; (p.CA != "" || p.Cert != "" || p.Key != "") && (p.CA == "" || p.Cert == "" || p.Key == "") {
+		return errors.New("peer TLS needs all of -peer-tls-ca, -peer-tls-cert and -peer-tls-key")
+	}
 	switch o.limits.ClientIDMode {
 	case "strict", "off":
 	default:
@@ -256,11 +286,18 @@ func (o *options) check() error {
 	return nil
 }
 
-// serverConfig turns options into a server configuration.
+// serverConfig turns options into a server configuration. It reads the TLS
+// files, so that a missing or broken one stops the start with a clear error.
 func (o *options) serverConfig() (server.Config, error) {
 	cfg := server.Config{
-		NodeID: o.nodeID, DataDir: o.dataDir, APIAddr: o.apiAddr, RaftAddr: o.raftAddr, RaftAdvertise: o.raftAdvertise,
-		WSAddr: o.wsAddr, RaftSourceIP: o.raftSourceIP, PprofAddr: o.pprofAddr,
+		NodeID: o.nodeID, DataDir: o.dataDir, APIAddr: o.apiAddr,
+		WSAddr: o.wsAddr, PprofAddr: o.pprofAddr,
+		Raft: raftnode.Config{
+			RaftAddr: o.raftAddr, Advertise: o.raftAdvertise, SourceIP: o.raftSourceIP,
+			HeartbeatTimeout: o.heartbeat, ElectionTimeout: o.election, SnapshotInterval: o.snapshotInterval,
+			SnapshotThreshold: o.snapshotThreshold, TrailingLogs: o.trailingLogs, NoFsync: o.noFsync,
+			LogStore: o.raftLogStore, RaftLogLevel: o.raftLogLevel,
+		},
 		WS: wsapi.Config{
 			MaxFrameBytes: o.wsMaxFrame, MaxInFlight: o.wsMaxInFlight, WriteTimeout: o.wsWriteTimeout,
 			PingInterval: o.wsPingInterval, PongTimeout: o.wsPongTimeout, IdleTimeout: o.wsIdleTimeout,
@@ -272,27 +309,41 @@ func (o *options) serverConfig() (server.Config, error) {
 			RequireConfirmation: o.requireConfirmation, PublicURL: o.publicURL, PublicWebsocketURL: o.publicWSURL,
 		},
 		Limits: o.limits, SignedURLSecret: o.signedSecret, RequestTimeout: o.requestTimeout, GCInterval: o.gcInterval,
-		HeartbeatTimeout: o.heartbeat, ElectionTimeout: o.election, SnapshotInterval: o.snapshotInterval,
-		SnapshotThreshold: o.snapshotThreshold, TrailingLogs: o.trailingLogs, NoFsync: o.noFsync, CacheBytes: o.cacheBytes,
-		RaftLogStore: o.raftLogStore,
-		RaftLogLevel: o.raftLogLevel,
+		CacheBytes: o.cacheBytes, InsecurePeers: o.insecurePeers,
 	}
 	for _, j := range strings.Split(o.join, ",") {
 		if j = strings.TrimSpace(j); j != "" {
-			cfg.Join = append(cfg.Join, j)
+			cfg.Raft.Join = append(cfg.Raft.Join, j)
 		}
 	}
 	peers, err := raftnode.ParsePeers(o.bootstrap)
 	if err != nil {
 		return cfg, err
 	}
-	if len(peers) == 0 && len(cfg.Join) == 0 {
+	if len(peers) == 0 && len(cfg.Raft.Join) == 0 {
 		adv := o.raftAdvertise
 		if adv == "" {
 			adv = o.raftAddr
 		}
 		peers = []raftnode.Peer{{ID: o.nodeID, Address: adv}}
 	}
-	cfg.Bootstrap = peers
+	cfg.Raft.Bootstrap = peers
+	if o.tls.Cert != "" {
+		if cfg.TLS, err = tlsconf.Load(o.tls); err != nil {
+			return cfg, fmt.Errorf("REST TLS: %w", err)
+		}
+		cfg.TLSClientAuth = tlsconf.NoClientCert
+		if o.tls.CA != "" {
+			cfg.TLSClientAuth = tlsconf.VerifyIfGiven
+			if o.tlsClientAuth == "require" {
+				cfg.TLSClientAuth = tlsconf.RequireClientCert
+			}
+		}
+	}
+	if o.peerTLS.Cert != "" {
+		if cfg.Raft.PeerTLS, err = tlsconf.Load(o.peerTLS); err != nil {
+			return cfg, fmt.Errorf("peer TLS: %w", err)
+		}
+	}
 	return cfg, nil
 }

@@ -21,11 +21,11 @@ func TestOptions_NoArgumentsIsASingleNodeClusterInDotData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.NodeID != "node1" || cfg.DataDir != "./data" || cfg.APIAddr != "127.0.0.1:8888" || cfg.RaftAddr != "127.0.0.1:7888" {
+	if cfg.NodeID != "node1" || cfg.DataDir != "./data" || cfg.APIAddr != "127.0.0.1:8888" || cfg.Raft.RaftAddr != "127.0.0.1:7888" {
 		t.Fatalf("defaults: %+v", cfg)
 	}
-	if want := []raftnode.Peer{{ID: "node1", Address: "127.0.0.1:7888"}}; !reflect.DeepEqual(cfg.Bootstrap, want) {
-		t.Fatalf("bootstrap %v, want %v", cfg.Bootstrap, want)
+	if want := []raftnode.Peer{{ID: "node1", Address: "127.0.0.1:7888"}}; !reflect.DeepEqual(cfg.Raft.Bootstrap, want) {
+		t.Fatalf("bootstrap %v, want %v", cfg.Raft.Bootstrap, want)
 	}
 	if cfg.Limits.MaxMessagesPostSize != 262144 || cfg.Limits.ClientIDMode != "strict" {
 		t.Fatalf("limits: %+v", cfg.Limits)
@@ -56,8 +56,8 @@ func TestOptions_FlagBeatsEnvironmentBeatsFileBeatsDefault(t *testing.T) {
 	if cfg.NodeID != "from-file" || cfg.Limits.MaxMessagesPostSize != 1000 || !cfg.Limits.EnableChecksum {
 		t.Errorf("file settings not applied: %+v", cfg)
 	}
-	if !reflect.DeepEqual(cfg.Join, []string{"10.0.0.1:7888", "10.0.0.2:7888"}) || len(cfg.Bootstrap) != 0 {
-		t.Errorf("a joining node must not bootstrap: join %v bootstrap %v", cfg.Join, cfg.Bootstrap)
+	if !reflect.DeepEqual(cfg.Raft.Join, []string{"10.0.0.1:7888", "10.0.0.2:7888"}) || len(cfg.Raft.Bootstrap) != 0 {
+		t.Errorf("a joining node must not bootstrap: join %v bootstrap %v", cfg.Raft.Join, cfg.Raft.Bootstrap)
 	}
 }
 

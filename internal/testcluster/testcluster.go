@@ -98,15 +98,17 @@ func (c *Cluster) config(node *Node, bootstrap []raftnode.Peer, join []string) s
 		out = os.Stderr
 	}
 	cfg := server.Config{
-		NodeID: node.ID, DataDir: node.Dir, APIAddr: node.APIAddr, RaftAddr: node.RaftAddr,
-		Bootstrap: bootstrap, Join: join,
-		HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
-		GCInterval: 200 * time.Millisecond, NoFsync: true,
-		Logger:       slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level})),
-		RaftLogLevel: "error",
+		NodeID: node.ID, DataDir: node.Dir, APIAddr: node.APIAddr,
+		Raft: raftnode.Config{
+			RaftAddr: node.RaftAddr, Bootstrap: bootstrap, Join: join,
+			HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
+			NoFsync: true, RaftLogLevel: "error",
+		},
+		GCInterval: 200 * time.Millisecond,
+		Logger:     slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level})),
 	}
 	if out != io.Discard {
-		cfg.RaftLogLevel = "info"
+		cfg.Raft.RaftLogLevel = "info"
 	}
 	c.modify(&cfg)
 	return cfg
@@ -115,7 +117,7 @@ func (c *Cluster) config(node *Node, bootstrap []raftnode.Peer, join []string) s
 func (c *Cluster) startNode(node *Node, raftLn, apiLn net.Listener, bootstrap []raftnode.Peer, join []string) {
 	c.t.Helper()
 	cfg := c.config(node, bootstrap, join)
-	cfg.RaftListener, cfg.APIListener = raftLn, apiLn
+	cfg.Raft.Listener, cfg.APIListener = raftLn, apiLn
 	srv, err := server.Start(cfg)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", node.ID, err)
