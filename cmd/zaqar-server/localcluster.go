@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 )
 
 // runLocalCluster starts N nodes of this binary on 127.0.0.1 as child
@@ -20,6 +22,7 @@ func runLocalCluster(args []string) int {
 	dataDir := fs.String("data-dir", "./data", "parent directory of the nodes' data directories")
 	apiPort := fs.Int("api-port", 8888, "REST port of the first node; the others follow")
 	raftPort := fs.Int("raft-port", 7888, "Raft port of the first node; the others follow")
+	useTLS := fs.Bool("tls", false, "write a development CA and node certificates under <data-dir>/tls (kept if there) and serve https/wss on the REST ports and mutual TLS on the Raft ports")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -29,9 +32,17 @@ func runLocalCluster(args []string) int {
 		fmt.Fprintln(os.Stderr, "local-cluster:", err)
 		return 1
 	}
-	var peers []string
+	var peers, ids []string
 	for i := 0; i < *nodes; i++ {
 		peers = append(peers, fmt.Sprintf("node%d=127.0.0.1:%d", i+1, *raftPort+i))
+		ids = append(ids, fmt.Sprintf("node%d", i+1))
+	}
+	tlsDir := filepath.Join(*dataDir, "tls")
+	if *useTLS {
+		if err := (tlsconf.DevelopmentSet{Dir: tlsDir, Nodes: ids}).Write(); err != nil {
+			fmt.Fprintln(os.Stderr, "local-cluster:", err)
+			return 1
+		}
 	}
 	var procs []*exec.Cmd
 	for i := 0; i < *nodes; i++ {
@@ -43,6 +54,11 @@ func runLocalCluster(args []string) int {
 			"-raft-addr", fmt.Sprintf("127.0.0.1:%d", *raftPort+i),
 			"-bootstrap", strings.Join(peers, ","),
 		}, extra...)
+		if *useTLS {
+			cert, key := filepath.Join(tlsDir, id+".pem"), filepath.Join(tlsDir, id+"-key.pem")
+			nodeArgs = append(nodeArgs, "-tls-cert", cert, "-tls-key", key,
+				"-peer-tls-ca", filepath.Join(tlsDir, "ca.pem"), "-peer-tls-cert", cert, "-peer-tls-key", key)
+		}
 		cmd := exec.Command(self, nodeArgs...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Start(); err != nil {
@@ -52,9 +68,17 @@ func runLocalCluster(args []string) int {
 		}
 		procs = append(procs, cmd)
 	}
+	scheme := "http"
+	if *useTLS {
+		scheme = "https"
+	}
 	fmt.Printf("\nlocal cluster of %d nodes (data under %s):\n", *nodes, *dataDir)
 	for i := 0; i < *nodes; i++ {
-		fmt.Printf("  node%d  http://127.0.0.1:%d  (raft 127.0.0.1:%d)\n", i+1, *apiPort+i, *raftPort+i)
+		fmt.Printf("  node%d  %s://127.0.0.1:%d  (raft 127.0.0.1:%d)\n", i+1, scheme, *apiPort+i, *raftPort+i)
+	}
+	if *useTLS {
+		fmt.Printf("TLS: the CA is %s (curl --cacert %s %s://127.0.0.1:%d/v2/ping); the node ports speak mutual TLS\n",
+			filepath.Join(tlsDir, "ca.pem"), filepath.Join(tlsDir, "ca.pem"), scheme, *apiPort)
 	}
 	fmt.Printf("press Ctrl-C to stop all nodes\n\n")
 

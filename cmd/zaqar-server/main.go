@@ -5,6 +5,7 @@
 //	zaqar-server [flags]                 run a node
 //	zaqar-server local-cluster [flags]   run a local N-node cluster (default 3)
 //	zaqar-server recover [flags]         give a stopped node a new set of voters after quorum loss
+//	zaqar-server certs [flags]           write a throwaway CA and node certificates for TLS
 package main
 
 import (
@@ -27,6 +28,8 @@ func main() {
 			os.Exit(runLocalCluster(os.Args[2:]))
 		case "recover":
 			os.Exit(runRecover(os.Args[2:]))
+		case "certs":
+			os.Exit(runCerts(os.Args[2:]))
 		}
 	}
 	os.Exit(run(os.Args[1:]))
@@ -55,15 +58,30 @@ func run(args []string) int {
 		cfg.Logger.Error("start failed", "err", err)
 		return 1
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
-	cfg.Logger.Info("shutting down", "signal", s.String())
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	code := 0
+	for done := false; !done; {
+		select {
+		case <-hup:
+			if err := srv.ReloadTLS(); err != nil {
+				cfg.Logger.Error("SIGHUP: TLS files could not be reloaded; the previous certificates stay in use", "err", err)
+			}
+		case s := <-stop:
+			cfg.Logger.Info("shutting down", "signal", s.String())
+			done = true
+		case err := <-srv.Fatal():
+			cfg.Logger.Error("stopping: this node cannot run as configured", "err", err)
+			code, done = 1, true
+		}
+	}
 	if err := srv.Close(); err != nil {
 		cfg.Logger.Error("shutdown", "err", err)
 		return 1
 	}
-	return 0
+	return code
 }
 
 func newLogger(level, format string) *slog.Logger {
