@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/smtp"
+	"net/textproto"
 	"net/url"
 	"os/exec"
 	"strconv"
@@ -189,7 +190,8 @@ func sendEmail(ctx context.Context, cfg EmailConfig, m emailMessage) error {
 
 // smtpError makes 5xx SMTP replies permanent; 4xx and others are retried.
 func smtpError(err error) error {
-	if msg := err.Error(); len(msg) >= 3 && msg[0] == '5' {
+	var reply *textproto.Error
+	if errors.As(err, &reply) && reply.Code >= 500 && reply.Code < 600 {
 		return permanent(err)
 	}
 	return err

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/store"
 )
 
@@ -28,7 +29,8 @@ type Node interface {
 	Propose(ctx context.Context, cmds ...fsm.Command) (*fsm.EntryResult, error)
 	IsLeader() bool
 	ID() string
-	// PostToNode calls another member's internal API.
+	// PostToNode calls another member's internal API; an error wrapping
+	// raftnode.ErrNoSuchNode means no member has that id.
 	PostToNode(ctx context.Context, id, path string, body []byte) (int, []byte, error)
 }
 
@@ -377,7 +379,7 @@ func (n *Notifier) pushWebsocket(ctx context.Context, subscriber string, payload
 	body, _ := json.Marshal(pushRequest{Conn: connID, Payload: payload})
 	status, _, err := n.cfg.Node.PostToNode(ctx, nodeID, pushPath, body)
 	switch {
-	case err != nil && strings.Contains(err.Error(), "no such node"):
+	case errors.Is(err, raftnode.ErrNoSuchNode):
 		return ErrGone // the node left the cluster, and its connections with it
 	case err != nil:
 		return err

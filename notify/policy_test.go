@@ -1,6 +1,9 @@
 package notify
 
 import (
+	"errors"
+	"fmt"
+	"net/textproto"
 	"reflect"
 	"testing"
 	"time"
@@ -65,5 +68,23 @@ func TestPolicy_SmallWindowHasNoBackoffPhase(t *testing.T) {
 	p := Policy{MinimumDelay: 1, MaximumDelay: 4, MinimumDelayRetries: 1, MaximumDelayRetries: 1}
 	if got := p.Schedule(); !reflect.DeepEqual(got, []time.Duration{time.Second, 4 * time.Second}) {
 		t.Fatalf("schedule %v", got)
+	}
+}
+
+func TestSMTPError_OnlyFiveHundredRepliesArePermanent(t *testing.T) {
+	cases := []struct {
+		err       error
+		permanent bool
+	}{
+		{&textproto.Error{Code: 550, Msg: "mailbox unavailable"}, true},
+		{fmt.Errorf("data: %w", &textproto.Error{Code: 554, Msg: "rejected"}), true},
+		{&textproto.Error{Code: 451, Msg: "try again later"}, false},
+		{errors.New("550 looks like a reply but is not one"), false},
+		{errors.New("connection reset"), false},
+	}
+	for _, c := range cases {
+		if got := errors.Is(smtpError(c.err), errPermanent); got != c.permanent {
+			t.Errorf("smtpError(%v) permanent = %v, want %v", c.err, got, c.permanent)
+		}
 	}
 }

@@ -48,7 +48,7 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 // fresh in its term whose commit index still lags.
 func (n *Node) leaderReadIndex() (uint64, error) {
 	idx := n.raft.LastIndex()
-	if err := n.verify.verify(n.raft); err != nil {
+	if err := n.verify.verify(func() error { return n.raft.VerifyLeader().Error() }); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return 0, fmt.Errorf("%w: %v", errRetry, err)
 		}
@@ -98,7 +98,7 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
 		if applied >= idx {
 			return nil
 		}
-		if n.raft.AppliedIndex() >= idx && n.onlyNonFSMEntries(applied+1, idx) {
+		if n.raft.AppliedIndex() >= idx && onlyNonFSMEntries(n.logs, applied+1, idx) {
 			return nil
 		}
 		if poll == nil {
@@ -117,7 +117,10 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
 	}
 }
 
-func (n *Node) onlyNonFSMEntries(from, to uint64) bool {
+// onlyNonFSMEntries reports whether every entry of logs in [from, to] is
+// one the FSM never sees (no command, no configuration change); a gap
+// longer than 65 537 entries or an entry that cannot be read counts as no.
+func onlyNonFSMEntries(logs raft.LogStore, from, to uint64) bool {
 	// Normally one entry (a new leader's no-op); the bound only keeps a
 	// pathological gap from turning one read into a long log scan.
 	if to-from > 1<<16 {
@@ -125,7 +128,7 @@ func (n *Node) onlyNonFSMEntries(from, to uint64) bool {
 	}
 	var l raft.Log
 	for i := from; i <= to; i++ {
-		if err := n.logs.GetLog(i, &l); err != nil {
+		if err := logs.GetLog(i, &l); err != nil {
 			return false
 		}
 		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
@@ -148,23 +151,25 @@ type verifyRound struct {
 	err  error
 }
 
-func (v *verifier) verify(r *raft.Raft) error {
+// verify returns the outcome of a confirm round (confirm is
+// raft.VerifyLeader) that started after the call.
+func (v *verifier) verify(confirm func() error) error {
 	v.mu.Lock()
 	rd := v.pending
 	if rd == nil {
 		rd = &verifyRound{done: make(chan struct{})}
 		v.pending = rd
-		go v.run(r, rd)
+		go v.run(confirm, rd)
 	}
 	v.mu.Unlock()
 	<-rd.done
 	return rd.err
 }
 
-func (v *verifier) run(r *raft.Raft, rd *verifyRound) {
+func (v *verifier) run(confirm func() error, rd *verifyRound) {
 	v.mu.Lock()
 	v.pending = nil
 	v.mu.Unlock()
-	rd.err = r.VerifyLeader().Error()
+	rd.err = confirm()
 	close(rd.done)
 }
