@@ -353,6 +353,14 @@ func (c *DeleteMessages) apply(t *store.Txn, now int64) Result {
 	return outcomeResult(t.DeleteMessages(c.Project, c.Queue, c.IDs, c.ClaimIDs, c.RequireClaims, now))
 }
 
+// MaxTakeLimit is the largest number of messages one claim or pop command
+// takes: its Limit is decoded into 16 bits, so a larger configured limit
+// would wrap (service.Limits.Check refuses one at start-up).
+const MaxTakeLimit = 1<<16 - 1
+
+// maxGCLimit bounds a CollectGarbage command's Limit (24 bits).
+const maxGCLimit = 1<<24 - 1
+
 // PopMessages removes and returns up to Limit claimable messages.
 type PopMessages struct {
 	Project, Queue string
@@ -368,7 +376,7 @@ func (c *PopMessages) encode(e *codec.Encoder) {
 }
 func (c *PopMessages) decode(d *codec.Decoder) {
 	c.Project, c.Queue = d.String(), d.String()
-	c.Limit = int(d.Uvarint() & 0xFFFF)
+	c.Limit = int(d.Uvarint() & MaxTakeLimit)
 }
 func (c *PopMessages) apply(t *store.Txn, now int64) Result {
 	return Result{Messages: t.PopMessages(c.Project, c.Queue, c.Limit, now)}
@@ -395,7 +403,7 @@ func (c *CreateClaim) encode(e *codec.Encoder) {
 func (c *CreateClaim) decode(d *codec.Decoder) {
 	c.Project, c.Queue, c.ClaimID = d.String(), d.String(), d.String()
 	c.TTL, c.Grace = d.Varint(), d.Varint()
-	c.Limit = int(d.Uvarint() & 0xFFFF)
+	c.Limit = int(d.Uvarint() & MaxTakeLimit)
 }
 func (c *CreateClaim) apply(t *store.Txn, now int64) Result {
 	return Result{Messages: t.CreateClaim(c.Project, c.Queue, c.ClaimID, c.TTL, c.Grace, c.Limit, now)}
@@ -455,7 +463,7 @@ type CollectGarbage struct{ Limit int }
 // Type implements Command.
 func (*CollectGarbage) Type() Type                { return TypeCollectGarbage }
 func (c *CollectGarbage) encode(e *codec.Encoder) { e.Uvarint(uint64(c.Limit)) }
-func (c *CollectGarbage) decode(d *codec.Decoder) { c.Limit = int(d.Uvarint() & 0xFFFFFF) }
+func (c *CollectGarbage) decode(d *codec.Decoder) { c.Limit = int(d.Uvarint() & maxGCLimit) }
 func (c *CollectGarbage) apply(t *store.Txn, now int64) Result {
 	return Result{Count: t.CollectGarbage(now, c.Limit)}
 }

@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"sync"
@@ -76,23 +75,6 @@ func (f *FSM) Advanced() <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.advance
-}
-
-// WaitApplied blocks until the store has applied index, or ctx ends.
-func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
-	for {
-		f.mu.Lock()
-		ch := f.advance
-		f.mu.Unlock()
-		if f.applied.Load() >= index {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("fsm: waiting for index %d (at %d): %w", index, f.applied.Load(), ctx.Err())
-		}
-	}
 }
 
 // Apply implements raft.FSM.

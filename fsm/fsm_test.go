@@ -1,8 +1,6 @@
 package fsm_test
 
 import (
-	"context"
-	"errors"
 	"io"
 	"reflect"
 	"strings"
@@ -259,43 +257,31 @@ func TestApplyBatch_CallsOnApplyAndObserveWithNewEntriesOnly(t *testing.T) {
 	}
 }
 
-func TestWaitApplied_ReturnsOnceTheIndexIsApplied(t *testing.T) {
+func TestAdvanced_ClosesWhenTheAppliedIndexMoves(t *testing.T) {
 	n := newNode(t)
 	n.fsm.Apply(cmdLog(1, t0, &fsm.CollectGarbage{Limit: 1}))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := n.fsm.WaitApplied(ctx, 1); err != nil {
-		t.Fatalf("WaitApplied for an applied index: %v", err)
-	}
-
 	advanced := n.fsm.Advanced()
-	done := make(chan error, 1)
-	go func() { done <- n.fsm.WaitApplied(ctx, 3) }()
+	select {
+	case <-advanced:
+		t.Fatal("Advanced is closed before the index moves")
+	default:
+	}
 	n.fsm.Apply(cmdLog(2, t0, &fsm.CollectGarbage{Limit: 1}))
 	select {
 	case <-advanced:
-	case <-ctx.Done():
+	case <-time.After(30 * time.Second):
 		t.Fatal("Advanced channel not closed when the index moved")
 	}
-	select {
-	case err := <-done:
-		t.Fatalf("WaitApplied(3) returned %v at index 2", err)
-	default:
-	}
+	// A configuration entry moves the index too, without a command.
+	again := n.fsm.Advanced()
 	n.fsm.ApplyBatch([]*raft.Log{{Index: 3, Term: 1, Type: raft.LogConfiguration}})
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("WaitApplied(3): %v", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("WaitApplied(3) did not return after index 3 was applied")
+	case <-again:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Advanced channel not closed by a configuration entry")
 	}
-
-	short, cancelShort := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancelShort()
-	if err := n.fsm.WaitApplied(short, 100); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("WaitApplied past the end = %v, want DeadlineExceeded", err)
+	if got := n.fsm.AppliedIndex(); got != 3 {
+		t.Fatalf("applied index %d, want 3", got)
 	}
 }
 

@@ -129,6 +129,9 @@ func Start(cfg Config) (*Server, error) {
 		return nil, errors.New("server: node id is required")
 	}
 	cfg.setDefaults()
+	if err := cfg.Limits.Check(); err != nil {
+		return nil, fmt.Errorf("server: limits: %w", err)
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID)}
 	steps := []struct {
 		name string

@@ -1,5 +1,12 @@
 package service
 
+import (
+	"errors"
+	"fmt"
+
+	"github.com/zaqar-raft/zaqar/fsm"
+)
+
 // Limits are the configurable bounds and defaults of contract §2.9.
 type Limits struct {
 	DefaultMessageTTL        int64
@@ -65,4 +72,44 @@ func DefaultLimits() Limits {
 		MaxClientIDLength:        36,
 		MaxBodyBytes:             1 << 20,
 	}
+}
+
+// maxPostSizeLimit bounds -max-messages-post-size: a forwarded entry (the
+// messages plus their framing) must fit the node-to-node body cap of 64 MiB.
+const maxPostSizeLimit = 32 << 20
+
+// Check refuses limits that cannot work as configured: a bound below its
+// minimum, a default outside its bounds, or a value the command encoding
+// would not carry whole (nothing is clamped or wrapped silently).
+func (l Limits) Check() error {
+	var errs []error
+	atLeast := func(name string, v, min int64) {
+		if v < min {
+			errs = append(errs, fmt.Errorf("%s is %d; it must be at least %d", name, v, min))
+		}
+	}
+	within := func(name string, v, min, max int64) {
+		if v < min || v > max {
+			errs = append(errs, fmt.Errorf("%s is %d; it must be from %d to %d", name, v, min, max))
+		}
+	}
+	atLeast("max-message-ttl", l.MaxMessageTTL, MinMessageTTL)
+	atLeast("max-claim-ttl", l.MaxClaimTTL, MinClaimTTL)
+	atLeast("max-claim-grace", l.MaxClaimGrace, MinClaimGrace)
+	atLeast("max-message-delay", l.MaxMessageDelay, 0)
+	within("default-message-ttl", l.DefaultMessageTTL, MinMessageTTL, l.MaxMessageTTL)
+	within("default-message-delay", l.DefaultMessageDelay, 0, l.MaxMessageDelay)
+	within("default-claim-ttl", l.DefaultClaimTTL, MinClaimTTL, l.MaxClaimTTL)
+	within("default-claim-grace", l.DefaultClaimGrace, MinClaimGrace, l.MaxClaimGrace)
+	atLeast("default-subscription-ttl", l.DefaultSubscriptionTTL, MinSubscriptionTTL)
+	atLeast("max-queues-per-page", int64(l.MaxQueuesPerPage), 1)
+	atLeast("max-messages-per-page", int64(l.MaxMessagesPerPage), 1)
+	atLeast("max-subscriptions-per-page", int64(l.MaxSubscriptionsPerPage), 1)
+	within("max-messages-per-claim-or-pop", int64(l.MaxMessagesPerClaimOrPop), 1, fsm.MaxTakeLimit)
+	atLeast("max-queue-metadata", int64(l.MaxQueueMetadata), 1)
+	within("max-messages-post-size", int64(l.MaxMessagesPostSize), 1, maxPostSizeLimit)
+	atLeast("max-body-bytes", int64(l.MaxBodyBytes), 1)
+	atLeast("min-length-client-id", int64(l.MinClientIDLength), 1)
+	atLeast("max-length-client-id", int64(l.MaxClientIDLength), int64(l.MinClientIDLength))
+	return errors.Join(errs...)
 }

@@ -14,16 +14,29 @@ import (
 	"github.com/zaqar-raft/zaqar/store"
 )
 
-// Reserved metadata keys with the defaults GET fills in (contract §5.4).
-var reservedDefaults = []string{
-	"_max_messages_post_size", "_default_message_ttl", "_default_message_delay",
-	"_dead_letter_queue", "_dead_letter_queue_messages_ttl", "_max_claim_count",
-	"_enable_encrypt_messages",
+// reservedKey is a reserved metadata key that GET fills in when it is
+// missing or falsy (contract §5.4). This table is the one list of them.
+type reservedKey struct {
+	name string
+	// value is the default as JSON, from the node's limits.
+	value func(Limits) string
+	// queuesOnly keys are not shown on topics (contract §11).
+	queuesOnly bool
+}
+
+var reservedKeys = []reservedKey{
+	{"_max_messages_post_size", func(l Limits) string { return strconv.Itoa(l.MaxMessagesPostSize) }, false},
+	{"_default_message_ttl", func(l Limits) string { return strconv.FormatInt(l.DefaultMessageTTL, 10) }, false},
+	{"_default_message_delay", func(l Limits) string { return strconv.FormatInt(l.DefaultMessageDelay, 10) }, false},
+	{"_dead_letter_queue", func(Limits) string { return "null" }, true},
+	{"_dead_letter_queue_messages_ttl", func(Limits) string { return "null" }, true},
+	{"_max_claim_count", func(Limits) string { return "null" }, true},
+	{"_enable_encrypt_messages", func(Limits) string { return "false" }, true},
 }
 
 func isReserved(key string) bool {
-	for _, k := range reservedDefaults {
-		if k == key {
+	for _, k := range reservedKeys {
+		if k.name == key {
 			return true
 		}
 	}
@@ -76,36 +89,20 @@ type QueueInfo struct {
 	Metadata map[string]json.RawMessage // stored metadata ({} for a missing queue)
 }
 
-// WithDefaults returns the metadata with reserved defaults filled in for
-// missing or falsy keys (contract §5.4), as a JSON object.
-func (s *Service) WithDefaults(meta map[string]json.RawMessage) json.RawMessage {
-	return s.DefaultsFor(Queues, meta)
-}
-
-// DefaultsFor is WithDefaults for a namespace: topics show only the
-// message size, TTL and delay defaults (contract §11).
+// DefaultsFor returns the metadata with the reserved defaults filled in
+// for missing or falsy keys (contract §5.4), as a JSON object; topics show
+// only the message size, TTL and delay defaults (contract §11).
 func (s *Service) DefaultsFor(ns Namespace, meta map[string]json.RawMessage) json.RawMessage {
-	out := make(map[string]json.RawMessage, len(meta)+len(reservedDefaults))
+	out := make(map[string]json.RawMessage, len(meta)+len(reservedKeys))
 	for k, v := range meta {
 		out[k] = v
 	}
-	defaults := map[string]string{
-		"_max_messages_post_size":         strconv.Itoa(s.limits.MaxMessagesPostSize),
-		"_default_message_ttl":            strconv.FormatInt(s.limits.DefaultMessageTTL, 10),
-		"_default_message_delay":          strconv.FormatInt(s.limits.DefaultMessageDelay, 10),
-		"_dead_letter_queue":              "null",
-		"_dead_letter_queue_messages_ttl": "null",
-		"_max_claim_count":                "null",
-		"_enable_encrypt_messages":        "false",
-	}
-	if ns == Topics {
-		for _, k := range []string{"_dead_letter_queue", "_dead_letter_queue_messages_ttl", "_max_claim_count", "_enable_encrypt_messages"} {
-			delete(defaults, k)
+	for _, k := range reservedKeys {
+		if k.queuesOnly && ns == Topics {
+			continue
 		}
-	}
-	for k, d := range defaults {
-		if v, ok := out[k]; !ok || isFalsy(v) {
-			out[k] = json.RawMessage(d)
+		if v, ok := out[k.name]; !ok || isFalsy(v) {
+			out[k.name] = json.RawMessage(k.value(s.limits))
 		}
 	}
 	return encodeMetadata(out)

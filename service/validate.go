@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -199,14 +198,4 @@ func intField(obj map[string]json.RawMessage, name string) (v int64, ok bool, e 
 		return 0, false, badBody(`The value of the "%s" field must be a int.`, name)
 	}
 	return n, true, nil
-}
-
-func clampInt(v int64) int {
-	if v > math.MaxInt32 {
-		return math.MaxInt32
-	}
-	if v < math.MinInt32 {
-		return math.MinInt32
-	}
-	return int(v)
 }

@@ -54,17 +54,6 @@ func (h *histogram) record(d time.Duration) {
 	}
 }
 
-func (h *histogram) merge(o *histogram) {
-	for i, c := range o.counts {
-		h.counts[i] += c
-	}
-	h.n += o.n
-	h.sum += o.sum
-	if o.max > h.max {
-		h.max = o.max
-	}
-}
-
 // quantile returns the value at q (0..1), the upper edge of its bucket.
 func (h *histogram) quantile(q float64) time.Duration {
 	if h.n == 0 {

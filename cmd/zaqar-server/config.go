@@ -283,6 +283,9 @@ func (o *options) check() error {
 	default:
 		return fmt.Errorf("client-id-uuid-safe must be strict or off, not %q", o.limits.ClientIDMode)
 	}
+	if err := o.limits.Check(); err != nil {
+		return fmt.Errorf("limits: %w", err)
+	}
 	return nil
 }
 

@@ -65,12 +65,18 @@ func TestOptions_RejectsWhatCannotWork(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "bad.json")
 	_ = os.WriteFile(file, []byte(`{"no-such-setting": 1}`), 0o600)
 	for name, args := range map[string][]string{
-		"unknown file key":    {"-config", file},
-		"keystone not yet":    {"-auth-strategy", "keystone"},
-		"bad client id mode":  {"-client-id-uuid-safe", "maybe"},
-		"malformed bootstrap": {"-bootstrap", "node1"},
-		"stray argument":      {"serve"},
-		"missing config file": {"-config", filepath.Join(t.TempDir(), "absent.json")},
+		"unknown file key":                   {"-config", file},
+		"keystone not yet":                   {"-auth-strategy", "keystone"},
+		"bad client id mode":                 {"-client-id-uuid-safe", "maybe"},
+		"malformed bootstrap":                {"-bootstrap", "node1"},
+		"stray argument":                     {"serve"},
+		"missing config file":                {"-config", filepath.Join(t.TempDir(), "absent.json")},
+		"a claim limit the log cannot carry": {"-max-messages-per-claim-or-pop", "70000"},
+		"a default above its bound":          {"-default-claim-ttl", "50000"},
+		"half a peer TLS identity":           {"-peer-tls-cert", "node1.pem"},
+		"a REST key without a certificate":   {"-tls-key", "key.pem"},
+		"a missing certificate file":         {"-tls-cert", "/nonexistent/cert.pem", "-tls-key", "/nonexistent/key.pem"},
+		"an unknown client auth":             {"-tls-client-auth", "sometimes"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			o, err := parseOptions(args, envFrom(nil))

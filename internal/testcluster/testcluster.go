@@ -15,7 +15,6 @@ import (
 
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/server"
-	"github.com/zaqar-raft/zaqar/service"
 )
 
 // Node is one member of a test cluster.
@@ -40,9 +39,6 @@ type Cluster struct {
 
 // Option changes every node's configuration.
 type Option func(*server.Config)
-
-// WithLimits sets the service limits of every node.
-func WithLimits(l service.Limits) Option { return func(c *server.Config) { c.Limits = l } }
 
 // WithConfig applies fn to every node's configuration.
 func WithConfig(fn func(*server.Config)) Option { return Option(fn) }
