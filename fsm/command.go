@@ -39,6 +39,18 @@ const (
 	TypeAdvanceCursors      Type = 18
 )
 
+// MaxType is the highest command type this build knows. Types are numbered
+// in the order they were added, so a build knows every type up to its
+// MaxType: that number is its command level.
+const MaxType = TypeAdvanceCursors
+
+// UngatedMax is the highest type that every build able to join a cluster
+// knows (all types from before the version gate). A type above it is
+// proposed only once every voter has reported a level that includes it
+// (raftnode's command gate), so a rolling upgrade never hands a node an
+// entry it cannot apply.
+const UngatedMax Type = 18
+
 // Command is one state change. Everything its application depends on is in
 // its fields or in the entry's timestamp.
 type Command interface {
@@ -107,6 +119,26 @@ func StampEntry(entry []byte, now int64) error {
 	e.Int64(now)
 	copy(entry[1:EntryHeaderLen], e.Buf)
 	return nil
+}
+
+// EntryMaxType returns the highest command type in an encoded entry,
+// reading only the command headers.
+func EntryMaxType(b []byte) (Type, error) {
+	d := codec.NewDecoder(b)
+	if v := d.Byte(); v != entryVersion {
+		return 0, fmt.Errorf("fsm: entry version %d", v)
+	}
+	d.Int64()
+	n := d.Count(2)
+	var highest Type
+	for i := 0; i < n && d.Err() == nil; i++ {
+		highest = max(highest, Type(d.Byte()))
+		d.Bytes()
+	}
+	if err := d.Done(); err != nil {
+		return 0, fmt.Errorf("fsm: decode entry: %w", err)
+	}
+	return highest, nil
 }
 
 // DecodeEntry decodes a log entry into its timestamp and commands.

@@ -93,6 +93,44 @@ func TestDecodeEntry_KnowsExactlyTheSampledTypes(t *testing.T) {
 	}
 }
 
+func TestMaxType_IsTheLevelOfAContiguousRangeOfKnownTypes(t *testing.T) {
+	for typ := fsm.Type(1); typ <= fsm.MaxType; typ++ {
+		if _, _, err := fsm.DecodeEntry(rawEntry(t0, rawCommand{byte(typ), nil})); errors.Is(err, fsm.ErrUnknownCommand) {
+			t.Errorf("type %d is below MaxType %d but unknown: a build's level must cover every type up to it", typ, fsm.MaxType)
+		}
+	}
+	if _, _, err := fsm.DecodeEntry(rawEntry(t0, rawCommand{byte(fsm.MaxType + 1), nil})); !errors.Is(err, fsm.ErrUnknownCommand) {
+		t.Errorf("type %d above MaxType is known: raise MaxType", fsm.MaxType+1)
+	}
+	if fsm.UngatedMax > fsm.MaxType {
+		t.Errorf("UngatedMax %d above MaxType %d", fsm.UngatedMax, fsm.MaxType)
+	}
+}
+
+func TestEntryMaxType_ReadsOnlyTheHeaders(t *testing.T) {
+	cmds := sampleCommands()
+	want := fsm.Type(0)
+	for _, c := range cmds {
+		want = max(want, c.Type())
+	}
+	got, err := fsm.EntryMaxType(fsm.EncodeEntry(t0, cmds...))
+	if err != nil || got != want {
+		t.Fatalf("EntryMaxType = %d, %v; want %d", got, err, want)
+	}
+	got, err = fsm.EntryMaxType(fsm.EncodeEntry(t0, &fsm.DeleteQueue{Project: "p", Queue: "q"}, &fsm.CreateQueue{Project: "p", Queue: "q"}))
+	if err != nil || got != fsm.TypeDeleteQueue {
+		t.Fatalf("EntryMaxType of DeleteQueue+CreateQueue = %d, %v", got, err)
+	}
+	// An unknown type is reported, not refused: the gate, not the decoder,
+	// decides about types above this build's level.
+	if got, err := fsm.EntryMaxType(rawEntry(t0, rawCommand{200, []byte{1, 2}})); err != nil || got != 200 {
+		t.Fatalf("EntryMaxType of type 200 = %d, %v", got, err)
+	}
+	if _, err := fsm.EntryMaxType([]byte{9, 9}); err == nil {
+		t.Fatal("EntryMaxType accepted garbage")
+	}
+}
+
 func TestDecodeEntry_UnknownCommandTypeIsErrUnknownCommand(t *testing.T) {
 	good := fsm.EncodeEntry(t0, &fsm.DeleteQueue{Project: "p", Queue: "q"})
 	for _, typ := range []byte{0, 99, 200, 255} {

@@ -23,10 +23,13 @@ type peerCluster struct {
 	t      *testing.T
 	tlsDir string // "" without peer TLS
 	nodes  []*peerNode
+	// configure, if set, adjusts each node's configuration.
+	configure func(id string, cfg *raftnode.Config)
 }
 
 type peerNode struct {
 	id    string
+	dir   string
 	addr  string
 	node  *raftnode.Node
 	store *store.Store
@@ -36,7 +39,12 @@ type peerNode struct {
 // when withTLS is set, and waits for a leader.
 func startPeerCluster(t *testing.T, n int, withTLS bool) *peerCluster {
 	t.Helper()
-	c := &peerCluster{t: t}
+	return (&peerCluster{t: t}).startAll(n, withTLS)
+}
+
+func (c *peerCluster) startAll(n int, withTLS bool) *peerCluster {
+	t := c.t
+	t.Helper()
 	if withTLS {
 		c.tlsDir = t.TempDir()
 		var ids []string
@@ -100,27 +108,61 @@ func (c *peerCluster) files(id string) tlsconf.Files {
 // start opens a node; it is closed when the test ends.
 func (c *peerCluster) start(id string, ln net.Listener, bootstrap []raftnode.Peer, join []string, peerTLS *tlsconf.Source) *peerNode {
 	c.t.Helper()
-	dir := c.t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "pebble"), store.Options{})
+	pn := &peerNode{id: id, dir: c.t.TempDir(), addr: ln.Addr().String()}
+	c.open(pn, ln, bootstrap, join, peerTLS)
+	c.nodes = append(c.nodes, pn)
+	c.t.Cleanup(func() { c.stop(pn) })
+	return pn
+}
+
+// open opens pn's store and node on its directory.
+func (c *peerCluster) open(pn *peerNode, ln net.Listener, bootstrap []raftnode.Peer, join []string, peerTLS *tlsconf.Source) {
+	c.t.Helper()
+	st, err := store.Open(filepath.Join(pn.dir, "pebble"), store.Options{})
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	node, err := raftnode.Open(raftnode.Config{
-		NodeID: id, DataDir: dir, Listener: ln, RaftAddr: ln.Addr().String(),
+	cfg := raftnode.Config{
+		NodeID: pn.id, DataDir: pn.dir, Listener: ln, RaftAddr: ln.Addr().String(),
 		Bootstrap: bootstrap, Join: join, PeerTLS: peerTLS, NoFsync: true, RaftLogLevel: "off",
-		Logger: testLogger(id),
-	}, st)
+		Logger: testLogger(pn.id),
+	}
+	if c.configure != nil {
+		c.configure(pn.id, &cfg)
+	}
+	node, err := raftnode.Open(cfg, st)
 	if err != nil {
 		st.Close()
-		c.t.Fatalf("open %s: %v", id, err)
+		c.t.Fatalf("open %s: %v", pn.id, err)
 	}
-	pn := &peerNode{id: id, addr: ln.Addr().String(), node: node, store: st}
-	c.nodes = append(c.nodes, pn)
-	c.t.Cleanup(func() {
-		_ = node.Close()
-		_ = st.Close()
-	})
-	return pn
+	pn.node, pn.store = node, st
+}
+
+// stop closes pn's node and store (again is a no-op).
+func (c *peerCluster) stop(pn *peerNode) {
+	if pn.node != nil {
+		_ = pn.node.Close()
+		_ = pn.store.Close()
+		pn.node, pn.store = nil, nil
+	}
+}
+
+// restart stops pn and opens it again on its address and data.
+func (c *peerCluster) restart(pn *peerNode) {
+	c.t.Helper()
+	c.stop(pn)
+	var ln net.Listener
+	var err error
+	for i := 0; i < 50; i++ {
+		if ln, err = net.Listen("tcp", pn.addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		c.t.Fatalf("restart %s: %v", pn.id, err)
+	}
+	c.open(pn, ln, nil, nil, c.peerTLS(pn.id))
 }
 
 // leader waits for a leader among the nodes.
@@ -129,7 +171,7 @@ func (c *peerCluster) leader() *peerNode {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, n := range c.nodes {
-			if n.node.IsLeader() {
+			if n.node != nil && n.node.IsLeader() {
 				return n
 			}
 		}

@@ -361,6 +361,12 @@ type Status struct {
 	CommitIndex  uint64   `json:"commit_index"`
 	AppliedIndex uint64   `json:"applied_index"`
 	LastContact  string   `json:"last_contact,omitempty"`
+	// CommandLevel is the highest command type the node applies;
+	// ClusterLevel (on the leader) the lowest among the voters, the
+	// highest type the leader proposes: a rolling upgrade is complete when
+	// it equals the new build's level.
+	CommandLevel uint8 `json:"command_level,omitempty"`
+	ClusterLevel uint8 `json:"cluster_level,omitempty"`
 	Members      []Member `json:"members,omitempty"`
 	Reachable    bool     `json:"reachable"`
 	Error        string   `json:"error,omitempty"`
@@ -380,11 +386,12 @@ func (n *Node) LocalStatus() Status {
 		ID: n.cfg.NodeID, Address: n.cfg.Advertise, State: n.raft.State().String(),
 		Term: n.raft.CurrentTerm(), LeaderID: lid, LeaderAddr: laddr,
 		LastIndex: n.raft.LastIndex(), CommitIndex: n.raft.CommitIndex(),
-		AppliedIndex: n.fsm.AppliedIndex(), Reachable: true,
+		AppliedIndex: n.fsm.AppliedIndex(), Reachable: true, CommandLevel: uint8(n.level()),
 	}
 	switch lc := n.raft.LastContact(); {
 	case n.IsLeader():
 		st.LastContact = "0s"
+		st.ClusterLevel = uint8(n.gate.clusterLevel(n.voterIDs()))
 	case !lc.IsZero():
 		st.LastContact = time.Since(lc).Round(time.Millisecond).String()
 	default:

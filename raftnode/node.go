@@ -70,6 +70,10 @@ type Config struct {
 	// Join lists Raft addresses of existing members; a node with no Raft
 	// state asks them to add it as a voter.
 	Join []string
+	// CommandLevel is the highest command type this node reports it can
+	// apply (0: fsm.MaxType, what this build knows). Tests set a lower one
+	// to stand in for an older build in a mixed-version cluster.
+	CommandLevel fsm.Type
 	// PeerTLS, if set, is this node's certificate and the CA of its peers:
 	// the node port then speaks only mutual TLS, for Raft and the internal
 	// API alike, and the certificate's common name must be NodeID. Without
@@ -168,6 +172,7 @@ type Node struct {
 	liveRaft atomic.Pointer[raft.Raft]
 
 	verify verifier
+	gate   commandGate
 
 	// existingState: the node had Raft state when it opened (so it neither
 	// bootstraps nor joins).
@@ -352,7 +357,11 @@ func (n *Node) serve() error {
 		IdleTimeout:       2 * time.Minute,
 	}
 	internal := n.mux.listener(tagInternal)
-	n.bg.Add(2)
+	n.bg.Add(3)
+	go func() {
+		defer n.bg.Done()
+		n.pollLevels()
+	}()
 	go func() {
 		defer n.bg.Done()
 		n.mux.serve()

@@ -203,6 +203,8 @@ func classify(addr string, ans peerAnswer, err error, e effect) error {
 		return fmt.Errorf("%w: %s is not the leader", errRetry, addr)
 	case ans.outcome == outcomeTLSRequired:
 		return fmt.Errorf("%w (%s)", ErrPeerTLSRequired, addr)
+	case ans.outcome == outcomeUpgrade:
+		return fmt.Errorf("%w: %s", ErrUpgradeInProgress, msg)
 	case ans.status == http.StatusForbidden:
 		return fmt.Errorf("%w: %s: %s", ErrPeerRefused, addr, msg)
 	case ans.status == http.StatusNotFound:

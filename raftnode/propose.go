@@ -39,6 +39,9 @@ func (n *Node) proposeEntry(ctx context.Context, entry []byte) (*fsm.EntryResult
 
 // applyLocal stamps the entry with this leader's clock and commits it.
 func (n *Node) applyLocal(ctx context.Context, entry []byte) (*fsm.EntryResult, error) {
+	if err := n.admitEntry(ctx, entry); err != nil {
+		return nil, err
+	}
 	stamped := append([]byte(nil), entry...)
 	if err := fsm.StampEntry(stamped, time.Now().UnixNano()); err != nil {
 		return nil, err
@@ -121,6 +124,11 @@ func (n *Node) handleApply(w http.ResponseWriter, r *http.Request) {
 	res, err := n.applyLocal(r.Context(), entry)
 	if errors.Is(err, errRetry) {
 		notLeader(w)
+		return
+	}
+	if errors.Is(err, ErrUpgradeInProgress) {
+		w.Header().Set(headerOutcome, outcomeUpgrade)
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	if err != nil {

@@ -65,8 +65,11 @@ func notFound(format string, args ...any) *Error {
 // unavailable maps a consensus failure to Zaqar's 503, saying what failed.
 func unavailable(what string, err error) *Error {
 	desc := what + " Please try again in a few seconds."
-	if errors.Is(err, raftnode.ErrUnknownOutcome) {
+	switch {
+	case errors.Is(err, raftnode.ErrUnknownOutcome):
 		desc = what + " The outcome is unknown (the cluster changed leader while the request was in flight); check before retrying."
+	case errors.Is(err, raftnode.ErrUpgradeInProgress):
+		desc = what + " Not every node of the cluster runs a version that supports this operation yet; try again once the upgrade is complete."
 	}
 	return &Error{Status: http.StatusServiceUnavailable, Title: TitleServiceUnavailable, Description: desc}
 }

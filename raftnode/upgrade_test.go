@@ -1,0 +1,65 @@
+package raftnode_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/raftnode"
+	"github.com/zaqar-raft/zaqar/store"
+)
+
+// waitClusterLevel waits until the leader reports the cluster's command
+// level as want.
+func waitClusterLevel(t *testing.T, c *peerCluster, want fsm.Type) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := c.leader().node.LocalStatus()
+		if fsm.Type(st.ClusterLevel) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader's cluster level is %d, want %d", st.ClusterLevel, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestMixedVersions_ANewCommandWaitsUntilEveryVoterKnowsIt(t *testing.T) {
+	// node3 stands in for a build from before AdvanceCursors existed.
+	old := fsm.TypeAdvanceCursors - 1
+	upgraded := false
+	c := &peerCluster{t: t, configure: func(id string, cfg *raftnode.Config) {
+		if id == "node3" && !upgraded {
+			cfg.CommandLevel = old
+		}
+	}}
+	c.startAll(3, false)
+	waitClusterLevel(t, c, old)
+
+	// The cluster keeps running: older commands go through every node.
+	for _, n := range c.nodes {
+		c.propose(n, &fsm.CreateQueue{Project: "p", Queue: "q-" + n.id})
+	}
+	before := c.state()
+	advance := &fsm.AdvanceCursors{Advances: []store.CursorAdvance{{Project: "p", Queue: "q-node1", ID: "s", Seq: 1}}}
+	for _, n := range c.nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := n.node.Propose(ctx, advance)
+		cancel()
+		if !errors.Is(err, raftnode.ErrUpgradeInProgress) {
+			t.Fatalf("a command node3 does not know, proposed through %s: %v, want ErrUpgradeInProgress", n.id, err)
+		}
+	}
+	c.unchanged(before)
+
+	// node3 is upgraded (restarted with this build's level): the command goes through.
+	upgraded = true
+	c.restart(c.nodes[2])
+	waitClusterLevel(t, c, fsm.MaxType)
+	c.propose(c.nodes[2], advance)
+	c.propose(c.nodes[0], &fsm.CreateQueue{Project: "p", Queue: "after"})
+}
