@@ -351,22 +351,22 @@ func (n *Node) answerAdmin(w http.ResponseWriter, err error) {
 
 // Status describes one node's view of Raft.
 type Status struct {
-	ID           string   `json:"id"`
-	Address      string   `json:"address"`
-	State        string   `json:"state"`
-	Term         uint64   `json:"term"`
-	LeaderID     string   `json:"leader_id"`
-	LeaderAddr   string   `json:"leader_address"`
-	LastIndex    uint64   `json:"last_index"`
-	CommitIndex  uint64   `json:"commit_index"`
-	AppliedIndex uint64   `json:"applied_index"`
-	LastContact  string   `json:"last_contact,omitempty"`
+	ID           string `json:"id"`
+	Address      string `json:"address"`
+	State        string `json:"state"`
+	Term         uint64 `json:"term"`
+	LeaderID     string `json:"leader_id"`
+	LeaderAddr   string `json:"leader_address"`
+	LastIndex    uint64 `json:"last_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	LastContact  string `json:"last_contact,omitempty"`
 	// CommandLevel is the highest command type the node applies;
 	// ClusterLevel (on the leader) the lowest among the voters, the
 	// highest type the leader proposes: a rolling upgrade is complete when
 	// it equals the new build's level.
-	CommandLevel uint8 `json:"command_level,omitempty"`
-	ClusterLevel uint8 `json:"cluster_level,omitempty"`
+	CommandLevel uint8    `json:"command_level,omitempty"`
+	ClusterLevel uint8    `json:"cluster_level,omitempty"`
 	Members      []Member `json:"members,omitempty"`
 	Reachable    bool     `json:"reachable"`
 	Error        string   `json:"error,omitempty"`
