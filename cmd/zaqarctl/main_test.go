@@ -40,6 +40,14 @@ func TestZaqarctl_TransferLeaderMovesLeadership(t *testing.T) {
 		t.Fatalf("transfer-leader exited %d: %s", code, errb.String())
 	}
 	c.Eventually(10*time.Second, func() bool { return target.Server.Node().IsLeader() }, "leadership did not move to %s", target.ID)
+
+	// Without an ID it sends {} (any successor): the node refuses an
+	// empty body.
+	out.Reset()
+	if code := run([]string{"-addr", target.URL(), "transfer-leader"}, &out, &errb); code != 0 {
+		t.Fatalf("transfer-leader without an ID exited %d: %s", code, errb.String())
+	}
+	c.Eventually(10*time.Second, func() bool { l := c.Leader(); return l != nil && l != target }, "leadership did not move away from %s", target.ID)
 }
 
 func TestZaqarctl_RemoveUnknownMemberFailsClearly(t *testing.T) {
