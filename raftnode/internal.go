@@ -331,7 +331,7 @@ func (n *Node) ClusterStatus(ctx context.Context) []Status {
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
-			st, err := n.remoteStatus(cctx, m.Address)
+			st, err := n.remoteStatus(cctx, m)
 			if err != nil {
 				st = Status{ID: m.ID, Address: m.Address, Error: err.Error()}
 			}
@@ -348,8 +348,12 @@ func (n *Node) ClusterStatus(ctx context.Context) []Status {
 	return out
 }
 
-func (n *Node) remoteStatus(ctx context.Context, addr string) (Status, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/internal/v1/status", nil)
+// remoteStatus asks member m for its status. Only a 200 answer carrying
+// m's own id counts: anything else (an error page, another node now
+// listening at that address, a body without a status) is an error, so the
+// member's row says why instead of coming back blank.
+func (n *Node) remoteStatus(ctx context.Context, m Member) (Status, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.Address+"/internal/v1/status", nil)
 	if err != nil {
 		return Status{}, err
 	}
@@ -358,9 +362,17 @@ func (n *Node) remoteStatus(ctx context.Context, addr string) (Status, error) {
 		return Status{}, err
 	}
 	defer resp.Body.Close()
+	body := io.LimitReader(resp.Body, 1<<20)
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(body, 200))
+		return Status{}, fmt.Errorf("status call answered %s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
 	var st Status
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
-		return Status{}, err
+	if err := json.NewDecoder(body).Decode(&st); err != nil {
+		return Status{}, fmt.Errorf("status call answered something that is not a status: %w", err)
+	}
+	if st.ID != m.ID {
+		return Status{}, fmt.Errorf("the node at %s answered as %q, not %q", m.Address, st.ID, m.ID)
 	}
 	return st, nil
 }
