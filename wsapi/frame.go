@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
-	"reflect"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 
@@ -72,58 +70,10 @@ func DecodeRequest(enc Encoding, frame []byte) (*Request, error) {
 	return r, nil
 }
 
-// msgpackHandle decodes maps with string keys and raw bytes as strings so
-// every MessagePack document has a JSON equivalent.
+// msgpackHandle encodes responses with the newer MessagePack spec's types
+// (str 8, bin). Requests are read by msgpackReader, not by this codec.
 func msgpackHandle() *codec.MsgpackHandle {
-	h := &codec.MsgpackHandle{}
-	h.MapType = reflect.TypeOf(map[string]interface{}(nil))
-	h.RawToString = true
-	h.WriteExt = true
-	return h
-}
-
-func msgpackToJSON(frame []byte) ([]byte, error) {
-	var v interface{}
-	dec := codec.NewDecoderBytes(frame, msgpackHandle())
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("UnpackValueError: %v", err)
-	}
-	b, err := json.Marshal(normalize(v))
-	if err != nil {
-		return nil, fmt.Errorf("ValueError: %v", err)
-	}
-	return b, nil
-}
-
-// normalize turns decoded MessagePack values into JSON-encodable ones.
-func normalize(v interface{}) interface{} {
-	switch t := v.(type) {
-	case map[string]interface{}:
-		for k, e := range t {
-			t[k] = normalize(e)
-		}
-		return t
-	case map[interface{}]interface{}:
-		m := make(map[string]interface{}, len(t))
-		for k, e := range t {
-			m[fmt.Sprint(k)] = normalize(e)
-		}
-		return m
-	case []interface{}:
-		for i, e := range t {
-			t[i] = normalize(e)
-		}
-		return t
-	case []byte:
-		return string(t)
-	case float64:
-		if math.IsNaN(t) || math.IsInf(t, 0) {
-			return nil
-		}
-	case float32:
-		return normalize(float64(t))
-	}
-	return v
+	return &codec.MsgpackHandle{WriteExt: true}
 }
 
 // encodeFrame encodes a response document (given as JSON) in enc.

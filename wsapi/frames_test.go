@@ -45,6 +45,22 @@ func TestFrames_UndecodableFramesAnswer400WithTheEmptyEcho(t *testing.T) {
 		{"a MessagePack string", wsapi.MsgPack, msgpack(t, "queue_list"), "Unexpected body type. Expected dict or dict like."},
 		{"MessagePack nil", wsapi.MsgPack, []byte{0xc0}, "Unexpected body type. Expected dict or dict like."},
 		{"a MessagePack integer beyond int64", wsapi.MsgPack, msgpack(t, map[string]any{"action": "queue_list", "n": uint64(1 << 63)}), "Can't decode binary (MessagePack) request. ValueError: JSON contains integer that is too large"},
+		// Nothing may be lost or made up between the frame and what the
+		// service reads: an extension has no JSON form, a second "action"
+		// or header would silently win, and bytes after the object are a
+		// request nobody answers.
+		{"a MessagePack extension value", wsapi.MsgPack, msgpackMap(t, "action", "queue_list", "x", rawMsgpack{0xd4, 0x05, 0x01}),
+			"Can't decode binary (MessagePack) request. ValueError: MessagePack extension type 5 is not supported"},
+		{"a MessagePack timestamp", wsapi.MsgPack, msgpackMap(t, "action", "queue_list", "t", rawMsgpack{0xd6, 0xff, 0, 0, 0, 1}),
+			"Can't decode binary (MessagePack) request. ValueError: MessagePack extension type -1 is not supported"},
+		{"a MessagePack object with two actions", wsapi.MsgPack, msgpackMap(t, "action", "queue_delete", "action", "queue_list"),
+			`Can't decode binary (MessagePack) request. ValueError: duplicate key "action"`},
+		{"MessagePack headers with two projects", wsapi.MsgPack,
+			msgpackMap(t, "action", "queue_list", "headers", rawMsgpack(msgpackMap(t, "X-Project-ID", "a", "Client-ID", newUUID(), "X-Project-ID", "b"))),
+			`Can't decode binary (MessagePack) request. ValueError: duplicate key "X-Project-ID"`},
+		{"MessagePack with bytes after the object", wsapi.MsgPack,
+			append(msgpack(t, map[string]any{"action": "queue_list"}), msgpack(t, map[string]any{"action": "queue_delete"})...),
+			"Can't decode binary (MessagePack) request. ExtraData: extra data after the object (from byte 19 of 40)"},
 	} {
 		t.Run(encName(tc.enc)+": "+tc.name, func(t *testing.T) {
 			ws := dial(t, node, "follower", tc.enc)
@@ -160,6 +176,24 @@ func TestFrames_InvalidRequestsAnswer400AndEchoTheRequest(t *testing.T) {
 			})
 		}
 	}
+}
+
+// rawMsgpack is MessagePack written into msgpackMap as is.
+type rawMsgpack []byte
+
+// msgpackMap writes a MessagePack map of up to 15 key/value pairs in the
+// order given, repeated keys included, which no encoder of Go maps can.
+func msgpackMap(t *testing.T, pairs ...any) []byte {
+	t.Helper()
+	b := []byte{0x80 | byte(len(pairs)/2)}
+	for _, p := range pairs {
+		if raw, ok := p.(rawMsgpack); ok {
+			b = append(b, raw...)
+			continue
+		}
+		b = append(b, msgpack(t, p)...)
+	}
+	return b
 }
 
 // msgpack encodes v as MessagePack.
