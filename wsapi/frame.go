@@ -63,11 +63,52 @@ func DecodeRequest(enc Encoding, frame []byte) (*Request, error) {
 	if err := json.Unmarshal(doc, &raw); err != nil {
 		return nil, &frameError{fmt.Sprintf("Can't decode %s request. ValueError: %v", enc, err)}
 	}
+	// Which action runs, and as whom, must not depend on which of two
+	// equal keys a reader keeps. (The MessagePack reader has refused
+	// repeated keys everywhere already.)
+	if enc == JSON {
+		for _, obj := range []json.RawMessage{doc, raw["headers"]} {
+			if k, ok := repeatedKey(obj); ok {
+				return nil, &frameError{fmt.Sprintf("Can't decode %s request. ValueError: duplicate key %s", enc, k)}
+			}
+		}
+	}
 	r := &Request{raw: raw, Action: raw["action"], Body: raw["body"]}
 	if h, ok := raw["headers"]; ok && jsonx.Kind(h) == '{' {
 		_ = json.Unmarshal(h, &r.Headers)
 	}
 	return r, nil
+}
+
+// repeatedKey returns, JSON-quoted, the first key that appears twice among
+// the members of obj when obj is a JSON object. Keys are compared as
+// decoded ("a" and "\u0061" are the same key); values are not looked into.
+func repeatedKey(obj []byte) (string, bool) {
+	if jsonx.Kind(obj) != '{' {
+		return "", false
+	}
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := dec.Token(); err != nil {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		k, isKey := tok.(string)
+		if err != nil || !isKey {
+			return "", false
+		}
+		if seen[k] {
+			q, _ := json.Marshal(k)
+			return string(q), true
+		}
+		seen[k] = true
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // msgpackHandle encodes responses with the newer MessagePack spec's types
