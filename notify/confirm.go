@@ -42,7 +42,7 @@ func (n *Notifier) SendConfirmation(sub *store.Subscription, project string, pay
 			}
 			if attempt >= len(confirmationPolicy.Schedule()) || ctx.Err() != nil {
 				n.metrics.outcome(scheme, "confirmation_failed")
-				n.log.Warn("subscription confirmation not delivered", "subscriber", sub.Subscriber, "err", err)
+				n.log.Warn("subscription confirmation not delivered", "subscriber", redactSubscriber(sub.Subscriber), "err", err)
 				return
 			}
 		}

@@ -45,7 +45,7 @@ func webhook(ctx context.Context, client *http.Client, target string, options, p
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return permanent(err)
+		return permanent(redactURLError(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range opts.PostHeaders {
@@ -53,7 +53,7 @@ func webhook(ctx context.Context, client *http.Client, target string, options, p
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err // transport error: retried
+		return redactURLError(err) // transport error: retried
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
@@ -61,10 +61,38 @@ func webhook(ctx context.Context, client *http.Client, target string, options, p
 	case resp.StatusCode < 400:
 		return nil
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return fmt.Errorf("webhook %s answered %d", target, resp.StatusCode)
+		return fmt.Errorf("webhook %s answered %d", redactSubscriber(target), resp.StatusCode)
 	default:
-		return permanent(fmt.Errorf("webhook %s answered %d", target, resp.StatusCode))
+		return permanent(fmt.Errorf("webhook %s answered %d", redactSubscriber(target), resp.StatusCode))
 	}
+}
+
+// redactURLError redacts the URL a *url.Error names. (net/http hides the
+// password of the URL in its errors, but not the user name, which may be a
+// token; url.Parse hides nothing.)
+func redactURLError(err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		uerr.URL = redactSubscriber(uerr.URL)
+	}
+	return err
+}
+
+// redactSubscriber returns a subscriber URI fit for logs and errors: the
+// user information of a URL (user:password@, or a token as the user name)
+// is replaced by "xxxxx". Deliveries use the URI as stored. A URI that
+// does not parse is not shown beyond its scheme, since where its
+// credentials end cannot be told.
+func redactSubscriber(subscriber string) string {
+	u, err := url.Parse(subscriber)
+	if err != nil {
+		return schemeOf(subscriber) + ":(a URI that does not parse)"
+	}
+	if u.User == nil {
+		return subscriber
+	}
+	u.User = url.User("xxxxx")
+	return u.String()
 }
 
 // EmailConfig says how email notifications leave the node.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -430,5 +431,51 @@ func (s *counters) waitDelta(k counter, want float64) {
 			s.t.Fatalf("%s%v grew by %v within %s, want %v", k.name, k.labels(), got, deliveryTimeout, want)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// logBuffer collects a node's log lines (text format) for tests that
+// check what was logged.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// logger returns a logger writing to l at level info and above.
+func (l *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// waitLine waits until a logged line contains every one of parts and
+// returns it.
+func (l *logBuffer) waitLine(t testing.TB, parts ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(deliveryTimeout)
+	for {
+		for _, line := range strings.Split(l.String(), "\n") {
+			found := true
+			for _, p := range parts {
+				found = found && strings.Contains(line, p)
+			}
+			if found {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line with %q within %s:\n%s", parts, deliveryTimeout, l.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -337,3 +337,26 @@ func TestWebhooks_OneDeliveryPerSubscriberKeepsPostOrder(t *testing.T) {
 		t.Fatalf("delivery order %v, want %v", order, want)
 	}
 }
+
+func TestWebhook_FailedDeliveryLogLineHidesTheSubscribersCredentials(t *testing.T) {
+	logs := &logBuffer{}
+	c := testcluster.Start(t, 1, testcluster.WithConfig(func(cfg *server.Config) { cfg.Logger = logs.logger() }))
+	a := clientsOf(t, c, "p-redact")[0]
+	r := newReceiver(t, func(int, delivery) int { return http.StatusBadRequest })
+	subscriber := strings.Replace(r.URL("/hook"), "http://", "http://hook-user:s3cr3t-pass@", 1)
+	a.subscribe("/v2/queues/creds", map[string]any{"subscriber": subscriber})
+	a.post("/v2/queues/creds", `{"body": "refused"}`)
+
+	// The credentials are still sent: they are the subscriber's to check.
+	if d := r.waitCount(1)[0]; d.Header.Get("Authorization") != "Basic aG9vay11c2VyOnMzY3IzdC1wYXNz" {
+		t.Fatalf("Authorization %q, want the URL's credentials", d.Header.Get("Authorization"))
+	}
+	line := logs.waitLine(t, "notification not delivered")
+	host := strings.TrimPrefix(r.URL(""), "http://")
+	if !strings.Contains(line, "http://xxxxx@"+host+"/hook") || !strings.Contains(line, "answered 400") {
+		t.Fatalf("the log line does not name the subscriber without its credentials: %s", line)
+	}
+	if all := logs.String(); strings.Contains(all, "s3cr3t-pass") || strings.Contains(all, "hook-user") {
+		t.Fatalf("the log shows the subscriber's credentials:\n%s", all)
+	}
+}

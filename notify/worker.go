@@ -191,7 +191,7 @@ func (w *worker) deliver(ctx context.Context, note *store.Notification) bool {
 			return false
 		case errors.Is(err, errPermanent) || attempt >= len(schedule):
 			m.outcome(scheme, "failed")
-			w.n.log.Warn("notification not delivered", "subscriber", sub.Subscriber, "attempts", attempt+1, "err", err)
+			w.n.log.Warn("notification not delivered", "subscriber", redactSubscriber(sub.Subscriber), "attempts", attempt+1, "err", err)
 			return true
 		}
 		m.retries.WithLabelValues(scheme).Inc()
