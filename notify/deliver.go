@@ -26,13 +26,13 @@ var errPermanent = errors.New("notify: permanent failure")
 var ErrGone = errors.New("notify: subscriber is gone")
 
 // permanent wraps err as a permanent failure.
-func permanent(err error) error { return fmt.Errorf("%w: %v", errPermanent, err) }
+func permanent(err error) error { return fmt.Errorf("%w: %w", errPermanent, err) }
 
 // webhook POSTs a payload to an http(s) subscriber (contract §10.3):
 // Content-Type application/json plus options.post_headers; the body is the
 // payload, or options.post_data with "$zaqar_message$" (quotes included)
 // replaced by it. Statuses below 400 are success; 429 and 5xx are retried,
-// other 4xx are final.
+// other 4xx are final, and so is a refused address (newWebhookClient).
 func webhook(ctx context.Context, client *http.Client, target string, options, payload []byte) error {
 	var opts struct {
 		PostData    *string           `json:"post_data"`
@@ -52,7 +52,10 @@ func webhook(ctx context.Context, client *http.Client, target string, options, p
 		req.Header.Set(k, v)
 	}
 	resp, err := client.Do(req)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrRefusedAddress):
+		return permanent(redactURLError(err))
+	case err != nil:
 		return redactURLError(err) // transport error: retried
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

@@ -166,9 +166,18 @@ type receiver struct {
 	srv     *httptest.Server
 	respond func(n int, d delivery) int
 
-	mu   sync.Mutex
-	got  []delivery
-	wake chan struct{}
+	mu       sync.Mutex
+	got      []delivery
+	location string // sent as Location when set (redirectTo)
+	wake     chan struct{}
+}
+
+// redirectTo makes the receiver's answers carry Location: url (give it a
+// 3xx status to make them redirects).
+func (r *receiver) redirectTo(url string) {
+	r.mu.Lock()
+	r.location = url
+	r.mu.Unlock()
 }
 
 // newReceiver starts a receiver on a fresh loopback port.
@@ -199,10 +208,14 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	n := len(r.got)
 	r.got = append(r.got, d)
+	location := r.location
 	r.mu.Unlock()
 	status := http.StatusNoContent
 	if r.respond != nil {
 		status = r.respond(n, d)
+	}
+	if location != "" {
+		w.Header().Set("Location", location)
 	}
 	w.WriteHeader(status)
 	select {

@@ -56,8 +56,9 @@ type Config struct {
 	PprofAddr string
 	// WS tunes the websocket transport (limits and timeouts).
 	WS wsapi.Config
-	// Notify configures notification delivery (email relay, workers) and
-	// Notifications the subscription confirmation flow.
+	// Notify configures notification delivery (email relay, workers, the
+	// webhook deny list, which the service applies to subscriber URLs too)
+	// and Notifications the subscription confirmation flow.
 	Notify        notify.Config
 	Notifications service.NotificationConfig
 
@@ -185,9 +186,13 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, store: st, node: node, registry: registry}
+	// The service refuses literal subscriber addresses the notifier would
+	// refuse to dial.
+	notifications := cfg.Notifications
+	notifications.DenyCIDRs = cfg.Notify.DenyCIDRs
 	s.svc = service.New(node, st, service.Config{
 		Limits: cfg.Limits, SignedURLSecret: cfg.SignedURLSecret, GCInterval: cfg.GCInterval, Logger: log,
-		Notifications: cfg.Notifications, Policy: policy, RateLimit: cfg.RateLimit,
+		Notifications: notifications, Policy: policy, RateLimit: cfg.RateLimit,
 	})
 	registerNodeMetrics(registry, node, st)
 
