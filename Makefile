@@ -33,7 +33,7 @@ test-system:
 FUZZTIME ?= 3s
 FUZZ_TARGETS := ./auth:FuzzPolicyFile ./auth:FuzzKeystoneToken \
 	./service:FuzzRequestBodies ./service:FuzzParsePatch ./service:FuzzIdentityHeaders ./service:FuzzSignedURL \
-	./httpapi:FuzzRESTRequest ./wsapi:FuzzDecodeRequest ./wsapi:FuzzActionFrames \
+	./httpapi:FuzzRESTRequest ./wsapi:FuzzDecodeRequest ./wsapi:FuzzMsgpackToJSON ./wsapi:FuzzActionFrames \
 	./fsm:FuzzDecodeEntry ./fsm:FuzzDecodeEntryResult ./store:FuzzKeyString \
 	./internal/codec:FuzzDecoder ./internal/jsonx:FuzzCheck
 fuzz-smoke:

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -44,46 +43,77 @@ func (h *handler) clusterDigest(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"applied_index": applied, "digest": hex.EncodeToString(d[:])})
 }
 
+// memberRequest is a decoded administration body.
 type memberRequest struct {
-	ID      string `json:"id"`
-	Address string `json:"address"`
+	ID, Address string
 }
 
 // maxMemberBody bounds an administration request body: a member id and an
 // address fit in far less.
 const maxMemberBody = 4096
 
-// readMember decodes {"id": ..., "address": ...} strictly: the body is
-// valid UTF-8 JSON with no integer beyond int64 (jsonx), an object with no
-// other keys, and at most maxMemberBody bytes. A blank body is an empty
-// request (transfer-leadership to any node).
-func (h *handler) readMember(w http.ResponseWriter, r *http.Request) (memberRequest, bool) {
-	var m memberRequest
+// memberShape is what one administration route accepts.
+type memberShape struct {
+	example string // quoted in refusals
+	address bool   // whether "address" may be given
+}
+
+var (
+	joinShape     = memberShape{`{"id": "node4", "address": "host:7888"}`, true}
+	removeShape   = memberShape{`{"id": "node4"}`, false}
+	transferShape = memberShape{`{"id": "node2"}, or {} for any successor`, false}
+)
+
+// readMember decodes {"id": ..., "address": ...} strictly: at most
+// maxMemberBody bytes of valid UTF-8 JSON with no integer beyond int64
+// (jsonx), an object with no other keys ("address" only where the shape
+// takes one), each present member a non-empty string. Anything else, an
+// empty or blank body included, is a 400 quoting the shape's example. A
+// blank body is not taken for {}: a request that lost its body on the way
+// must not move leadership to "any successor".
+func (h *handler) readMember(w http.ResponseWriter, r *http.Request, shape memberShape) (memberRequest, bool) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxMemberBody+1))
 	if err != nil {
 		writeError(w, &service.Error{Status: http.StatusBadRequest, Title: service.TitleInvalidBody, Description: "The request body could not be read."})
-		return m, false
+		return memberRequest{}, false
 	}
 	if len(b) > maxMemberBody {
 		writeError(w, &service.Error{Status: http.StatusRequestEntityTooLarge, Title: "Request body too large", Description: "An administration request body is at most 4096 bytes."})
-		return m, false
+		return memberRequest{}, false
 	}
-	if len(bytes.TrimSpace(b)) == 0 {
+	if m, ok := parseMember(b); ok && (shape.address || m.Address == "") {
 		return m, true
 	}
-	if err := jsonx.Check(b); err == nil && jsonx.Kind(b) == '{' {
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&m); err == nil {
-			return m, true
-		}
-	}
-	writeError(w, &service.Error{Status: http.StatusBadRequest, Title: service.TitleInvalidBody, Description: "Expected {\"id\": ..., \"address\": ...}."})
+	writeError(w, &service.Error{Status: http.StatusBadRequest, Title: service.TitleInvalidBody, Description: "Expected " + shape.example + "."})
 	return memberRequest{}, false
 }
 
+// parseMember reports whether b is a JSON object whose only members are
+// "id" and "address", each a non-empty string, and returns them.
+func parseMember(b []byte) (memberRequest, bool) {
+	var fields map[string]*string
+	if jsonx.Check(b) != nil || jsonx.Kind(b) != '{' || json.Unmarshal(b, &fields) != nil {
+		return memberRequest{}, false
+	}
+	var m memberRequest
+	for k, v := range fields {
+		if v == nil || *v == "" {
+			return memberRequest{}, false
+		}
+		switch k {
+		case "id":
+			m.ID = *v
+		case "address":
+			m.Address = *v
+		default:
+			return memberRequest{}, false
+		}
+	}
+	return m, true
+}
+
 func (h *handler) clusterJoin(w http.ResponseWriter, r *http.Request) {
-	m, ok := h.readMember(w, r)
+	m, ok := h.readMember(w, r, joinShape)
 	if !ok {
 		return
 	}
@@ -95,7 +125,7 @@ func (h *handler) clusterJoin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) clusterRemove(w http.ResponseWriter, r *http.Request) {
-	m, ok := h.readMember(w, r)
+	m, ok := h.readMember(w, r, removeShape)
 	if !ok {
 		return
 	}
@@ -106,8 +136,10 @@ func (h *handler) clusterRemove(w http.ResponseWriter, r *http.Request) {
 	h.adminResult(w, h.cluster.Remove(r.Context(), m.ID))
 }
 
+// clusterTransfer moves leadership to the member named by "id", or, for
+// the body {}, to a successor Raft picks.
 func (h *handler) clusterTransfer(w http.ResponseWriter, r *http.Request) {
-	m, ok := h.readMember(w, r)
+	m, ok := h.readMember(w, r, transferShape)
 	if !ok {
 		return
 	}

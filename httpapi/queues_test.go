@@ -111,6 +111,26 @@ func TestQueues(t *testing.T) {
 		}
 	})
 
+	s.run(t, "the names . and .. are refused on every queue route", func(t *testing.T, n nodes) {
+		const refused = `Queue names may not be "." or "..".`
+		for _, name := range []string{".", ".."} {
+			base := "/v2/queues/" + name
+			n.next().expect(http.StatusBadRequest, "PUT", base, nil).apiError("Invalid queue identification", refused)
+			n.next().expect(http.StatusBadRequest, "GET", base+"/stats", nil).apiError("Invalid queue identification", refused)
+			n.next().expect(http.StatusBadRequest, "POST", base+"/messages", `{"messages": [{"body": 1}]}`).apiError("Invalid queue identification", refused)
+			n.next().expect(http.StatusBadRequest, "POST", base+"/subscriptions", `{"subscriber": "http://127.0.0.1:9/x"}`).apiError("Invalid queue identification", refused)
+		}
+		// Dots inside or around other characters stay valid names.
+		for _, name := range []string{"...", ".a", "a..b"} {
+			n.next().expect(http.StatusCreated, "PUT", "/v2/queues/"+name, nil)
+		}
+		if l, _ := listQueues(n.f1, "/v2/queues"); strings.Join(l.names(), " ") != "... .a a..b" {
+			t.Fatalf("queues %v", l.names())
+		}
+		n.next().expect(http.StatusBadRequest, "PUT", "/v2/queues/dlq", `{"_dead_letter_queue": "..", "_max_claim_count": 2}`).
+			apiError("Invalid API request", "_dead_letter_queue must be a valid queue name.")
+	})
+
 	s.run(t, "reserved metadata keys are validated on PUT", func(t *testing.T, n nodes) {
 		cases := []struct {
 			meta string

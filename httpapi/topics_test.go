@@ -80,6 +80,12 @@ func TestTopics(t *testing.T) {
 
 		n.leader.expect(http.StatusBadRequest, "PUT", "/v2/topics/bad%20name", nil).errorLike("Invalid topic identification", "Topic names")
 		n.leader.expect(http.StatusBadRequest, "PUT", "/v2/topics/"+strings.Repeat("t", 65), nil).errorLike("Invalid topic identification", "")
+		for _, name := range []string{".", ".."} {
+			n.next().expect(http.StatusBadRequest, "PUT", "/v2/topics/"+name, nil).
+				apiError("Invalid topic identification", `Topic names may not be "." or "..".`)
+			n.next().expect(http.StatusBadRequest, "POST", "/v2/topics/"+name+"/messages", `{"messages": [{"body": 1}]}`).
+				apiError("Invalid topic identification", `Topic names may not be "." or "..".`)
+		}
 
 		n.f1.expect(http.StatusNoContent, "DELETE", "/v2/topics/news", nil).empty()
 		n.f2.expect(http.StatusNotFound, "HEAD", "/v2/topics/news", nil)

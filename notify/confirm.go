@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -40,9 +41,9 @@ func (n *Notifier) SendConfirmation(sub *store.Subscription, project string, pay
 				n.metrics.outcome(scheme, "confirmation_sent")
 				return
 			}
-			if attempt >= len(confirmationPolicy.Schedule()) || ctx.Err() != nil {
+			if errors.Is(err, errPermanent) || attempt >= len(confirmationPolicy.Schedule()) || ctx.Err() != nil {
 				n.metrics.outcome(scheme, "confirmation_failed")
-				n.log.Warn("subscription confirmation not delivered", "subscriber", sub.Subscriber, "err", err)
+				n.log.Warn("subscription confirmation not delivered", "subscriber", redactSubscriber(sub.Subscriber), "err", err)
 				return
 			}
 		}

@@ -27,13 +27,13 @@ var errPermanent = errors.New("notify: permanent failure")
 var ErrGone = errors.New("notify: subscriber is gone")
 
 // permanent wraps err as a permanent failure.
-func permanent(err error) error { return fmt.Errorf("%w: %v", errPermanent, err) }
+func permanent(err error) error { return fmt.Errorf("%w: %w", errPermanent, err) }
 
 // webhook POSTs a payload to an http(s) subscriber (contract §10.3):
 // Content-Type application/json plus options.post_headers; the body is the
 // payload, or options.post_data with "$zaqar_message$" (quotes included)
 // replaced by it. Statuses below 400 are success; 429 and 5xx are retried,
-// other 4xx are final.
+// other 4xx are final, and so is a refused address (newWebhookClient).
 func webhook(ctx context.Context, client *http.Client, target string, options, payload []byte) error {
 	var opts struct {
 		PostData    *string           `json:"post_data"`
@@ -46,15 +46,18 @@ func webhook(ctx context.Context, client *http.Client, target string, options, p
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return permanent(err)
+		return permanent(redactURLError(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range opts.PostHeaders {
 		req.Header.Set(k, v)
 	}
 	resp, err := client.Do(req)
-	if err != nil {
-		return err // transport error: retried
+	switch {
+	case errors.Is(err, ErrRefusedAddress):
+		return permanent(redactURLError(err))
+	case err != nil:
+		return redactURLError(err) // transport error: retried
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
@@ -62,10 +65,38 @@ func webhook(ctx context.Context, client *http.Client, target string, options, p
 	case resp.StatusCode < 400:
 		return nil
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return fmt.Errorf("webhook %s answered %d", target, resp.StatusCode)
+		return fmt.Errorf("webhook %s answered %d", redactSubscriber(target), resp.StatusCode)
 	default:
-		return permanent(fmt.Errorf("webhook %s answered %d", target, resp.StatusCode))
+		return permanent(fmt.Errorf("webhook %s answered %d", redactSubscriber(target), resp.StatusCode))
 	}
+}
+
+// redactURLError redacts the URL a *url.Error names. (net/http hides the
+// password of the URL in its errors, but not the user name, which may be a
+// token; url.Parse hides nothing.)
+func redactURLError(err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		uerr.URL = redactSubscriber(uerr.URL)
+	}
+	return err
+}
+
+// redactSubscriber returns a subscriber URI fit for logs and errors: the
+// user information of a URL (user:password@, or a token as the user name)
+// is replaced by "xxxxx". Deliveries use the URI as stored. A URI that
+// does not parse is not shown beyond its scheme, since where its
+// credentials end cannot be told.
+func redactSubscriber(subscriber string) string {
+	u, err := url.Parse(subscriber)
+	if err != nil {
+		return schemeOf(subscriber) + ":(a URI that does not parse)"
+	}
+	if u.User == nil {
+		return subscriber
+	}
+	u.User = url.User("xxxxx")
+	return u.String()
 }
 
 // EmailConfig says how email notifications leave the node.

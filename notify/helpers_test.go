@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -165,9 +166,18 @@ type receiver struct {
 	srv     *httptest.Server
 	respond func(n int, d delivery) int
 
-	mu   sync.Mutex
-	got  []delivery
-	wake chan struct{}
+	mu       sync.Mutex
+	got      []delivery
+	location string // sent as Location when set (redirectTo)
+	wake     chan struct{}
+}
+
+// redirectTo makes the receiver's answers carry Location: url (give it a
+// 3xx status to make them redirects).
+func (r *receiver) redirectTo(url string) {
+	r.mu.Lock()
+	r.location = url
+	r.mu.Unlock()
 }
 
 // newReceiver starts a receiver on a fresh loopback port.
@@ -198,10 +208,14 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	n := len(r.got)
 	r.got = append(r.got, d)
+	location := r.location
 	r.mu.Unlock()
 	status := http.StatusNoContent
 	if r.respond != nil {
 		status = r.respond(n, d)
+	}
+	if location != "" {
+		w.Header().Set("Location", location)
 	}
 	w.WriteHeader(status)
 	select {
@@ -430,5 +444,51 @@ func (s *counters) waitDelta(k counter, want float64) {
 			s.t.Fatalf("%s%v grew by %v within %s, want %v", k.name, k.labels(), got, deliveryTimeout, want)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// logBuffer collects a node's log lines (text format) for tests that
+// check what was logged.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// logger returns a logger writing to l at level info and above.
+func (l *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// waitLine waits until a logged line contains every one of parts and
+// returns it.
+func (l *logBuffer) waitLine(t testing.TB, parts ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(deliveryTimeout)
+	for {
+		for _, line := range strings.Split(l.String(), "\n") {
+			found := true
+			for _, p := range parts {
+				found = found && strings.Contains(line, p)
+			}
+			if found {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line with %q within %s:\n%s", parts, deliveryTimeout, l.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -55,10 +56,12 @@ type Config struct {
 	FlushInterval time.Duration
 	// AttemptTimeout bounds one delivery attempt (default 10s).
 	AttemptTimeout time.Duration
-	// HTTPClient sends webhooks (default: TLS verification on, no
-	// redirects followed, the attempt timeout).
-	HTTPClient *http.Client
-	Email      EmailConfig
+	// DenyCIDRs are address ranges no webhook is sent to, on top of the
+	// always-refused link-local and unspecified ones (CheckAddress). The
+	// address checked is the one each connection dials, after name
+	// resolution and on every redirect.
+	DenyCIDRs []netip.Prefix
+	Email     EmailConfig
 	// RequireConfirmation withholds notifications from unconfirmed
 	// subscriptions.
 	RequireConfirmation bool
@@ -68,10 +71,11 @@ type Config struct {
 
 // Notifier delivers notifications while this node leads.
 type Notifier struct {
-	cfg     Config
-	log     *slog.Logger
-	metrics *metrics
-	global  chan struct{} // semaphore of Workers
+	cfg      Config
+	log      *slog.Logger
+	metrics  *metrics
+	webhooks *http.Client  // see newWebhookClient
+	global   chan struct{} // semaphore of Workers
 
 	mu      sync.Mutex
 	workers map[subKey]*worker
@@ -102,19 +106,11 @@ func New(cfg Config) *Notifier {
 	if cfg.AttemptTimeout <= 0 {
 		cfg.AttemptTimeout = 10 * time.Second
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{
-			Timeout: cfg.AttemptTimeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		}
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	n := &Notifier{
-		cfg: cfg, log: cfg.Logger, global: make(chan struct{}, cfg.Workers),
+		cfg: cfg, log: cfg.Logger, webhooks: newWebhookClient(cfg.AttemptTimeout, cfg.DenyCIDRs), global: make(chan struct{}, cfg.Workers),
 		workers: map[subKey]*worker{}, byQueue: map[queueKey]map[subKey]*worker{},
 		resync: make(chan struct{}, 1),
 	}
@@ -331,7 +327,7 @@ func (n *Notifier) attempt(ctx context.Context, sub *store.Subscription, payload
 	defer cancel()
 	switch scheme := schemeOf(sub.Subscriber); scheme {
 	case "http", "https":
-		return webhook(actx, n.cfg.HTTPClient, sub.Subscriber, sub.Options, payload)
+		return webhook(actx, n.webhooks, sub.Subscriber, sub.Options, payload)
 	case "mailto":
 		m, err := buildEmail(sub.Subscriber, sub.Options, payload, n.cfg.Email)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -280,6 +281,27 @@ func TestWebhooks(t *testing.T) {
 		}
 	})
 
+	s.run(t, "a redirect is the answer: it is not followed, least of all to a refused address", func(t *testing.T, n []*api) {
+		// Dialling 0.0.0.0 reaches a receiver that listens on every
+		// interface of this host; the dialer refuses it on any hop.
+		ln, err := net.Listen("tcp", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inside := startReceiver(t, ln, nil)
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		outside := newReceiver(t, func(int, delivery) int { return http.StatusTemporaryRedirect })
+		outside.redirectTo("http://0.0.0.0:" + port + "/metadata")
+		n[0].subscribe("/v2/queues/redirected", map[string]any{"subscriber": outside.URL("/hook")})
+		m := snapshotCounters(t, s.c, deliveries("http", "delivered"), deliveries("http", "failed"))
+		n[1].post("/v2/queues/redirected", `{"body": "moved"}`)
+		outside.waitBody(`"moved"`)
+		m.waitDelta(deliveries("http", "delivered"), 1)
+		if got := inside.deliveries(); len(got) != 0 {
+			t.Fatalf("the redirect was followed to 0.0.0.0: %s", summarize(got))
+		}
+	})
+
 	s.run(t, "an options PATCH applies to the next delivery", func(t *testing.T, n []*api) {
 		r := newReceiver(t, nil)
 		id := n[0].subscribe("/v2/queues/patched", map[string]any{"subscriber": r.URL("/"), "options": map[string]any{"post_headers": map[string]string{"X-V": "1"}}})
@@ -335,5 +357,73 @@ func TestWebhooks_OneDeliveryPerSubscriberKeepsPostOrder(t *testing.T) {
 	}
 	if !reflect.DeepEqual(order, want) {
 		t.Fatalf("delivery order %v, want %v", order, want)
+	}
+}
+
+func TestWebhook_FailedDeliveryLogLineHidesTheSubscribersCredentials(t *testing.T) {
+	logs := &logBuffer{}
+	c := testcluster.Start(t, 1, testcluster.WithConfig(func(cfg *server.Config) { cfg.Logger = logs.logger() }))
+	a := clientsOf(t, c, "p-redact")[0]
+	r := newReceiver(t, func(int, delivery) int { return http.StatusBadRequest })
+	subscriber := strings.Replace(r.URL("/hook"), "http://", "http://hook-user:s3cr3t-pass@", 1)
+	a.subscribe("/v2/queues/creds", map[string]any{"subscriber": subscriber})
+	a.post("/v2/queues/creds", `{"body": "refused"}`)
+
+	// The credentials are still sent: they are the subscriber's to check.
+	if d := r.waitCount(1)[0]; d.Header.Get("Authorization") != "Basic aG9vay11c2VyOnMzY3IzdC1wYXNz" {
+		t.Fatalf("Authorization %q, want the URL's credentials", d.Header.Get("Authorization"))
+	}
+	line := logs.waitLine(t, "notification not delivered")
+	host := strings.TrimPrefix(r.URL(""), "http://")
+	if !strings.Contains(line, "http://xxxxx@"+host+"/hook") || !strings.Contains(line, "answered 400") {
+		t.Fatalf("the log line does not name the subscriber without its credentials: %s", line)
+	}
+	if all := logs.String(); strings.Contains(all, "s3cr3t-pass") || strings.Contains(all, "hook-user") {
+		t.Fatalf("the log shows the subscriber's credentials:\n%s", all)
+	}
+}
+
+func TestWebhook_DeniedRangesAreRefusedAtSubscriptionAndOnEveryDelivery(t *testing.T) {
+	logs := &logBuffer{}
+	c := testcluster.Start(t, 1, testcluster.WithConfig(func(cfg *server.Config) {
+		cfg.Logger = logs.logger()
+		cfg.Notify.DenyCIDRs = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}))
+	a := clientsOf(t, c, "p-deny")[0]
+	r := newReceiver(t, nil)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(r.URL(""), "http://"))
+
+	// A literal address in a refused range is a 400 when subscribing.
+	for subscriber, why := range map[string]string{
+		"http://127.0.0.1:" + port + "/hook":       "127.0.0.1 is in a denied range (127.0.0.0/8)",
+		"http://[::1]:" + port + "/hook":           "::1 is in a denied range (::1/128)",
+		"https://[::ffff:127.0.0.2]/":              "127.0.0.2 is in a denied range (127.0.0.0/8)",
+		"http://169.254.169.254/latest/meta-data/": "169.254.169.254 is a link-local address",
+		"http://[fe80::1%25eth0]:8080/":            "fe80::1 is a link-local address",
+		"http://0.0.0.0:" + port + "/":             "0.0.0.0 is an unspecified address",
+		"http://[::]:" + port + "/":                ":: is an unspecified address",
+	} {
+		resp := a.expect(http.StatusBadRequest, "POST", "/v2/queues/guarded/subscriptions", map[string]any{"subscriber": subscriber})
+		jsonEqual(t, "refusal of "+subscriber, resp.Body, fmt.Sprintf(`{"title": "Invalid API request", "description": "The subscriber's address is refused: %s."}`, why))
+	}
+	id := a.subscribe("/v2/queues/guarded", map[string]any{"subscriber": "http://localhost:" + port + "/hook"})
+	a.expect(http.StatusBadRequest, "PATCH", "/v2/queues/guarded/subscriptions/"+id, map[string]any{"subscriber": "http://127.0.0.1:" + port + "/"})
+
+	// A host name is judged when it is dialled: localhost resolves into
+	// the denied ranges, so nothing is sent, and the notification is a
+	// failed delivery after one attempt, not retried.
+	m := snapshotCounters(t, c, attempts("http"), retries("http"), deliveries("http", "failed"))
+	a.post("/v2/queues/guarded", `{"body": "keep out"}`)
+	m.waitDelta(deliveries("http", "failed"), 1)
+	if at, rt := m.delta(attempts("http")), m.delta(retries("http")); at != 1 || rt != 0 {
+		t.Fatalf("%v attempts and %v retries, want 1 and 0", at, rt)
+	}
+	line := logs.waitLine(t, "the subscriber's address is refused", "http://localhost:"+port+"/hook")
+	if !strings.Contains(line, "is in a denied range") {
+		t.Fatalf("the log line does not say why: %s", line)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := r.deliveries(); len(got) != 0 {
+		t.Fatalf("the denied receiver got %s", summarize(got))
 	}
 }

@@ -191,7 +191,11 @@ func (w *worker) deliver(ctx context.Context, note *store.Notification) bool {
 			return false
 		case errors.Is(err, errPermanent) || attempt >= len(schedule):
 			m.outcome(scheme, "failed")
-			w.n.log.Warn("notification not delivered", "subscriber", sub.Subscriber, "attempts", attempt+1, "err", err)
+			msg := "notification not delivered"
+			if errors.Is(err, ErrRefusedAddress) {
+				msg = "notification not delivered: the subscriber's address is refused"
+			}
+			w.n.log.Warn(msg, "subscriber", redactSubscriber(sub.Subscriber), "attempts", attempt+1, "err", err)
 			return true
 		}
 		m.retries.WithLabelValues(scheme).Inc()

@@ -431,7 +431,7 @@ func (n *Node) ClusterStatus(ctx context.Context) []Status {
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
-			st, err := n.remoteStatus(cctx, m.Address)
+			st, err := n.remoteStatus(cctx, m)
 			if err != nil {
 				st = Status{ID: m.ID, Address: m.Address, Error: err.Error()}
 			}
@@ -448,17 +448,25 @@ func (n *Node) ClusterStatus(ctx context.Context) []Status {
 	return out
 }
 
-func (n *Node) remoteStatus(ctx context.Context, addr string) (Status, error) {
-	ans, err := n.call(ctx, addr, http.MethodGet, pathStatus, nil)
+// remoteStatus asks member m for its status. Only a 200 answer carrying
+// m's own id counts: anything else (an error page, another node now
+// listening at that address, a body without a status) is an error, so the
+// member's row says why instead of coming back blank.
+func (n *Node) remoteStatus(ctx context.Context, m Member) (Status, error) {
+	ans, err := n.call(ctx, m.Address, http.MethodGet, pathStatus, nil)
 	if err != nil {
 		return Status{}, err
 	}
 	if ans.status != http.StatusOK {
-		return Status{}, fmt.Errorf("raftnode: status from %s: %d %s", addr, ans.status, strings.TrimSpace(string(ans.body)))
+		msg := strings.TrimSpace(string(ans.body[:min(len(ans.body), 200)]))
+		return Status{}, fmt.Errorf("status call answered %d %s: %s", ans.status, http.StatusText(ans.status), msg)
 	}
 	var st Status
 	if err := json.Unmarshal(ans.body, &st); err != nil {
-		return Status{}, fmt.Errorf("raftnode: status from %s: %w", addr, err)
+		return Status{}, fmt.Errorf("status call answered something that is not a status: %w", err)
+	}
+	if st.ID != m.ID {
+		return Status{}, fmt.Errorf("the node at %s answered as %q, not %q", m.Address, st.ID, m.ID)
 	}
 	return st, nil
 }

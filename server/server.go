@@ -53,8 +53,9 @@ type Config struct {
 	PprofAddr string
 	// WS tunes the websocket transport (limits and timeouts).
 	WS wsapi.Config
-	// Notify configures notification delivery (email relay, workers) and
-	// Notifications the subscription confirmation flow.
+	// Notify configures notification delivery (email relay, workers, the
+	// webhook deny list, which the service applies to subscriber URLs too)
+	// and Notifications the subscription confirmation flow.
 	Notify        notify.Config
 	Notifications service.NotificationConfig
 
@@ -216,9 +217,13 @@ func (s *Server) openNode() error {
 		return err
 	}
 	s.node = node
+	// The service refuses literal subscriber addresses the notifier would
+	// refuse to dial.
+	notifications := s.cfg.Notifications
+	notifications.DenyCIDRs = s.cfg.Notify.DenyCIDRs
 	s.svc = service.New(node, s.store, service.Config{
 		Limits: s.cfg.Limits, SignedURLSecret: s.cfg.SignedURLSecret, GCInterval: s.cfg.GCInterval, Logger: s.log,
-		Notifications: s.cfg.Notifications, Policy: s.policy, RateLimit: s.cfg.RateLimit,
+		Notifications: notifications, Policy: s.policy, RateLimit: s.cfg.RateLimit,
 	})
 	registerNodeMetrics(s.registry, node, s.store)
 	return nil

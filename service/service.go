@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -61,6 +62,10 @@ type NotificationConfig struct {
 	// used to build the confirmation links sent to subscribers.
 	PublicURL          string
 	PublicWebsocketURL string
+	// DenyCIDRs are the webhook address ranges the notifier refuses
+	// (notify.Config.DenyCIDRs): a subscriber URL whose host is a literal
+	// address in one of them, or in an always-refused range, is a 400.
+	DenyCIDRs []netip.Prefix
 }
 
 // Service implements the Zaqar operations over a Raft node and its store.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -141,6 +142,13 @@ func (s *Service) checkSubscriber(sub string) *Error {
 		u, err := url.Parse(sub)
 		if err != nil || u.Host == "" {
 			return badRequest("The subscriber %q is not a valid URL.", sub)
+		}
+		// A literal address is judged now; a host name only when it is
+		// resolved, on each delivery (notify checks every address dialled).
+		if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
+			if why := notify.AddressRefusal(ip, s.notify.DenyCIDRs); why != "" {
+				return badRequest("The subscriber's address is refused: %s.", why)
+			}
 		}
 	}
 	return nil

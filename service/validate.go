@@ -21,6 +21,9 @@ func ValidateQueueName(project, name string) *Error {
 	if len(name) > MaxNameLength {
 		return Errf(http.StatusBadRequest, TitleInvalidQueueID, "Queue names may not be more than %d characters long.", MaxNameLength)
 	}
+	if isDotSegment(name) {
+		return Errf(http.StatusBadRequest, TitleInvalidQueueID, "Queue names may not be \".\" or \"..\".")
+	}
 	if !validName(name) {
 		return Errf(http.StatusBadRequest, TitleInvalidQueueID, "Queue names may only contain ASCII letters, digits, underscores, dashes and dots.")
 	}
@@ -37,8 +40,12 @@ func ValidateTopicName(project, name string) *Error {
 	return e
 }
 
+// validName reports whether name may name a queue or topic. Upstream's
+// pattern allows "." and ".."; they are refused here because a path that
+// ends in them (/v2/queues/..) is a different resource, or none, once a
+// client or proxy normalises it.
 func validName(name string) bool {
-	if name == "" || len(name) > MaxNameLength {
+	if name == "" || len(name) > MaxNameLength || isDotSegment(name) {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
@@ -49,6 +56,10 @@ func validName(name string) bool {
 	}
 	return true
 }
+
+// isDotSegment reports whether name is a dot-segment of a URL path
+// (RFC 3986 §3.3).
+func isDotSegment(name string) bool { return name == "." || name == ".." }
 
 // CheckProject applies the project header rules (contract §2.3).
 func CheckProject(present bool, project string) *Error {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
-	"reflect"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 
@@ -65,6 +63,16 @@ func DecodeRequest(enc Encoding, frame []byte) (*Request, error) {
 	if err := json.Unmarshal(doc, &raw); err != nil {
 		return nil, &frameError{fmt.Sprintf("Can't decode %s request. ValueError: %v", enc, err)}
 	}
+	// Which action runs, and as whom, must not depend on which of two
+	// equal keys a reader keeps. (The MessagePack reader has refused
+	// repeated keys everywhere already.)
+	if enc == JSON {
+		for _, obj := range []json.RawMessage{doc, raw["headers"]} {
+			if k, ok := repeatedKey(obj); ok {
+				return nil, &frameError{fmt.Sprintf("Can't decode %s request. ValueError: duplicate key %s", enc, k)}
+			}
+		}
+	}
 	r := &Request{raw: raw, Action: raw["action"], Body: raw["body"]}
 	if h, ok := raw["headers"]; ok && jsonx.Kind(h) == '{' {
 		_ = json.Unmarshal(h, &r.Headers)
@@ -72,58 +80,41 @@ func DecodeRequest(enc Encoding, frame []byte) (*Request, error) {
 	return r, nil
 }
 
-// msgpackHandle decodes maps with string keys and raw bytes as strings so
-// every MessagePack document has a JSON equivalent.
+// repeatedKey returns, JSON-quoted, the first key that appears twice among
+// the members of obj when obj is a JSON object. Keys are compared as
+// decoded ("a" and "\u0061" are the same key); values are not looked into.
+func repeatedKey(obj []byte) (string, bool) {
+	if jsonx.Kind(obj) != '{' {
+		return "", false
+	}
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := dec.Token(); err != nil {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		k, isKey := tok.(string)
+		if err != nil || !isKey {
+			return "", false
+		}
+		if seen[k] {
+			q, _ := json.Marshal(k)
+			return string(q), true
+		}
+		seen[k] = true
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// msgpackHandle encodes responses with the newer MessagePack spec's types
+// (str 8, bin). Requests are read by msgpackReader, not by this codec.
 func msgpackHandle() *codec.MsgpackHandle {
-	h := &codec.MsgpackHandle{}
-	h.MapType = reflect.TypeOf(map[string]interface{}(nil))
-	h.RawToString = true
-	h.WriteExt = true
-	return h
-}
-
-func msgpackToJSON(frame []byte) ([]byte, error) {
-	var v interface{}
-	dec := codec.NewDecoderBytes(frame, msgpackHandle())
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("UnpackValueError: %v", err)
-	}
-	b, err := json.Marshal(normalize(v))
-	if err != nil {
-		return nil, fmt.Errorf("ValueError: %v", err)
-	}
-	return b, nil
-}
-
-// normalize turns decoded MessagePack values into JSON-encodable ones.
-func normalize(v interface{}) interface{} {
-	switch t := v.(type) {
-	case map[string]interface{}:
-		for k, e := range t {
-			t[k] = normalize(e)
-		}
-		return t
-	case map[interface{}]interface{}:
-		m := make(map[string]interface{}, len(t))
-		for k, e := range t {
-			m[fmt.Sprint(k)] = normalize(e)
-		}
-		return m
-	case []interface{}:
-		for i, e := range t {
-			t[i] = normalize(e)
-		}
-		return t
-	case []byte:
-		return string(t)
-	case float64:
-		if math.IsNaN(t) || math.IsInf(t, 0) {
-			return nil
-		}
-	case float32:
-		return normalize(float64(t))
-	}
-	return v
+	return &codec.MsgpackHandle{WriteExt: true}
 }
 
 // encodeFrame encodes a response document (given as JSON) in enc.

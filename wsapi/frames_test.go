@@ -34,6 +34,12 @@ func TestFrames_UndecodableFramesAnswer400WithTheEmptyEcho(t *testing.T) {
 		{"text that is JSON plus garbage", wsapi.JSON, []byte(`{} {}`), "Can't decode text (JSON) request. ValueError: request body could not be parsed"},
 		{"text with an integer beyond int64", wsapi.JSON, []byte(`{"action": "queue_list", "n": 99999999999999999999}`), "Can't decode text (JSON) request. ValueError: JSON contains integer that is too large"},
 		{"an empty text frame", wsapi.JSON, nil, "Can't decode text (JSON) request. ValueError: request body could not be parsed"},
+		{"JSON with two actions", wsapi.JSON, []byte(`{"action": "queue_delete", "body": {"queue_name": "q"}, "action": "queue_list"}`),
+			`Can't decode text (JSON) request. ValueError: duplicate key "action"`},
+		{"JSON with an action spelt twice", wsapi.JSON, []byte(`{"action": "queue_list", "\u0061ction": "queue_delete"}`),
+			`Can't decode text (JSON) request. ValueError: duplicate key "action"`},
+		{"JSON headers with two projects", wsapi.JSON, []byte(`{"action": "queue_list", "headers": {"X-Project-ID": "a", "Client-ID": "3381af92-2b9e-11e3-b191-718613007343", "X-Project-ID": "b"}}`),
+			`Can't decode text (JSON) request. ValueError: duplicate key "X-Project-ID"`},
 		{"a JSON array", wsapi.JSON, []byte(`[{"action": "queue_list"}]`), "Unexpected body type. Expected dict or dict like."},
 		{"a JSON string", wsapi.JSON, []byte(`"queue_list"`), "Unexpected body type. Expected dict or dict like."},
 		{"JSON null", wsapi.JSON, []byte(`null`), "Unexpected body type. Expected dict or dict like."},
@@ -45,6 +51,22 @@ func TestFrames_UndecodableFramesAnswer400WithTheEmptyEcho(t *testing.T) {
 		{"a MessagePack string", wsapi.MsgPack, msgpack(t, "queue_list"), "Unexpected body type. Expected dict or dict like."},
 		{"MessagePack nil", wsapi.MsgPack, []byte{0xc0}, "Unexpected body type. Expected dict or dict like."},
 		{"a MessagePack integer beyond int64", wsapi.MsgPack, msgpack(t, map[string]any{"action": "queue_list", "n": uint64(1 << 63)}), "Can't decode binary (MessagePack) request. ValueError: JSON contains integer that is too large"},
+		// Nothing may be lost or made up between the frame and what the
+		// service reads: an extension has no JSON form, a second "action"
+		// or header would silently win, and bytes after the object are a
+		// request nobody answers.
+		{"a MessagePack extension value", wsapi.MsgPack, msgpackMap(t, "action", "queue_list", "x", rawMsgpack{0xd4, 0x05, 0x01}),
+			"Can't decode binary (MessagePack) request. ValueError: MessagePack extension type 5 is not supported"},
+		{"a MessagePack timestamp", wsapi.MsgPack, msgpackMap(t, "action", "queue_list", "t", rawMsgpack{0xd6, 0xff, 0, 0, 0, 1}),
+			"Can't decode binary (MessagePack) request. ValueError: MessagePack extension type -1 is not supported"},
+		{"a MessagePack object with two actions", wsapi.MsgPack, msgpackMap(t, "action", "queue_delete", "action", "queue_list"),
+			`Can't decode binary (MessagePack) request. ValueError: duplicate key "action"`},
+		{"MessagePack headers with two projects", wsapi.MsgPack,
+			msgpackMap(t, "action", "queue_list", "headers", rawMsgpack(msgpackMap(t, "X-Project-ID", "a", "Client-ID", newUUID(), "X-Project-ID", "b"))),
+			`Can't decode binary (MessagePack) request. ValueError: duplicate key "X-Project-ID"`},
+		{"MessagePack with bytes after the object", wsapi.MsgPack,
+			append(msgpack(t, map[string]any{"action": "queue_list"}), msgpack(t, map[string]any{"action": "queue_delete"})...),
+			"Can't decode binary (MessagePack) request. ExtraData: extra data after the object (from byte 19 of 40)"},
 	} {
 		t.Run(encName(tc.enc)+": "+tc.name, func(t *testing.T) {
 			ws := dial(t, node, "follower", tc.enc)
@@ -116,6 +138,10 @@ func TestFrames_InvalidRequestsAnswer400AndEchoTheRequest(t *testing.T) {
 		{"metadata not an object", qcb + `{"queue_name": "q", "metadata": ["a"]}}`, schemaFailed},
 		{"invalid queue name", qcb + `{"queue_name": "a/b"}}`,
 			`{"exception": "Invalid queue identification", "error": "Queue names may only contain ASCII letters, digits, underscores, dashes and dots."}`},
+		{"queue name .", qcb + `{"queue_name": "."}}`,
+			`{"exception": "Invalid queue identification", "error": "Queue names may not be \".\" or \"..\"."}`},
+		{"queue name ..", `{"action": "message_post", "headers": ` + h + `, "body": {"queue_name": "..", "messages": [{"body": 1}]}}`,
+			`{"exception": "Invalid queue identification", "error": "Queue names may not be \".\" or \"..\"."}`},
 		{"queue_list limit a string", `{"action": "queue_list", "headers": ` + h + `, "body": {"limit": "5"}}`, schemaFailed},
 		{"queue_list limit a float", `{"action": "queue_list", "headers": ` + h + `, "body": {"limit": 1.5}}`, schemaFailed},
 		{"queue_list limit a boolean", `{"action": "queue_list", "headers": ` + h + `, "body": {"limit": true}}`, schemaFailed},
@@ -156,6 +182,24 @@ func TestFrames_InvalidRequestsAnswer400AndEchoTheRequest(t *testing.T) {
 			})
 		}
 	}
+}
+
+// rawMsgpack is MessagePack written into msgpackMap as is.
+type rawMsgpack []byte
+
+// msgpackMap writes a MessagePack map of up to 15 key/value pairs in the
+// order given, repeated keys included, which no encoder of Go maps can.
+func msgpackMap(t *testing.T, pairs ...any) []byte {
+	t.Helper()
+	b := []byte{0x80 | byte(len(pairs)/2)}
+	for _, p := range pairs {
+		if raw, ok := p.(rawMsgpack); ok {
+			b = append(b, raw...)
+			continue
+		}
+		b = append(b, msgpack(t, p)...)
+	}
+	return b
 }
 
 // msgpack encodes v as MessagePack.

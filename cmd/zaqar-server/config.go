@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -56,6 +57,7 @@ type options struct {
 	requireConfirmation         bool
 	publicURL, publicWSURL      string
 	notifyWorkers, notifyPerSub int
+	notifyDeny                  cidrList
 	email                       notify.EmailConfig
 
 	keystone       auth.KeystoneConfig
@@ -141,6 +143,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.publicWSURL, "public-ws-url", "", "this service's public websocket URL, used in subscription confirmations")
 	fs.IntVar(&o.notifyWorkers, "notify-workers", 10, "notification deliveries in progress at once on the leader")
 	fs.IntVar(&o.notifyPerSub, "notify-per-subscriber", 4, "notification deliveries in progress at once per subscription (1 keeps them in order)")
+	fs.Var(&o.notifyDeny, "notify-deny-cidrs", "address ranges webhooks are never sent to, comma-separated (e.g. 127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7); link-local and unspecified addresses are always refused")
 	fs.StringVar(&o.email.SMTPHost, "smtp-host", "", "SMTP relay for email notifications (empty: use -sendmail-command)")
 	fs.IntVar(&o.email.SMTPPort, "smtp-port", 25, "SMTP relay port")
 	fs.BoolVar(&o.email.StartTLS, "smtp-starttls", false, "upgrade SMTP sessions with STARTTLS (certificate verified)")
@@ -249,6 +252,26 @@ func (o *options) corsConfig() httpapi.CORSConfig {
 	return c
 }
 
+// cidrList is a flag of comma-separated CIDR prefixes (notify.ParseCIDRs).
+type cidrList []netip.Prefix
+
+func (l *cidrList) String() string {
+	parts := make([]string, len(*l))
+	for i, p := range *l {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *cidrList) Set(s string) error {
+	p, err := notify.ParseCIDRs(s)
+	if err != nil {
+		return err
+	}
+	*l = p
+	return nil
+}
+
 func envName(flagName string) string {
 	return "ZAQAR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
@@ -307,7 +330,7 @@ func (o *options) serverConfig() (server.Config, error) {
 		},
 		Keystone: o.keystone, PolicyFile: o.policyFile, CORS: o.corsConfig(), MaxHeaderBytes: o.maxHeaderBytes,
 		MaxConcurrentRequests: o.maxConcurrent, RateLimit: o.rateLimit,
-		Notify: notify.Config{Workers: o.notifyWorkers, PerSubscriber: o.notifyPerSub, Email: o.email},
+		Notify: notify.Config{Workers: o.notifyWorkers, PerSubscriber: o.notifyPerSub, DenyCIDRs: o.notifyDeny, Email: o.email},
 		Notifications: service.NotificationConfig{
 			RequireConfirmation: o.requireConfirmation, PublicURL: o.publicURL, PublicWebsocketURL: o.publicWSURL,
 		},

@@ -77,6 +77,7 @@ func TestOptions_RejectsWhatCannotWork(t *testing.T) {
 		"a REST key without a certificate":   {"-tls-key", "key.pem"},
 		"a missing certificate file":         {"-tls-cert", "/nonexistent/cert.pem", "-tls-key", "/nonexistent/key.pem"},
 		"an unknown client auth":             {"-tls-client-auth", "sometimes"},
+		"bad deny CIDR":                      {"-notify-deny-cidrs", "10.0.0.0/8,intranet"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			o, err := parseOptions(args, envFrom(nil))
@@ -90,5 +91,40 @@ func TestOptions_RejectsWhatCannotWork(t *testing.T) {
 	}
 	if _, err := parseOptions(nil, envFrom(map[string]string{"ZAQAR_MAX_MESSAGE_TTL": "lots"})); err == nil || !strings.Contains(err.Error(), "ZAQAR_MAX_MESSAGE_TTL") {
 		t.Fatalf("bad environment value: %v", err)
+	}
+}
+
+func TestOptions_NotifyDenyCIDRsReachTheNotifierFromEverySpelling(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "zaqar.json")
+	if err := os.WriteFile(file, []byte(`{"notify-deny-cidrs": "192.168.0.0/16"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		"default":     {nil, nil, ""},
+		"flag":        {[]string{"-notify-deny-cidrs", "127.0.0.0/8, ::1/128,10.1.2.3"}, nil, "127.0.0.0/8 ::1/128 10.1.2.3/32"},
+		"environment": {nil, map[string]string{"ZAQAR_NOTIFY_DENY_CIDRS": "fc00::/7,172.16.0.0/12"}, "fc00::/7 172.16.0.0/12"},
+		"file":        {[]string{"-config", file}, nil, "192.168.0.0/16"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o, err := parseOptions(tc.args, envFrom(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := o.serverConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range cfg.Notify.DenyCIDRs {
+				got = append(got, p.String())
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Fatalf("deny list %v, want %q", got, tc.want)
+			}
+		})
 	}
 }

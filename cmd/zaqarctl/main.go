@@ -89,6 +89,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// orDash returns s, or "-" when it is empty, so a table cell is never
+// blank.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
@@ -192,8 +201,15 @@ func (c *client) status(ctx context.Context, w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tADDRESS\tSTATE\tTERM\tLAST\tCOMMIT\tAPPLIED\tLAG\tLAST CONTACT")
 	for _, n := range st.Nodes {
-		if n.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\tunreachable\t-\t-\t-\t-\t-\t%s\n", n.ID, n.Address, n.Error)
+		// A member whose status could not be read gets a row that says
+		// why; a status without a state (a node too old to report its
+		// errors) is no status either.
+		if n.Error != "" || n.State == "" {
+			reason := n.Error
+			if reason == "" {
+				reason = "the node reported no status for this member"
+			}
+			fmt.Fprintf(tw, "%s\t%s\tunknown\t-\t-\t-\t-\t-\terror: %s\n", orDash(n.ID), orDash(n.Address), reason)
 			continue
 		}
 		lag := "-"

@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,6 +36,57 @@ func TestZaqarctl_StatusListsEveryMemberWithTheLeader(t *testing.T) {
 	}
 }
 
+// TestZaqarctl_StatusShowsWhyAMemberHasNoStatus joins two members that
+// answer the status call badly: one with an error page whose body is JSON,
+// one claiming to be another node. Each row must still name the member and
+// say what went wrong, not come out blank or as the impostor.
+func TestZaqarctl_StatusShowsWhyAMemberHasNoStatus(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	fake := func(status int, body string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, body)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.Listener.Addr().String()
+	}
+	broken := fake(http.StatusInternalServerError, `{}`)
+	impostor := fake(http.StatusOK, `{"id": "node1", "state": "Leader", "term": 99}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for id, addr := range map[string]string{"broken": broken, "ghost": impostor} {
+		if err := c.Leader().Server.Node().Join(ctx, id, addr); err != nil {
+			t.Fatalf("join %s: %v", id, err)
+		}
+	}
+
+	var out, errb bytes.Buffer
+	if code := run([]string{"-addr", c.Followers()[0].URL(), "status"}, &out, &errb); code != 0 {
+		t.Fatalf("status exited %d: %s", code, errb.String())
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			rows[f[0]] = line
+		}
+	}
+	for id, want := range map[string][]string{
+		"broken": {broken, "unknown", "error: status call answered 500 Internal Server Error"},
+		"ghost":  {impostor, "unknown", `error: the node at ` + impostor + ` answered as "node1", not "ghost"`},
+	} {
+		row := rows[id]
+		for _, w := range want {
+			if !strings.Contains(row, w) {
+				t.Errorf("row of %s lacks %q:\n%s", id, w, out.String())
+			}
+		}
+	}
+	if strings.Count(out.String(), "Leader") != 1 {
+		t.Errorf("the impostor's status was shown as a member's:\n%s", out.String())
+	}
+}
+
 func TestZaqarctl_TransferLeaderMovesLeadership(t *testing.T) {
 	c := testcluster.Start(t, 3)
 	target := c.Followers()[1]
@@ -40,6 +95,14 @@ func TestZaqarctl_TransferLeaderMovesLeadership(t *testing.T) {
 		t.Fatalf("transfer-leader exited %d: %s", code, errb.String())
 	}
 	c.Eventually(10*time.Second, func() bool { return target.Server.Node().IsLeader() }, "leadership did not move to %s", target.ID)
+
+	// Without an ID it sends {} (any successor): the node refuses an
+	// empty body.
+	out.Reset()
+	if code := run([]string{"-addr", target.URL(), "transfer-leader"}, &out, &errb); code != 0 {
+		t.Fatalf("transfer-leader without an ID exited %d: %s", code, errb.String())
+	}
+	c.Eventually(10*time.Second, func() bool { l := c.Leader(); return l != nil && l != target }, "leadership did not move away from %s", target.ID)
 }
 
 func TestZaqarctl_RemoveUnknownMemberFailsClearly(t *testing.T) {
