@@ -370,7 +370,9 @@ func (tt tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // withToken returns a REST client of p that authenticates with token.
 func withToken(p *proc, token, clientID string) *restClient {
-	rc := newRESTClient(p, clientID, "ignored-under-keystone")
+	// No project header: the token's project is the caller's (a header
+	// naming another one would be refused).
+	rc := newRESTClient(p, clientID, "")
 	rc.http = &http.Client{Timeout: 30 * time.Second, Transport: tokenTransport{token}}
 	return rc
 }
@@ -533,13 +535,14 @@ func TestKeystone_RealKeystoneGuardsEveryNode(t *testing.T) {
 		}
 	})
 
-	t.Run("the token's project decides, whatever X-Project-ID says", func(t *testing.T) {
+	t.Run("the token's project decides; a header naming another project is refused", func(t *testing.T) {
 		rb := withToken(followers[0], bob, newClientID())
 		rb.project = "alpha" // bob claims alice's project
 		r, err := rb.do(ctx, http.MethodGet, "/v2/queues", nil)
-		if err != nil || r.Status != http.StatusOK || strings.Contains(string(r.Body), "alpha-") {
-			t.Fatalf("bob (beta) listing with X-Project-ID alpha: %v %v", r, err)
+		if err != nil || r.Status != http.StatusForbidden || strings.Contains(string(r.Body), "alpha-") {
+			t.Fatalf("bob (beta) listing with X-Project-ID alpha: %v %v, want 403", r, err)
 		}
+		rb.project = ks.projectID(t, "beta")
 		if r, err := rb.do(ctx, http.MethodPut, "/v2/queues/bobs", nil); err != nil || r.Status != http.StatusCreated {
 			t.Fatalf("bob's PUT: %v %v", r, err)
 		}
@@ -607,9 +610,8 @@ func TestKeystone_RealKeystoneGuardsEveryNode(t *testing.T) {
 		if sc.Endpoint != followers[0].URL()+"/" {
 			t.Fatalf("catalog endpoint %q, want %q", sc.Endpoint, followers[0].URL()+"/")
 		}
-		// X-Project-ID is ignored under Keystone; the scenario compares
-		// it with the project its share is signed for, which must be the
-		// token's project.
+		// Under Keystone X-Project-ID must name the token's project; the
+		// scenario compares it with the project its share is signed for.
 		gamma := ks.projectID(t, "gamma")
 		sc.MoreHeaders["X-Project-ID"] = gamma
 		other := *sc

@@ -52,7 +52,9 @@ func (c *restClient) do(ctx context.Context, method, path string, body any) (*re
 		return nil, err
 	}
 	req.Header.Set("Client-ID", c.clientID)
-	req.Header.Set("X-Project-ID", c.project)
+	if c.project != "" {
+		req.Header.Set("X-Project-ID", c.project)
+	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

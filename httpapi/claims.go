@@ -33,7 +33,7 @@ func (h *handler) createClaim(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/v2/queues/"+name+"/claims/"+res.ID)
-	writeJSON(w, http.StatusCreated, map[string]any{"messages": renderMessages(name, res.Messages, res.Now)})
+	writeJSON(w, http.StatusCreated, map[string]any{"messages": renderMessages(name, res.Messages)})
 }
 
 func (h *handler) getClaim(w http.ResponseWriter, r *http.Request) {
@@ -44,10 +44,10 @@ func (h *handler) getClaim(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"age":      res.Claim.Age(res.Now),
-		"ttl":      res.Claim.TTL,
+		"age":      res.Age,
+		"ttl":      res.TTL,
 		"href":     "/v2/queues/" + name + "/claims/" + res.ID,
-		"messages": renderMessages(name, res.Messages, res.Now),
+		"messages": renderMessages(name, res.Messages),
 	})
 }
 

@@ -44,28 +44,21 @@ func (h *handler) getMessages(w http.ResponseWriter, r *http.Request) {
 	q := newQuery(r)
 	name := queueName(r)
 	if q.has("ids") {
-		msgs, now, e := h.svc.GetMessages(r.Context(), callerFrom(r), name, q.list("ids"))
+		msgs, e := h.svc.GetMessages(r.Context(), callerFrom(r), name, q.list("ids"))
 		if e != nil {
 			writeError(w, e)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"messages": renderMessages(name, msgs, now)})
+		writeJSON(w, http.StatusOK, map[string]any{"messages": renderMessages(name, msgs)})
 		return
 	}
 	var o service.MessageListOptions
 	var e *service.Error
-	limit, e := q.integer("limit")
-	if e != nil {
+	if o.Limit, e = q.integer("limit"); e != nil {
 		writeError(w, e)
 		return
 	}
-	if limit != nil {
-		if e := h.svc.ValidateMessageLimit(*limit); e != nil {
-			writeError(w, e)
-			return
-		}
-		o.Limit = *limit
-	}
+	limit := o.Limit
 	o.Marker, _ = q.str("marker")
 	if o.Echo, e = q.boolean("echo"); e != nil {
 		writeError(w, e)
@@ -102,7 +95,7 @@ func (h *handler) getMessages(w http.ResponseWriter, r *http.Request) {
 		lq.add("marker", list.Marker)
 		links = append(links, link{Rel: "next", Href: "/v2/queues/" + name + "/messages?" + lq.String()})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": renderMessages(name, list.Messages, list.Now), "links": links})
+	writeJSON(w, http.StatusOK, map[string]any{"messages": renderMessages(name, list.Messages), "links": links})
 }
 
 func (h *handler) deleteMessages(w http.ResponseWriter, r *http.Request) {
@@ -122,13 +115,13 @@ func (h *handler) deleteMessages(w http.ResponseWriter, r *http.Request) {
 	if pop != nil {
 		req.Pop, req.HasPop = *pop, true
 	}
-	popped, now, e := h.svc.DeleteMessages(r.Context(), callerFrom(r), queueName(r), req)
+	popped, e := h.svc.DeleteMessages(r.Context(), callerFrom(r), queueName(r), req)
 	if e != nil {
 		writeError(w, e)
 		return
 	}
 	if req.HasPop {
-		writeJSON(w, http.StatusOK, map[string]any{"messages": renderPopped(popped, now)})
+		writeJSON(w, http.StatusOK, map[string]any{"messages": popped})
 		return
 	}
 	noContent(w)
@@ -136,12 +129,12 @@ func (h *handler) deleteMessages(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) getMessage(w http.ResponseWriter, r *http.Request) {
 	name := queueName(r)
-	m, now, e := h.svc.GetMessage(r.Context(), callerFrom(r), name, chi.URLParam(r, "message_id"))
+	m, e := h.svc.GetMessage(r.Context(), callerFrom(r), name, chi.URLParam(r, "message_id"))
 	if e != nil {
 		writeError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, renderMessage(name, m, now))
+	writeJSON(w, http.StatusOK, renderMessage(name, m))
 }
 
 func (h *handler) deleteMessage(w http.ResponseWriter, r *http.Request) {

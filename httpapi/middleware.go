@@ -97,112 +97,76 @@ func uuid4() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// checkRequest runs Zaqar's per-request hooks in order (contract §2.1):
-// signature, form bodies, Accept, Client-ID, project; then builds the
-// caller. Queue names are checked by checkQueueName.
-func (h *handler) checkRequest(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		project, projectPresent := projectHeader(r)
-		if id := identityFrom(r); id != nil {
-			project, projectPresent = id.ProjectID, true
-		}
-		if _, signed := r.Header["Url-Signature"]; signed {
-			if !h.svc.VerifySigned(r.Context(), r.Method, r.URL.Path, signedRequest(r, project)) {
-				writeJSON(w, http.StatusNotFound, errorBody{Title: "404 Not Found"})
-				return
-			}
-		}
-		if r.ContentLength > 0 || r.Header.Get("Content-Length") != "" {
-			if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
-				writeError(w, &service.Error{Status: http.StatusBadRequest, Title: "Invalid Content-Type",
-					Description: "Form-encoded bodies are not accepted; send JSON."})
-				return
-			}
-		}
-		if !acceptsJSON(r.Header.Values("Accept")) {
-			writeJSON(w, http.StatusNotAcceptable, map[string]any{
-				"title":       "406 Not Acceptable",
-				"description": "Endpoint only serves `application/json`; specify client-side media type support with the \"Accept\" header.",
-				"link": map[string]string{
-					"text": "Documentation related to this error",
-					"href": "http://docs.openstack.org/api/openstack-messaging/v2/content/",
-					"rel":  "help",
-				},
-			})
+// admit runs a REST route through the service's admission pipeline
+// (contract §2.1): first what is REST's own — form-encoded bodies and the
+// Accept header — then service.Admit with the request's credentials and
+// the operation (op's Name is the route's {queue_name} or {topic_name},
+// its Method and Resource the request's). The handler runs as the caller
+// Admit returns.
+func (h *handler) admit(op service.Operation, fn http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !op.Unscoped && !h.checkFraming(w, r) {
 			return
 		}
-		clientID, cidPresent := headerValue(r, "Client-Id")
-		cid, e := h.svc.NormalizeClientID(cidPresent, clientID)
+		op.Name = queueName(r)
+		op.Method, op.Resource = r.Method, r.URL.Path
+		c, e := h.svc.Admit(r.Context(), credentials(r), op)
 		if e != nil {
-			writeError(w, e)
-			return
-		}
-		if e := service.CheckProject(projectPresent, project); e != nil {
-			writeError(w, e)
-			return
-		}
-		c := service.Caller{Project: project, ClientID: cid}
-		switch id := identityFrom(r); {
-		case id != nil:
-			// Keystone decides who this is; client identity headers are
-			// ignored (keystonemiddleware overwrites them upstream).
-			c.Project, c.Roles = id.ProjectID, id.Roles
-		case h.auth == nil:
-			c.Roles = splitRoles(r.Header.Get("X-Roles"))
-		}
-		c.Stale = strings.EqualFold(r.Header.Get(HeaderReadConsistency), "stale")
-		if e := h.svc.Throttle(c); e != nil {
-			w.Header().Set("Retry-After", "1")
-			writeError(w, e)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey, c)))
-	})
-}
-
-// checkQueueName validates {queue_name} together with the project.
-func (h *handler) checkQueueName(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if e := service.ValidateQueueName(callerFrom(r).Project, chi.URLParam(r, "queue_name")); e != nil {
-			writeError(w, e)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// topicRoutes marks the request as addressing topics and validates
-// {topic_name}.
-func (h *handler) topicRoutes(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := callerFrom(r)
-		c.Namespace = service.Topics
-		if name := chi.URLParam(r, "topic_name"); name != "" {
-			if e := service.ValidateTopicName(c.Project, name); e != nil {
-				writeError(w, e)
-				return
+			if e.Status == http.StatusTooManyRequests {
+				w.Header().Set("Retry-After", "1")
 			}
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey, c)))
-	})
-}
-
-// checkAdmin guards the cluster administration endpoints with the policy
-// rule "cluster:admin" (the admin role by default).
-func (h *handler) checkAdmin(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := service.Caller{}
-		if id := identityFrom(r); id != nil {
-			c.Project, c.Roles = id.ProjectID, id.Roles
-		} else if h.auth == nil {
-			c.Roles = splitRoles(r.Header.Get("X-Roles"))
-		}
-		if e := h.svc.Authorize(c, "cluster:admin"); e != nil {
 			writeError(w, e)
 			return
 		}
-		next.ServeHTTP(w, r)
-	})
+		fn(w, r.WithContext(context.WithValue(r.Context(), callerKey, c)))
+	}
+}
+
+// checkFraming refuses form-encoded bodies and an Accept header that
+// excludes JSON, and reports whether the request may go on.
+func (h *handler) checkFraming(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength > 0 || r.Header.Get("Content-Length") != "" {
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+			writeError(w, &service.Error{Status: http.StatusBadRequest, Title: "Invalid Content-Type",
+				Description: "Form-encoded bodies are not accepted; send JSON."})
+			return false
+		}
+	}
+	if !acceptsJSON(r.Header.Values("Accept")) {
+		writeJSON(w, http.StatusNotAcceptable, map[string]any{
+			"title":       "406 Not Acceptable",
+			"description": "Endpoint only serves `application/json`; specify client-side media type support with the \"Accept\" header.",
+			"link": map[string]string{
+				"text": "Documentation related to this error",
+				"href": "http://docs.openstack.org/api/openstack-messaging/v2/content/",
+				"rel":  "help",
+			},
+		})
+		return false
+	}
+	return true
+}
+
+// credentials reads who sends the request: Client-ID, project and roles
+// headers, the Keystone identity the authenticate layer validated, the
+// pre-signed URL headers, and the read consistency asked for.
+func credentials(r *http.Request) service.Credentials {
+	cred := service.Credentials{
+		Roles:    r.Header.Get("X-Roles"),
+		Identity: identityFrom(r),
+		Stale:    strings.EqualFold(r.Header.Get(HeaderReadConsistency), "stale"),
+	}
+	cred.ClientID, cred.HasClientID = headerValue(r, "Client-Id")
+	cred.Project, cred.HasProject = projectHeader(r)
+	if _, signed := r.Header["Url-Signature"]; signed {
+		cred.Signature = &service.SignedRequest{
+			Signature: r.Header.Get("Url-Signature"),
+			Expires:   r.Header.Get("Url-Expires"),
+			Methods:   strings.Split(r.Header.Get("Url-Methods"), ","),
+			Paths:     strings.Split(r.Header.Get("Url-Paths"), ","),
+		}
+	}
+	return cred
 }
 
 // projectHeader returns the first present of X-Project-Id, X-Tenant-Id and
@@ -222,26 +186,6 @@ func headerValue(r *http.Request, name string) (string, bool) {
 		return "", false
 	}
 	return strings.TrimSpace(vs[0]), true
-}
-
-func splitRoles(s string) []string {
-	var out []string
-	for _, r := range strings.Split(s, ",") {
-		if r = strings.TrimSpace(r); r != "" {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func signedRequest(r *http.Request, project string) service.SignedRequest {
-	return service.SignedRequest{
-		Signature: r.Header.Get("Url-Signature"),
-		Expires:   r.Header.Get("Url-Expires"),
-		Methods:   strings.Split(r.Header.Get("Url-Methods"), ","),
-		Paths:     strings.Split(r.Header.Get("Url-Paths"), ","),
-		Project:   project,
-	}
 }
 
 // acceptsJSON reports whether Accept headers allow application/json.

@@ -132,18 +132,11 @@ func (h *handler) listQueues(w http.ResponseWriter, r *http.Request) {
 	var e *service.Error
 	o.Marker, _ = q.str("marker")
 	o.Name, _ = q.str("name")
-	limit, e := q.integer("limit")
-	if e != nil {
+	if o.Limit, e = q.integer("limit"); e != nil {
 		writeError(w, e)
 		return
 	}
-	if limit != nil {
-		if e := h.svc.ValidateQueueLimit(*limit); e != nil {
-			writeError(w, e)
-			return
-		}
-		o.Limit = *limit
-	}
+	limit := o.Limit
 	if o.Detailed, e = q.boolean("detailed"); e != nil {
 		writeError(w, e)
 		return
@@ -226,8 +219,8 @@ func (h *handler) queueStats(w http.ResponseWriter, r *http.Request) {
 	}
 	if st.Total > 0 {
 		base := collection(callerFrom(r))
-		msgs["oldest"] = renderEdge(base, name, st.Oldest, st.Now)
-		msgs["newest"] = renderEdge(base, name, st.Newest, st.Now)
+		msgs["oldest"] = renderEdge(base, name, st.Oldest)
+		msgs["newest"] = renderEdge(base, name, st.Newest)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": msgs})
 }

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/zaqar-raft/zaqar/service"
-	"github.com/zaqar-raft/zaqar/store"
 )
 
 // writeJSON writes v as a JSON response with status.
@@ -67,41 +65,20 @@ func collection(c service.Caller) string {
 
 func messageHref(queue, id string) string { return "/v2/queues/" + queue + "/messages/" + id }
 
-func renderMessage(queue string, m *store.Message, now int64) restMessage {
+// renderMessage adds the message's href, which names its claim while it
+// is claimed.
+func renderMessage(queue string, m service.Message) restMessage {
 	href := messageHref(queue, m.ID)
-	if m.Claimed(now) {
+	if m.ClaimID != "" {
 		href += "?claim_id=" + m.ClaimID
 	}
-	return restMessage{ID: m.ID, Href: href, TTL: m.TTL, Age: m.Age(now), Body: m.Body, Checksum: m.Checksum}
+	return restMessage{ID: m.ID, Href: href, TTL: m.TTL, Age: m.Age, Body: m.Body, Checksum: m.Checksum}
 }
 
-func renderMessages(queue string, msgs []*store.Message, now int64) []restMessage {
+func renderMessages(queue string, msgs []service.Message) []restMessage {
 	out := make([]restMessage, len(msgs))
 	for i, m := range msgs {
-		out[i] = renderMessage(queue, m, now)
-	}
-	return out
-}
-
-// poppedMessage is the pop shape (contract §6.8).
-type poppedMessage struct {
-	ID         string          `json:"id"`
-	Body       json.RawMessage `json:"body"`
-	TTL        int64           `json:"ttl"`
-	Age        int64           `json:"age"`
-	ClaimID    *string         `json:"claim_id"`
-	ClaimCount int64           `json:"claim_count"`
-}
-
-func renderPopped(msgs []*store.Message, now int64) []poppedMessage {
-	out := make([]poppedMessage, len(msgs))
-	for i, m := range msgs {
-		p := poppedMessage{ID: m.ID, Body: m.Body, TTL: m.TTL, Age: m.Age(now), ClaimCount: m.ClaimCount}
-		if m.ClaimID != "" {
-			cid := m.ClaimID
-			p.ClaimID = &cid
-		}
-		out[i] = p
+		out[i] = renderMessage(queue, m)
 	}
 	return out
 }
@@ -113,12 +90,9 @@ type statsEdge struct {
 	Created string `json:"created"`
 }
 
-func renderEdge(base, queue string, m *store.Message, now int64) *statsEdge {
+func renderEdge(base, queue string, m *service.StatsEdge) *statsEdge {
 	if m == nil {
 		return nil
 	}
-	return &statsEdge{
-		Href: base + "/" + queue + "/messages/" + m.ID, Age: m.Age(now),
-		Created: time.Unix(0, m.CreatedAt).UTC().Format("2006-01-02T15:04:05Z"),
-	}
+	return &statsEdge{Href: base + "/" + queue + "/messages/" + m.ID, Age: m.Age, Created: m.Created}
 }

@@ -98,86 +98,91 @@ func New(cfg Config) http.Handler {
 		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	}
 
-	v2 := r.With(h.checkRequest)
-	v2.Get("/v2", h.rule("", h.homeDocument))
-	v2.Get("/v2/", h.rule("", h.homeDocument))
-	v2.Get("/v2/ping", h.rule("ping:get", h.ping))
-	v2.Head("/v2/ping", h.rule("ping:get", h.pingHead))
-	v2.Get("/v2/health", h.rule("health:get", h.health))
+	// Every /v2 route goes through the admission pipeline with its policy
+	// rule and the namespace of its {queue_name} or {topic_name}.
+	queues := func(rule string, fn http.HandlerFunc) http.HandlerFunc {
+		return h.admit(service.Operation{Rule: rule, Namespace: service.Queues}, fn)
+	}
+	topics := func(rule string, fn http.HandlerFunc) http.HandlerFunc {
+		return h.admit(service.Operation{Rule: rule, Namespace: service.Topics}, fn)
+	}
+	r.Get("/v2", queues("", h.homeDocument))
+	r.Get("/v2/", queues("", h.homeDocument))
+	r.Get("/v2/ping", queues("ping:get", h.ping))
+	r.Head("/v2/ping", queues("ping:get", h.pingHead))
+	r.Get("/v2/health", queues("health:get", h.health))
 
-	v2.Get("/v2/queues", h.rule("queues:get_all", h.listQueues))
-	q := v2.With(h.checkQueueName)
-	q.Put("/v2/queues/{queue_name}", h.rule("queues:create", h.createQueue))
-	q.Get("/v2/queues/{queue_name}", h.rule("queues:get", h.getQueue))
-	q.Head("/v2/queues/{queue_name}", h.rule("queues:get", h.headQueue))
-	q.Patch("/v2/queues/{queue_name}", h.rule("queues:update", h.patchQueue))
-	q.Delete("/v2/queues/{queue_name}", h.rule("queues:delete", h.deleteQueue))
-	q.Get("/v2/queues/{queue_name}/stats", h.rule("queues:stats", h.queueStats))
-	q.Post("/v2/queues/{queue_name}/purge", h.rule("queues:purge", h.purgeQueue))
-	q.Post("/v2/queues/{queue_name}/share", h.rule("queues:share", h.shareQueue))
+	r.Get("/v2/queues", queues("queues:get_all", h.listQueues))
+	r.Put("/v2/queues/{queue_name}", queues("queues:create", h.createQueue))
+	r.Get("/v2/queues/{queue_name}", queues("queues:get", h.getQueue))
+	r.Head("/v2/queues/{queue_name}", queues("queues:get", h.headQueue))
+	r.Patch("/v2/queues/{queue_name}", queues("queues:update", h.patchQueue))
+	r.Delete("/v2/queues/{queue_name}", queues("queues:delete", h.deleteQueue))
+	r.Get("/v2/queues/{queue_name}/stats", queues("queues:stats", h.queueStats))
+	r.Post("/v2/queues/{queue_name}/purge", queues("queues:purge", h.purgeQueue))
+	r.Post("/v2/queues/{queue_name}/share", queues("queues:share", h.shareQueue))
 
-	q.Post("/v2/queues/{queue_name}/messages", h.rule("messages:create", h.postMessages))
-	q.Get("/v2/queues/{queue_name}/messages", h.rule("messages:get_all", h.getMessages))
-	q.Delete("/v2/queues/{queue_name}/messages", h.rule("messages:delete_all", h.deleteMessages))
-	q.Get("/v2/queues/{queue_name}/messages/{message_id}", h.rule("messages:get", h.getMessage))
-	q.Delete("/v2/queues/{queue_name}/messages/{message_id}", h.rule("messages:delete", h.deleteMessage))
+	r.Post("/v2/queues/{queue_name}/messages", queues("messages:create", h.postMessages))
+	r.Get("/v2/queues/{queue_name}/messages", queues("messages:get_all", h.getMessages))
+	r.Delete("/v2/queues/{queue_name}/messages", queues("messages:delete_all", h.deleteMessages))
+	r.Get("/v2/queues/{queue_name}/messages/{message_id}", queues("messages:get", h.getMessage))
+	r.Delete("/v2/queues/{queue_name}/messages/{message_id}", queues("messages:delete", h.deleteMessage))
 
-	q.Post("/v2/queues/{queue_name}/claims", h.rule("claims:create", h.createClaim))
-	q.Get("/v2/queues/{queue_name}/claims/{claim_id}", h.rule("claims:get", h.getClaim))
-	q.Patch("/v2/queues/{queue_name}/claims/{claim_id}", h.rule("claims:update", h.renewClaim))
-	q.Delete("/v2/queues/{queue_name}/claims/{claim_id}", h.rule("claims:delete", h.releaseClaim))
+	r.Post("/v2/queues/{queue_name}/claims", queues("claims:create", h.createClaim))
+	r.Get("/v2/queues/{queue_name}/claims/{claim_id}", queues("claims:get", h.getClaim))
+	r.Patch("/v2/queues/{queue_name}/claims/{claim_id}", queues("claims:update", h.renewClaim))
+	r.Delete("/v2/queues/{queue_name}/claims/{claim_id}", queues("claims:delete", h.releaseClaim))
 
 	for _, sub := range []struct {
-		router chi.Router
-		base   string
-	}{{q, "/v2/queues/{queue_name}"}, {nil, "/v2/topics/{topic_name}"}} {
-		rt := sub.router
-		if rt == nil {
-			rt = v2.With(h.topicRoutes)
-		}
-		rt.Get(sub.base+"/subscriptions", h.rule("subscription:get_all", h.listSubscriptions))
-		rt.Post(sub.base+"/subscriptions", h.rule("subscription:create", h.createSubscription))
-		rt.Get(sub.base+"/subscriptions/{subscription_id}", h.rule("subscription:get", h.getSubscription))
-		rt.Patch(sub.base+"/subscriptions/{subscription_id}", h.rule("subscription:update", h.updateSubscription))
-		rt.Delete(sub.base+"/subscriptions/{subscription_id}", h.rule("subscription:delete", h.deleteSubscription))
-		rt.Put(sub.base+"/subscriptions/{subscription_id}/confirm", h.rule("subscription:confirm", h.confirmSubscription))
+		ns   func(string, http.HandlerFunc) http.HandlerFunc
+		base string
+	}{{queues, "/v2/queues/{queue_name}"}, {topics, "/v2/topics/{topic_name}"}} {
+		r.Get(sub.base+"/subscriptions", sub.ns("subscription:get_all", h.listSubscriptions))
+		r.Post(sub.base+"/subscriptions", sub.ns("subscription:create", h.createSubscription))
+		r.Get(sub.base+"/subscriptions/{subscription_id}", sub.ns("subscription:get", h.getSubscription))
+		r.Patch(sub.base+"/subscriptions/{subscription_id}", sub.ns("subscription:update", h.updateSubscription))
+		r.Delete(sub.base+"/subscriptions/{subscription_id}", sub.ns("subscription:delete", h.deleteSubscription))
+		r.Put(sub.base+"/subscriptions/{subscription_id}/confirm", sub.ns("subscription:confirm", h.confirmSubscription))
 	}
 
 	// Topics (contract §11, §19): queue-like metadata, posting only, and
 	// subscriptions that every posted message fans out to.
-	t := v2.With(h.topicRoutes)
-	t.Get("/v2/topics", h.rule("topics:get_all", h.listQueues))
-	t.Put("/v2/topics/{topic_name}", h.rule("topics:create", h.createQueue))
-	t.Get("/v2/topics/{topic_name}", h.rule("topics:get", h.getQueue))
-	t.Head("/v2/topics/{topic_name}", h.rule("topics:get", h.headQueue))
-	t.Patch("/v2/topics/{topic_name}", h.rule("topics:update", h.patchQueue))
-	t.Delete("/v2/topics/{topic_name}", h.rule("topics:delete", h.deleteQueue))
-	t.Get("/v2/topics/{topic_name}/stats", h.rule("topics:stats", h.queueStats))
-	t.Post("/v2/topics/{topic_name}/purge", h.rule("topics:purge", h.purgeQueue))
-	t.Post("/v2/topics/{topic_name}/messages", h.rule("messages:create", h.postMessages))
+	r.Get("/v2/topics", topics("topics:get_all", h.listQueues))
+	r.Put("/v2/topics/{topic_name}", topics("topics:create", h.createQueue))
+	r.Get("/v2/topics/{topic_name}", topics("topics:get", h.getQueue))
+	r.Head("/v2/topics/{topic_name}", topics("topics:get", h.headQueue))
+	r.Patch("/v2/topics/{topic_name}", topics("topics:update", h.patchQueue))
+	r.Delete("/v2/topics/{topic_name}", topics("topics:delete", h.deleteQueue))
+	r.Get("/v2/topics/{topic_name}/stats", topics("topics:stats", h.queueStats))
+	r.Post("/v2/topics/{topic_name}/purge", topics("topics:purge", h.purgeQueue))
+	r.Post("/v2/topics/{topic_name}/messages", topics("messages:create", h.postMessages))
 
 	// Pools and flavors answer 501 until they are implemented (after the
 	// policy check, so a denied caller still gets 403); clients get a
 	// Zaqar error body rather than a 404.
 	notYet := h.notImplemented
-	v2.Get("/v2/pools", h.rule("pools:get_all", notYet))
+	r.Get("/v2/pools", queues("pools:get_all", notYet))
 	for method, rule := range map[string]string{"GET": "pools:get", "PUT": "pools:create", "PATCH": "pools:update", "DELETE": "pools:delete"} {
-		v2.Method(method, "/v2/pools/{pool}", h.rule(rule, notYet))
+		r.Method(method, "/v2/pools/{pool}", queues(rule, notYet))
 	}
-	v2.Get("/v2/flavors", h.rule("flavors:get_all", notYet))
+	r.Get("/v2/flavors", queues("flavors:get_all", notYet))
 	for method, rule := range map[string]string{"GET": "flavors:get", "PUT": "flavors:create", "PATCH": "flavors:update", "DELETE": "flavors:delete"} {
-		v2.Method(method, "/v2/flavors/{flavor}", h.rule(rule, notYet))
+		r.Method(method, "/v2/flavors/{flavor}", queues(rule, notYet))
 	}
 
-	admin := r.With(h.checkAdmin)
-	admin.Get("/admin/cluster", h.clusterStatus)
-	admin.Get("/admin/cluster/digest", h.clusterDigest)
-	admin.Post("/admin/cluster/join", h.clusterJoin)
-	admin.Post("/admin/cluster/remove", h.clusterRemove)
-	admin.Post("/admin/cluster/transfer-leadership", h.clusterTransfer)
-	admin.Get("/admin/cluster/backup", h.clusterBackup)
-	admin.Get("/admin/node", h.nodeStatus)
-	admin.Post("/admin/node/drain", h.nodeDrain)
+	// Cluster administration: outside /v2, no Client-ID or project, the
+	// policy rule "cluster:admin" (the admin role by default).
+	admin := func(fn http.HandlerFunc) http.HandlerFunc {
+		return h.admit(service.Operation{Rule: "cluster:admin", Unscoped: true}, fn)
+	}
+	r.Get("/admin/cluster", admin(h.clusterStatus))
+	r.Get("/admin/cluster/digest", admin(h.clusterDigest))
+	r.Post("/admin/cluster/join", admin(h.clusterJoin))
+	r.Post("/admin/cluster/remove", admin(h.clusterRemove))
+	r.Post("/admin/cluster/transfer-leadership", admin(h.clusterTransfer))
+	r.Get("/admin/cluster/backup", admin(h.clusterBackup))
+	r.Get("/admin/node", admin(h.nodeStatus))
+	r.Post("/admin/node/drain", admin(h.nodeDrain))
 
 	// Outermost first: CORS, then request id, recovery and metrics, header
 	// and concurrency limits, authentication, and the router.
@@ -193,21 +198,6 @@ func (h *handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusMethodNotAllowed, errorBody{Title: "405 Method Not Allowed"})
-}
-
-// rule wraps a handler with its policy check (contract §1's policy rules);
-// an empty rule is open to every caller that passed the request checks.
-func (h *handler) rule(name string, fn http.HandlerFunc) http.HandlerFunc {
-	if name == "" {
-		return fn
-	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		if e := h.svc.Authorize(callerFrom(r), name); e != nil {
-			writeError(w, e)
-			return
-		}
-		fn(w, r)
-	}
 }
 
 func (h *handler) notImplemented(w http.ResponseWriter, _ *http.Request) {

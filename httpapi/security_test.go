@@ -77,13 +77,22 @@ const stubAuthURI = "http://keystone.test:5000/v3"
 // WWWAuthenticate implements httpapi.KeystoneAuth.
 func (k *keystoneStub) WWWAuthenticate() string { return `Keystone uri="` + stubAuthURI + `"` }
 
+// frontSecret signs pre-signed URLs on the Keystone-mode test clusters.
+const frontSecret = "front-secret"
+
 // keystoneFront serves the REST API of node in Keystone mode (validated by
 // ks) on a test server and returns its base URL. mod may change the
 // configuration.
 func keystoneFront(t *testing.T, node *testcluster.Node, ks httpapi.KeystoneAuth, mod func(*httpapi.Config)) string {
 	t.Helper()
+	svc := node.Server.Service()
+	if ks != nil {
+		// The node's own service runs without authentication; the front
+		// gets one over the same node and store that requires it.
+		svc = service.New(node.Server.Node(), node.Server.Store(), service.Config{Limits: svc.Limits(), SignedURLSecret: frontSecret, AuthRequired: true})
+	}
 	cfg := httpapi.Config{
-		Service: node.Server.Service(), Cluster: node.Server.Node(), Auth: ks,
+		Service: svc, Cluster: node.Server.Node(), Auth: ks,
 		Registry: prometheus.NewRegistry(), RequestTimeout: 10 * time.Second,
 	}
 	if mod != nil {
@@ -122,7 +131,7 @@ func (r *reply) is401() *reply {
 // TestSecurity_KeystoneMode covers the Keystone gate, identity and policy
 // of the REST API in Keystone mode (contract §2.1, §14, §17.1-2).
 func TestSecurity_KeystoneMode(t *testing.T) {
-	c := testcluster.Start(t, 1, testcluster.WithConfig(func(cfg *server.Config) { cfg.SignedURLSecret = "front-secret" }))
+	c := testcluster.Start(t, 1, testcluster.WithConfig(func(cfg *server.Config) { cfg.SignedURLSecret = frontSecret }))
 	ks := newKeystoneStub()
 	ks.issue("tok-alice", "alpha", "member")
 	ks.issue("tok-admin", "alpha", "admin", "member")
@@ -173,21 +182,30 @@ func TestSecurity_KeystoneMode(t *testing.T) {
 		}
 	})
 
-	run("a valid token works and its project wins over client headers", func(t *testing.T, alice *client) {
-		alice.expect(http.StatusCreated, "PUT", "/v2/queues/mine", `{"owner": "alice"}`, authed("tok-alice"),
-			hdr("X-Project-ID", "beta"), hdr("X-Tenant-Id", "beta"), hdr("X-Roles", "admin"))
+	run("a valid token works; its project is the caller's, and a header naming another is refused", func(t *testing.T, alice *client) {
+		// The token's project; X-Roles is not believed (alice is a member).
+		alice.expect(http.StatusCreated, "PUT", "/v2/queues/mine", `{"owner": "alice"}`, authed("tok-alice"), hdr("X-Roles", "admin"))
+		alice.expect(http.StatusForbidden, "GET", "/v2/health", nil, authed("tok-alice"), hdr("X-Roles", "admin"))
+		// A project header naming another project is refused (one rule
+		// for REST and websocket), on every header Zaqar reads it from.
+		for _, h := range []string{"X-Project-ID", "X-Tenant-Id", "X-Tenant"} {
+			alice.expect(http.StatusForbidden, "PUT", "/v2/queues/elsewhere", nil, authed("tok-alice"), without("X-Project-ID"), hdr(h, "beta")).
+				errorLike("Not authorized", "The X-Project-ID header does not match the authenticated project.")
+		}
 		bob := tokenClient(t, base, "beta")
-		// Bob's project is beta (his token), and his X-Project-ID header
-		// naming alpha changes nothing: he sees no queue "mine".
+		bob.expect(http.StatusForbidden, "GET", "/v2/queues", nil, authed("tok-bob"), hdr("X-Project-ID", "alpha"))
+		// Bob's project is beta (his token): he sees no queue "mine".
 		var page struct {
 			Queues []struct{ Name string } `json:"queues"`
 		}
-		bob.expect(http.StatusOK, "GET", "/v2/queues", nil, authed("tok-bob"), hdr("X-Project-ID", "alpha")).decode(&page)
+		bob.expect(http.StatusOK, "GET", "/v2/queues", nil, authed("tok-bob")).decode(&page)
 		if len(page.Queues) != 0 {
 			t.Fatalf("bob (beta) lists %v", page.Queues)
 		}
-		bob.expect(http.StatusNotFound, "HEAD", "/v2/queues/mine", nil, authed("tok-bob"), hdr("X-Project-ID", "alpha"))
-		alice.expect(http.StatusNoContent, "HEAD", "/v2/queues/mine", nil, authed("tok-alice"), hdr("X-Project-ID", "whatever"))
+		bob.expect(http.StatusNotFound, "HEAD", "/v2/queues/mine", nil, authed("tok-bob"), hdr("X-Project-ID", "beta"))
+		alice.expect(http.StatusNoContent, "HEAD", "/v2/queues/mine", nil, authed("tok-alice"), hdr("X-Project-ID", "alpha"))
+		// Without any project header the token's project is used.
+		alice.expect(http.StatusNoContent, "HEAD", "/v2/queues/mine", nil, authed("tok-alice"), without("X-Project-ID"))
 		// The queue lives in the store under the token's project id.
 		v := c.Leader().Server.Store().View()
 		defer v.Close()

@@ -1,28 +1,10 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
-
-	"github.com/zaqar-raft/zaqar/store"
 )
-
-// subscriptionDoc is a subscription as REST returns it (contract §9.1).
-type subscriptionDoc struct {
-	ID         string          `json:"id"`
-	Source     string          `json:"source"`
-	Subscriber string          `json:"subscriber"`
-	TTL        int64           `json:"ttl"`
-	Age        int64           `json:"age"`
-	Options    json.RawMessage `json:"options"`
-	Confirmed  bool            `json:"confirmed"`
-}
-
-func renderSubscription(s *store.Subscription, now int64) subscriptionDoc {
-	return subscriptionDoc{ID: s.ID, Source: s.Source, Subscriber: s.Subscriber, TTL: s.TTL, Age: s.Age(now), Options: s.Options, Confirmed: s.Confirmed}
-}
 
 func subscriptionID(r *http.Request) string { return chi.URLParam(r, "subscription_id") }
 
@@ -54,26 +36,15 @@ func (h *handler) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	n := 0
-	if limit != nil {
-		if e := h.svc.ValidateSubscriptionLimit(*limit); e != nil {
-			writeError(w, e)
-			return
-		}
-		n = *limit
-	}
 	marker, _ := q.str("marker")
 	c := callerFrom(r)
 	name := queueName(r)
-	list, e := h.svc.ListSubscriptions(r.Context(), c, name, marker, n)
+	list, e := h.svc.ListSubscriptions(r.Context(), c, name, marker, limit)
 	if e != nil {
 		writeError(w, e)
 		return
 	}
-	docs := make([]subscriptionDoc, len(list.Subscriptions))
-	for i, s := range list.Subscriptions {
-		docs[i] = renderSubscription(s, list.Now)
-	}
+	docs := list.Subscriptions
 	links := []link{}
 	if len(docs) > 0 {
 		var lq linkQuery
@@ -85,12 +56,12 @@ func (h *handler) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) getSubscription(w http.ResponseWriter, r *http.Request) {
-	sub, now, e := h.svc.GetSubscription(r.Context(), callerFrom(r), queueName(r), subscriptionID(r))
+	sub, e := h.svc.GetSubscription(r.Context(), callerFrom(r), queueName(r), subscriptionID(r))
 	if e != nil {
 		writeError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, renderSubscription(sub, now))
+	writeJSON(w, http.StatusOK, sub)
 }
 
 func (h *handler) updateSubscription(w http.ResponseWriter, r *http.Request) {

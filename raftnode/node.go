@@ -223,7 +223,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 		}
 	}
 	n.startJoin()
-	n.log.Info("raft node started", "id", cfg.NodeID, "raft_addr", n.cfg.Advertise, "peer_tls", cfg.PeerTLS != nil)
+	n.log.Info("raft node started", "id", cfg.NodeID, "raft_addr", n.cfg.Advertise, "existing_state", n.existingState, "peer_tls", cfg.PeerTLS != nil)
 	return n, nil
 }
 

@@ -223,7 +223,7 @@ func (s *Server) openNode() error {
 	notifications.DenyCIDRs = s.cfg.Notify.DenyCIDRs
 	s.svc = service.New(node, s.store, service.Config{
 		Limits: s.cfg.Limits, SignedURLSecret: s.cfg.SignedURLSecret, GCInterval: s.cfg.GCInterval, Logger: s.log,
-		Notifications: notifications, Policy: s.policy, RateLimit: s.cfg.RateLimit,
+		Notifications: notifications, Policy: s.policy, RateLimit: s.cfg.RateLimit, AuthRequired: s.keystone != nil,
 	})
 	registerNodeMetrics(s.registry, node, s.store)
 	return nil
@@ -264,7 +264,8 @@ func (s *Server) buildAPI() error {
 	}
 	s.ws = wsapi.New(wsCfg)
 	nc := cfg.Notify
-	nc.Store, nc.Node, nc.Pusher, nc.Registry, nc.Logger = s.store, s.node, s.ws, s.registry, s.log.With("component", "notify")
+	nc.Store, nc.Node, nc.Registry, nc.Logger = s.store, s.node, s.registry, s.log.With("component", "notify")
+	nc.Pusher = websocketPusher{s.ws}
 	nc.RequireConfirmation = cfg.Notifications.RequireConfirmation
 	s.notifier = notify.New(nc)
 	s.svc.SetConfirmer(s.notifier)
@@ -314,6 +315,20 @@ func (s *Server) buildAPI() error {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		s.pprof = &http.Server{Addr: cfg.PprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+	return nil
+}
+
+// websocketPusher hands the notifier's pushes to this node's websocket
+// connections, translating "no such connection" into notify.ErrGone.
+type websocketPusher struct{ ws *wsapi.Server }
+
+func (p websocketPusher) PushToConnection(ctx context.Context, connID string, payload []byte) error {
+	if err := p.ws.PushToConnection(ctx, connID, payload); err != nil {
+		if errors.Is(err, wsapi.ErrNoConnection) {
+			return fmt.Errorf("%w: %v", notify.ErrGone, err)
+		}
+		return err
 	}
 	return nil
 }

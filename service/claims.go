@@ -6,7 +6,6 @@ import (
 
 	"github.com/zaqar-raft/zaqar/fsm"
 	"github.com/zaqar-raft/zaqar/internal/ids"
-	"github.com/zaqar-raft/zaqar/store"
 )
 
 // ClaimParams are a claim's TTL and grace as read from a request body.
@@ -57,10 +56,10 @@ func (s *Service) ValidateClaim(p ClaimParams, limit *int) *Error {
 
 // ClaimResult is what CreateClaim and GetClaim return.
 type ClaimResult struct {
-	ID       string
-	Claim    *store.Claim // GetClaim only
-	Messages []*store.Message
-	Now      int64
+	ID       string // "" when CreateClaim found nothing to claim
+	TTL      int64  // GetClaim only
+	Age      int64  // GetClaim only: seconds since the claim was made or renewed
+	Messages []Message
 }
 
 // CreateClaim claims up to limit messages (contract §7.2). An empty
@@ -81,9 +80,9 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 		return ClaimResult{}, e
 	}
 	if len(res.Messages) == 0 {
-		return ClaimResult{Now: now}, nil
+		return ClaimResult{}, nil
 	}
-	return ClaimResult{ID: cid, Messages: res.Messages, Now: now}, nil
+	return ClaimResult{ID: cid, Messages: messagesAt(res.Messages, now)}, nil
 }
 
 // GetClaim returns an active claim and its remaining messages.
@@ -105,7 +104,7 @@ func (s *Service) GetClaim(ctx context.Context, c Caller, queue, claimID string)
 	if cl == nil {
 		return ClaimResult{}, missing
 	}
-	return ClaimResult{ID: claimID, Claim: cl, Messages: msgs, Now: now}, nil
+	return ClaimResult{ID: claimID, TTL: cl.TTL, Age: cl.Age(now), Messages: messagesAt(msgs, now)}, nil
 }
 
 // RenewClaim restarts an active claim (contract §7.4).

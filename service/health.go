@@ -109,7 +109,7 @@ func (s *Service) Health(ctx context.Context, c Caller) (HealthReport, *Error) {
 	step("bulk_delete_messages", func() *Error {
 		for i := 0; i < len(msgIDs); i += s.limits.MaxMessagesPerPage {
 			end := min(i+s.limits.MaxMessagesPerPage, len(msgIDs))
-			if _, _, e := s.DeleteMessages(ctx, probe, queue, BulkDelete{IDs: msgIDs[i:end]}); e != nil {
+			if _, e := s.DeleteMessages(ctx, probe, queue, BulkDelete{IDs: msgIDs[i:end]}); e != nil {
 				return e
 			}
 		}

@@ -152,7 +152,7 @@ func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, s
 // MessageListOptions select messages for ListMessages (contract §6.3).
 type MessageListOptions struct {
 	Marker         string
-	Limit          int // 0 means the default page size
+	Limit          *int // nil: the default page size
 	Echo           bool
 	IncludeClaimed bool
 	IncludeDelayed bool
@@ -160,8 +160,7 @@ type MessageListOptions struct {
 
 // MessageList is a page of messages.
 type MessageList struct {
-	Messages []*store.Message
-	Now      int64
+	Messages []Message
 	// Marker is the cursor after the last message ("" if the page is empty).
 	Marker string
 	// DelayedForced is set when the queue is not a delayed queue, so
@@ -169,20 +168,22 @@ type MessageList struct {
 	DelayedForced bool
 }
 
-// ValidateMessageLimit checks a message page size.
-func (s *Service) ValidateMessageLimit(limit int) *Error {
-	if limit < 1 || limit > s.limits.MaxMessagesPerPage {
-		return badRequest("Limit must be at least 1 and may not be greater than %d.", s.limits.MaxMessagesPerPage)
+// pageSize applies the one rule for a page size: absent means
+// defaultPageSize, present must be from 1 to max (message says how).
+func pageSize(limit *int, max int, message string) (int, *Error) {
+	if limit == nil {
+		return defaultPageSize, nil
 	}
-	return nil
+	if *limit < 1 || *limit > max {
+		return 0, badRequest(message, max)
+	}
+	return *limit, nil
 }
 
 // ListMessages lists a queue's messages in FIFO order.
 func (s *Service) ListMessages(ctx context.Context, c Caller, queue string, o MessageListOptions) (MessageList, *Error) {
-	if o.Limit == 0 {
-		o.Limit = defaultPageSize
-	}
-	if e := s.ValidateMessageLimit(o.Limit); e != nil {
+	limit, e := pageSize(o.Limit, s.limits.MaxMessagesPerPage, "Limit must be at least 1 and may not be greater than %d.")
+	if e != nil {
 		return MessageList{}, e
 	}
 	const what = "Messages could not be listed."
@@ -191,7 +192,7 @@ func (s *Service) ListMessages(ctx context.Context, c Caller, queue string, o Me
 		return MessageList{}, e
 	}
 	defer v.Close()
-	out := MessageList{Now: now}
+	var out MessageList
 	var after uint64
 	if o.Marker != "" {
 		n, err := strconv.ParseUint(o.Marker, 10, 64)
@@ -211,39 +212,40 @@ func (s *Service) ListMessages(ctx context.Context, c Caller, queue string, o Me
 	if q == nil {
 		return out, nil
 	}
-	out.Messages, err = v.ListMessages(c.scope(), queue, now, store.ListOptions{
-		AfterSeq: after, Limit: o.Limit, ClientID: c.ClientID, Echo: o.Echo,
+	msgs, err := v.ListMessages(c.scope(), queue, now, store.ListOptions{
+		AfterSeq: after, Limit: limit, ClientID: c.ClientID, Echo: o.Echo,
 		IncludeClaimed: o.IncludeClaimed, IncludeDelayed: o.IncludeDelayed,
 	})
 	if err != nil {
 		return MessageList{}, storeFailure(what, err)
 	}
-	if n := len(out.Messages); n > 0 {
-		out.Marker = strconv.FormatUint(out.Messages[n-1].Seq, 10)
+	if n := len(msgs); n > 0 {
+		out.Marker = strconv.FormatUint(msgs[n-1].Seq, 10)
 	}
+	out.Messages = messagesAt(msgs, now)
 	return out, nil
 }
 
 // GetMessage returns one unexpired message, claimed, delayed or not.
-func (s *Service) GetMessage(ctx context.Context, c Caller, queue, id string) (*store.Message, int64, *Error) {
+func (s *Service) GetMessage(ctx context.Context, c Caller, queue, id string) (Message, *Error) {
 	const what = "Message could not be retrieved."
 	v, now, e := s.view(ctx, c, what)
 	if e != nil {
-		return nil, 0, e
+		return Message{}, e
 	}
 	defer v.Close()
 	m, err := v.Message(c.scope(), queue, id, now)
 	if err != nil {
-		return nil, 0, storeFailure(what, err)
+		return Message{}, storeFailure(what, err)
 	}
 	if m == nil {
-		return nil, 0, notFound("Message %s does not exist in queue %s for project %s", id, queue, c.Project)
+		return Message{}, notFound("Message %s does not exist in queue %s for project %s", id, queue, c.Project)
 	}
-	return m, now, nil
+	return messageAt(m, now), nil
 }
 
-// ValidateIDs checks the count of ids in a get-many or bulk delete.
-func (s *Service) ValidateIDs(idList []string) *Error {
+// validateIDs checks the count of ids in a get-many or bulk delete.
+func (s *Service) validateIDs(idList []string) *Error {
 	if len(idList) < 1 || len(idList) > s.limits.MaxMessagesPerPage {
 		return badRequest("ids parameter should have at least 1 and not greater than %d values.", s.limits.MaxMessagesPerPage)
 	}
@@ -251,14 +253,14 @@ func (s *Service) ValidateIDs(idList []string) *Error {
 }
 
 // GetMessages returns the listed messages that exist, in request order.
-func (s *Service) GetMessages(ctx context.Context, c Caller, queue string, idList []string) ([]*store.Message, int64, *Error) {
-	if e := s.ValidateIDs(idList); e != nil {
-		return nil, 0, e
+func (s *Service) GetMessages(ctx context.Context, c Caller, queue string, idList []string) ([]Message, *Error) {
+	if e := s.validateIDs(idList); e != nil {
+		return nil, e
 	}
 	const what = "Messages could not be retrieved."
 	v, now, e := s.view(ctx, c, what)
 	if e != nil {
-		return nil, 0, e
+		return nil, e
 	}
 	defer v.Close()
 	var out []*store.Message
@@ -270,16 +272,16 @@ func (s *Service) GetMessages(ctx context.Context, c Caller, queue string, idLis
 		seen[id] = true
 		m, err := v.Message(c.scope(), queue, id, now)
 		if err != nil {
-			return nil, 0, storeFailure(what, err)
+			return nil, storeFailure(what, err)
 		}
 		if m != nil {
 			out = append(out, m)
 		}
 	}
 	if len(out) == 0 {
-		return nil, 0, notFound("No messages with IDs: %s found in the queue %s for project %s.", strings.Join(idList, ", "), queue, c.Project)
+		return nil, notFound("No messages with IDs: %s found in the queue %s for project %s.", strings.Join(idList, ", "), queue, c.Project)
 	}
-	return out, now, nil
+	return messagesAt(out, now), nil
 }
 
 // DeleteMessage deletes one message under the claim rules (contract §6.6).
@@ -313,36 +315,36 @@ type BulkDelete struct {
 
 // DeleteMessages deletes listed messages or pops some; for a pop it
 // returns the popped messages and the time they were popped at.
-func (s *Service) DeleteMessages(ctx context.Context, c Caller, queue string, r BulkDelete) ([]*store.Message, int64, *Error) {
+func (s *Service) DeleteMessages(ctx context.Context, c Caller, queue string, r BulkDelete) ([]PoppedMessage, *Error) {
 	switch {
 	case r.HasPop && r.IDs != nil:
-		return nil, 0, badRequest("pop and id params cannot be present together in the delete request.")
+		return nil, badRequest("pop and id params cannot be present together in the delete request.")
 	case !r.HasPop && r.IDs == nil:
-		return nil, 0, badRequest(`The request should have either "ids" or "pop" parameter in the request, to be able to delete.`)
+		return nil, badRequest(`The request should have either "ids" or "pop" parameter in the request, to be able to delete.`)
 	case r.HasPop:
 		if r.Pop < 1 || r.Pop > s.limits.MaxMessagesPerClaimOrPop {
-			return nil, 0, badRequest("Pop value must be at least 1 and may not be greater than %d.", s.limits.MaxMessagesPerClaimOrPop)
+			return nil, badRequest("Pop value must be at least 1 and may not be greater than %d.", s.limits.MaxMessagesPerClaimOrPop)
 		}
 		res, now, e := s.propose(ctx, "Messages could not be popped.", &fsm.PopMessages{Project: c.scope(), Queue: queue, Limit: r.Pop})
 		if e != nil {
-			return nil, 0, e
+			return nil, e
 		}
-		return res.Messages, now, nil
+		return poppedAt(res.Messages, now), nil
 	}
-	if e := s.ValidateIDs(r.IDs); e != nil {
-		return nil, 0, e
+	if e := s.validateIDs(r.IDs); e != nil {
+		return nil, e
 	}
 	if s.limits.DeleteWithClaimID && (len(r.ClaimIDs) == 0) {
-		return nil, 0, badRequest(`The request should have both "ids" and "claim_ids" parameter in the request when message_delete_with_claim_id is True.`)
+		return nil, badRequest(`The request should have both "ids" and "claim_ids" parameter in the request when message_delete_with_claim_id is True.`)
 	}
 	res, _, e := s.propose(ctx, "Messages could not be deleted.", &fsm.DeleteMessages{
 		Project: c.scope(), Queue: queue, IDs: r.IDs, ClaimIDs: r.ClaimIDs, RequireClaims: s.limits.DeleteWithClaimID,
 	})
 	if e != nil {
-		return nil, 0, e
+		return nil, e
 	}
 	if res.Status == fsm.StatusClaimed {
-		return nil, 0, Errf(http.StatusForbidden, TitleUnableToDelete, "A message in the list is not held by any of the given claims.")
+		return nil, Errf(http.StatusForbidden, TitleUnableToDelete, "A message in the list is not held by any of the given claims.")
 	}
-	return nil, 0, nil
+	return nil, nil
 }

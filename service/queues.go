@@ -133,7 +133,7 @@ func (s *Service) GetQueue(ctx context.Context, c Caller, name string) (QueueInf
 // QueueListOptions select queues for ListQueues (contract §5.3).
 type QueueListOptions struct {
 	Marker    string
-	Limit     int // 0 means the default page size
+	Limit     *int // nil: the default page size
 	Detailed  bool
 	Name      string // substring filter
 	WithCount bool
@@ -152,20 +152,10 @@ type QueueList struct {
 	Count  uint64 // number of queues in the project, when WithCount
 }
 
-// ValidateQueueLimit checks a queue listing's page size.
-func (s *Service) ValidateQueueLimit(limit int) *Error {
-	if limit < 1 || limit > s.limits.MaxQueuesPerPage {
-		return badRequest("Limit must be at least 1 and no greater than %d.", s.limits.MaxQueuesPerPage)
-	}
-	return nil
-}
-
 // ListQueues lists the caller's queues.
 func (s *Service) ListQueues(ctx context.Context, c Caller, o QueueListOptions) (QueueList, *Error) {
-	if o.Limit == 0 {
-		o.Limit = defaultPageSize
-	}
-	if e := s.ValidateQueueLimit(o.Limit); e != nil {
+	limit, e := pageSize(o.Limit, s.limits.MaxQueuesPerPage, "Limit must be at least 1 and no greater than %d.")
+	if e != nil {
 		return QueueList{}, e
 	}
 	v, _, e := s.view(ctx, c, "Queues could not be listed.")
@@ -194,7 +184,7 @@ func (s *Service) ListQueues(ctx context.Context, c Caller, o QueueListOptions) 
 			return true
 		}
 	}
-	qs, err := v.ListQueues(c.scope(), o.Marker, o.Limit, keep)
+	qs, err := v.ListQueues(c.scope(), o.Marker, limit, keep)
 	if err != nil {
 		return QueueList{}, storeFailure("Queues could not be listed.", err)
 	}
@@ -411,9 +401,11 @@ func (s *Service) DeleteQueue(ctx context.Context, c Caller, name string) *Error
 
 // QueueStats is the answer of Stats.
 type QueueStats struct {
-	Exists bool
-	Now    int64
-	store.Stats
+	Exists         bool
+	Total, Claimed int64
+	// Oldest and Newest are the first and last unexpired messages in FIFO
+	// order (nil when Total is 0).
+	Oldest, Newest *StatsEdge
 }
 
 // Stats counts a queue's messages (contract §5.7).
@@ -428,13 +420,16 @@ func (s *Service) Stats(ctx context.Context, c Caller, name string) (QueueStats,
 	if err != nil {
 		return QueueStats{}, storeFailure(what, err)
 	}
-	out := QueueStats{Exists: q != nil, Now: now}
+	out := QueueStats{Exists: q != nil}
 	if q == nil {
 		return out, nil
 	}
-	if out.Stats, err = v.QueueStats(c.scope(), name, now); err != nil {
+	st, err := v.QueueStats(c.scope(), name, now)
+	if err != nil {
 		return QueueStats{}, storeFailure(what, err)
 	}
+	out.Total, out.Claimed = st.Total, st.Claimed
+	out.Oldest, out.Newest = statsEdgeAt(st.Oldest, now), statsEdgeAt(st.Newest, now)
 	return out, nil
 }
 

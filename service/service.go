@@ -50,7 +50,11 @@ type Config struct {
 	Policy *auth.Policy
 	// RateLimit limits each project's request rate (off by default).
 	RateLimit RateLimit
-	Logger    *slog.Logger
+	// AuthRequired says that callers must be authenticated (Keystone):
+	// Admit then refuses a request with neither an identity nor a
+	// signature, and never believes X-Roles.
+	AuthRequired bool
+	Logger       *slog.Logger
 }
 
 // NotificationConfig is the service side of notifications (contract §10.5).
@@ -83,6 +87,7 @@ type Service struct {
 	confirmer       Confirmer
 	policy          *auth.Policy
 	limiter         *projectLimiter
+	authRequired    bool
 
 	lastGC time.Time // the maintenance loop's last GC proposal
 }
@@ -110,7 +115,7 @@ func New(node Node, st *store.Store, cfg Config) *Service {
 	s := &Service{
 		node: node, store: st, limits: cfg.Limits, gcInterval: cfg.GCInterval, gcBatch: cfg.GCBatch, log: cfg.Logger,
 		subscriberTypes: cfg.SubscriberTypes, notify: cfg.Notifications, confirmer: cfg.Confirmer,
-		policy: cfg.Policy, limiter: newProjectLimiter(cfg.RateLimit),
+		policy: cfg.Policy, limiter: newProjectLimiter(cfg.RateLimit), authRequired: cfg.AuthRequired,
 	}
 	if cfg.SignedURLSecret != "" {
 		s.secret = []byte(cfg.SignedURLSecret)
@@ -146,7 +151,9 @@ type Caller struct {
 	Project   string
 	Namespace Namespace
 	ClientID  string // normalised (see NormalizeClientID)
-	Roles     []string
+	// UserID is the Keystone user ("" without Keystone).
+	UserID string
+	Roles  []string
 	// Stale serves reads from this node's state without the read barrier:
 	// faster, possibly behind the cluster by a few milliseconds.
 	Stale bool
@@ -180,16 +187,6 @@ func (s *Service) Authorize(c Caller, rule string) *Error {
 		return nil
 	}
 	return &Error{Status: http.StatusForbidden, Title: TitleNotAuthorized, Description: "You are not authorized to complete this action."}
-}
-
-// HasRole reports whether the caller holds role.
-func (c Caller) HasRole(role string) bool {
-	for _, r := range c.Roles {
-		if r == role {
-			return true
-		}
-	}
-	return false
 }
 
 // view opens a consistent view for a read, after the read barrier unless

@@ -84,7 +84,7 @@ func (s *Service) Share(ctx context.Context, c Caller, queue string, body []byte
 		}
 		expires = t
 	}
-	key, e := s.signingKey(ctx)
+	key, e := s.signingKey()
 	if e != nil {
 		return ShareResult{}, e
 	}
@@ -145,18 +145,18 @@ type SignedRequest struct {
 	Project   string
 }
 
-// VerifySigned checks that a signed request may perform method on path
-// (contract §8.3): the method is granted, a granted path is a prefix of the
-// request path at a segment boundary, the grant has not expired, and the
-// signature matches (compared in constant time).
-func (s *Service) VerifySigned(ctx context.Context, method, path string, r SignedRequest) bool {
-	if r.Signature == "" {
+// verifySigned checks that a signed request may perform the operation
+// (contract §8.3): its method is granted, a granted path is the
+// operation's resource or a prefix of it at a segment boundary, the grant
+// has not expired, and the signature matches (compared in constant time).
+func (s *Service) verifySigned(op Operation, r SignedRequest) bool {
+	if r.Signature == "" || op.Resource == "" {
 		return false
 	}
 	// HTTP methods are case-sensitive: a grant of "get" does not cover GET.
 	allowed := false
 	for _, m := range r.Methods {
-		allowed = allowed || strings.TrimSpace(m) == method
+		allowed = allowed || strings.TrimSpace(m) == op.Method
 	}
 	if !allowed {
 		return false
@@ -164,7 +164,7 @@ func (s *Service) VerifySigned(ctx context.Context, method, path string, r Signe
 	covered := false
 	for _, p := range r.Paths {
 		p = strings.TrimSpace(p)
-		covered = covered || (p != "" && (path == p || strings.HasPrefix(path, strings.TrimSuffix(p, "/")+"/")))
+		covered = covered || (p != "" && (op.Resource == p || strings.HasPrefix(op.Resource, strings.TrimSuffix(p, "/")+"/")))
 	}
 	if !covered {
 		return false
@@ -173,7 +173,7 @@ func (s *Service) VerifySigned(ctx context.Context, method, path string, r Signe
 	if err != nil || !t.After(time.Now()) {
 		return false
 	}
-	key, e := s.signingKey(ctx)
+	key, e := s.signingKey()
 	if e != nil {
 		return false
 	}
@@ -189,7 +189,7 @@ func (s *Service) VerifySigned(ctx context.Context, method, path string, r Signe
 }
 
 // signingKey returns the configured secret or the replicated one.
-func (s *Service) signingKey(_ context.Context) ([]byte, *Error) {
+func (s *Service) signingKey() ([]byte, *Error) {
 	if s.secret != nil {
 		return s.secret, nil
 	}

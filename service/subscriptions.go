@@ -172,9 +172,9 @@ func (s *Service) CreateSubscription(ctx context.Context, c Caller, queue string
 	return s.subscribe(ctx, c, queue, r, false)
 }
 
-// SubscribeConnection subscribes a websocket connection (contract §13.7).
-// subscriber is the connection's internal address.
-func (s *Service) SubscribeConnection(ctx context.Context, c Caller, queue, subscriber string, body []byte) (SubscriptionResult, *Error) {
+// SubscribeConnection subscribes the websocket connection connID held by
+// the node nodeID (contract §13.7).
+func (s *Service) SubscribeConnection(ctx context.Context, c Caller, queue, nodeID, connID string, body []byte) (SubscriptionResult, *Error) {
 	r := SubscriptionRequest{}
 	if len(strings.TrimSpace(string(body))) > 0 {
 		obj, e := parseObject(body, "Subscriptions must be a dict.")
@@ -189,7 +189,7 @@ func (s *Service) SubscribeConnection(ctx context.Context, c Caller, queue, subs
 			}
 		}
 	}
-	r.Subscriber = subscriber
+	r.Subscriber = notify.WebsocketSubscriber(nodeID, connID)
 	return s.subscribe(ctx, c, queue, r, true)
 }
 
@@ -220,44 +220,34 @@ func (s *Service) subscribe(ctx context.Context, c Caller, queue string, r Subsc
 }
 
 // GetSubscription returns an unexpired subscription.
-func (s *Service) GetSubscription(ctx context.Context, c Caller, queue, id string) (*store.Subscription, int64, *Error) {
+func (s *Service) GetSubscription(ctx context.Context, c Caller, queue, id string) (Subscription, *Error) {
 	const what = "Subscription could not be retrieved."
 	v, now, e := s.view(ctx, c, what)
 	if e != nil {
-		return nil, 0, e
+		return Subscription{}, e
 	}
 	defer v.Close()
 	sub, err := v.Subscription(c.scope(), queue, id, now)
 	if err != nil {
-		return nil, 0, storeFailure(what, err)
+		return Subscription{}, storeFailure(what, err)
 	}
 	if sub == nil {
-		return nil, 0, notFound("Subscription %s does not exist in %s %s for project %s", id, c.noun(), queue, c.Project)
+		return Subscription{}, notFound("Subscription %s does not exist in %s %s for project %s", id, c.noun(), queue, c.Project)
 	}
-	return sub, now, nil
-}
-
-// ValidateSubscriptionLimit checks a subscription page size.
-func (s *Service) ValidateSubscriptionLimit(limit int) *Error {
-	if limit < 1 || limit > s.limits.MaxSubscriptionsPerPage {
-		return badRequest("Limit must be at least 1 and may not be greater than %d.", s.limits.MaxSubscriptionsPerPage)
-	}
-	return nil
+	return subscriptionAt(sub, now), nil
 }
 
 // SubscriptionList is a page of subscriptions.
 type SubscriptionList struct {
-	Subscriptions []*store.Subscription
-	Now           int64
-	Limit         int
+	Subscriptions []Subscription
+	Limit         int // the page size used
 }
 
-// ListSubscriptions lists a queue's subscriptions in creation order.
-func (s *Service) ListSubscriptions(ctx context.Context, c Caller, queue, marker string, limit int) (SubscriptionList, *Error) {
-	if limit == 0 {
-		limit = defaultPageSize
-	}
-	if e := s.ValidateSubscriptionLimit(limit); e != nil {
+// ListSubscriptions lists a queue's subscriptions in creation order; a nil
+// limit is the default page size.
+func (s *Service) ListSubscriptions(ctx context.Context, c Caller, queue, marker string, limitParam *int) (SubscriptionList, *Error) {
+	limit, e := pageSize(limitParam, s.limits.MaxSubscriptionsPerPage, "Limit must be at least 1 and may not be greater than %d.")
+	if e != nil {
 		return SubscriptionList{}, e
 	}
 	const what = "Subscriptions could not be listed."
@@ -270,7 +260,11 @@ func (s *Service) ListSubscriptions(ctx context.Context, c Caller, queue, marker
 	if err != nil {
 		return SubscriptionList{}, storeFailure(what, err)
 	}
-	return SubscriptionList{Subscriptions: subs, Now: now, Limit: limit}, nil
+	out := SubscriptionList{Subscriptions: make([]Subscription, len(subs)), Limit: limit}
+	for i, sub := range subs {
+		out.Subscriptions[i] = subscriptionAt(sub, now)
+	}
+	return out, nil
 }
 
 // UpdateSubscription patches a subscription (contract §9.5): ttl restarts
@@ -353,10 +347,10 @@ func (s *Service) sendConfirmation(ctx context.Context, c Caller, queue, id stri
 	if err != nil || sub == nil || strings.HasPrefix(sub.Subscriber, notify.WebsocketScheme+":") {
 		return
 	}
-	key, e := s.signingKey(ctx)
+	key, e := s.signingKey()
 	if e != nil && s.ensureSecret(ctx) && s.node.ReadBarrier(ctx) == nil {
 		// A new cluster may not have made its signing secret yet.
-		key, e = s.signingKey(ctx)
+		key, e = s.signingKey()
 	}
 	if e != nil {
 		s.log.Warn("no signing key for a subscription confirmation", "err", e)

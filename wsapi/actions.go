@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"time"
 
 	"github.com/zaqar-raft/zaqar/service"
-	"github.com/zaqar-raft/zaqar/store"
 )
 
 // kind is the JSON type a request field must have.
@@ -160,16 +158,18 @@ type wsMessage struct {
 	Body    json.RawMessage `json:"body"`
 }
 
-func renderMessages(msgs []*store.Message, now int64, claimID string) []wsMessage {
+// renderMessages shows claimID as every message's claim ("" for null:
+// listings do not name claims, claim answers name their own).
+func renderMessages(msgs []service.Message, claimID string) []wsMessage {
 	out := make([]wsMessage, len(msgs))
 	for i, m := range msgs {
-		out[i] = renderMessage(m, now, claimID)
+		out[i] = renderMessage(m, claimID)
 	}
 	return out
 }
 
-func renderMessage(m *store.Message, now int64, claimID string) wsMessage {
-	w := wsMessage{ID: m.ID, TTL: m.TTL, Age: m.Age(now), Body: m.Body}
+func renderMessage(m service.Message, claimID string) wsMessage {
+	w := wsMessage{ID: m.ID, TTL: m.TTL, Age: m.Age, Body: m.Body}
 	if claimID != "" {
 		cid := claimID
 		w.ClaimID = &cid
@@ -178,13 +178,7 @@ func renderMessage(m *store.Message, now int64, claimID string) wsMessage {
 }
 
 func queueList(ctx context.Context, c *call) reply {
-	o := service.QueueListOptions{Marker: c.str("marker"), Detailed: c.boolean("detailed")}
-	if l := c.int("limit"); l != nil {
-		if e := c.svc.ValidateQueueLimit(*l); e != nil {
-			return errorReply(e)
-		}
-		o.Limit = *l
-	}
+	o := service.QueueListOptions{Marker: c.str("marker"), Detailed: c.boolean("detailed"), Limit: c.int("limit")}
 	list, e := c.svc.ListQueues(ctx, c.caller, o)
 	if e != nil {
 		return errorReply(e)
@@ -242,8 +236,8 @@ func queueStats(ctx context.Context, c *call) reply {
 	if !st.Exists {
 		return reply{http.StatusNotFound, map[string]any{"messages": msgs}}
 	}
-	edge := func(m *store.Message) map[string]any {
-		return map[string]any{"id": m.ID, "age": m.Age(st.Now), "created": time.Unix(0, m.CreatedAt).UTC().Format("2006-01-02T15:04:05Z")}
+	edge := func(m *service.StatsEdge) map[string]any {
+		return map[string]any{"id": m.ID, "age": m.Age, "created": m.Created}
 	}
 	if st.Total > 0 {
 		msgs["oldest"] = edge(st.Oldest)
@@ -265,20 +259,14 @@ func queuePurge(ctx context.Context, c *call) reply {
 
 func messageList(ctx context.Context, c *call) reply {
 	o := service.MessageListOptions{
-		Marker: c.str("marker"), Echo: c.boolean("echo"),
+		Marker: c.str("marker"), Echo: c.boolean("echo"), Limit: c.int("limit"),
 		IncludeClaimed: c.boolean("include_claimed"), IncludeDelayed: c.boolean("include_delayed"),
-	}
-	if l := c.int("limit"); l != nil {
-		if e := c.svc.ValidateMessageLimit(*l); e != nil {
-			return errorReply(e)
-		}
-		o.Limit = *l
 	}
 	list, e := c.svc.ListMessages(ctx, c.caller, c.str("queue_name"), o)
 	if e != nil {
 		return errorReply(e)
 	}
-	body := map[string]any{"messages": renderMessages(list.Messages, list.Now, "")}
+	body := map[string]any{"messages": renderMessages(list.Messages, "")}
 	if list.Marker != "" {
 		// Not in upstream's websocket API, which offers no way to page:
 		// pass it back as "marker" to get the next page.
@@ -288,19 +276,19 @@ func messageList(ctx context.Context, c *call) reply {
 }
 
 func messageGet(ctx context.Context, c *call) reply {
-	m, now, e := c.svc.GetMessage(ctx, c.caller, c.str("queue_name"), c.str("message_id"))
+	m, e := c.svc.GetMessage(ctx, c.caller, c.str("queue_name"), c.str("message_id"))
 	if e != nil {
 		return errorReply(e)
 	}
-	return reply{200, map[string]any{"messages": renderMessage(m, now, "")}}
+	return reply{200, map[string]any{"messages": renderMessage(m, "")}}
 }
 
 func messageGetMany(ctx context.Context, c *call) reply {
-	msgs, now, e := c.svc.GetMessages(ctx, c.caller, c.str("queue_name"), c.strings("message_ids"))
+	msgs, e := c.svc.GetMessages(ctx, c.caller, c.str("queue_name"), c.strings("message_ids"))
 	if e != nil {
 		return errorReply(e)
 	}
-	return reply{200, map[string]any{"messages": renderMessages(msgs, now, "")}}
+	return reply{200, map[string]any{"messages": renderMessages(msgs, "")}}
 }
 
 func messagePost(ctx context.Context, c *call) reply {
@@ -335,20 +323,12 @@ func messageDeleteMany(ctx context.Context, c *call) reply {
 	if p := c.int("pop"); p != nil {
 		req.Pop, req.HasPop = *p, true
 	}
-	popped, now, e := c.svc.DeleteMessages(ctx, c.caller, c.str("queue_name"), req)
+	popped, e := c.svc.DeleteMessages(ctx, c.caller, c.str("queue_name"), req)
 	if e != nil {
 		return errorReply(e)
 	}
 	if req.HasPop {
-		out := make([]map[string]any, len(popped))
-		for i, m := range popped {
-			var cid any
-			if m.ClaimID != "" {
-				cid = m.ClaimID
-			}
-			out[i] = map[string]any{"id": m.ID, "body": json.RawMessage(m.Body), "ttl": m.TTL, "age": m.Age(now), "claim_id": cid, "claim_count": m.ClaimCount}
-		}
-		return reply{200, map[string]any{"messages": out}}
+		return reply{200, map[string]any{"messages": popped}}
 	}
 	return reply{http.StatusNoContent, map[string]any{}}
 }
@@ -365,7 +345,7 @@ func claimCreate(ctx context.Context, c *call) reply {
 	if res.ID == "" {
 		return reply{http.StatusNoContent, map[string]any{"claim_id": nil}}
 	}
-	return reply{http.StatusCreated, map[string]any{"claim_id": res.ID, "messages": renderMessages(res.Messages, res.Now, res.ID)}}
+	return reply{http.StatusCreated, map[string]any{"claim_id": res.ID, "messages": renderMessages(res.Messages, res.ID)}}
 }
 
 func claimGet(ctx context.Context, c *call) reply {
@@ -373,7 +353,7 @@ func claimGet(ctx context.Context, c *call) reply {
 	if e != nil {
 		return errorReply(e)
 	}
-	return reply{200, map[string]any{"age": res.Claim.Age(res.Now), "ttl": res.Claim.TTL, "messages": renderMessages(res.Messages, res.Now, res.ID)}}
+	return reply{200, map[string]any{"age": res.Age, "ttl": res.TTL, "messages": renderMessages(res.Messages, res.ID)}}
 }
 
 func claimUpdate(ctx context.Context, c *call) reply {

@@ -61,7 +61,12 @@ func (k *tokenStub) Validate(_ context.Context, token string) (*auth.Identity, e
 // and returns its ws:// URL.
 func keystoneWS(t *testing.T, node *testcluster.Node, v auth.Validator) string {
 	t.Helper()
-	srv := wsapi.New(wsapi.Config{Service: node.Server.Service(), Auth: v, NodeID: node.ID + "-front"})
+	// The node's own service runs without authentication; the front gets
+	// one over the same node and store that requires it.
+	svc := service.New(node.Server.Node(), node.Server.Store(), service.Config{
+		Limits: node.Server.Service().Limits(), SignedURLSecret: signingKey, AuthRequired: true,
+	})
+	srv := wsapi.New(wsapi.Config{Service: svc, Auth: v, NodeID: node.ID + "-front"})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() {
 		srv.Close()
@@ -119,7 +124,7 @@ func TestAuth_KeystoneMode(t *testing.T) {
 		// The header naming another project is refused, not obeyed.
 		for _, action := range []string{"queue_list", "queue_get", "message_list", "message_post", "queue_delete"} {
 			ws.inProject("beta").call(action, `{"queue_name": "bound", "messages": [{"body": 1}]}`).
-				status(http.StatusForbidden).errorIs("The X-Project-ID header does not match the authenticated project.")
+				status(http.StatusForbidden).apiError("Not authorized", "The X-Project-ID header does not match the authenticated project.")
 		}
 		// X-Roles is ignored: alice is a member.
 		ws.expect(http.StatusForbidden, "check_node_health", "", map[string]any{"X-Roles": "admin"})

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/zaqar-raft/zaqar/auth"
@@ -61,54 +60,23 @@ func (c *Conn) handle(ctx context.Context, in inbound) []byte {
 	if !ok1 || !ok2 {
 		return c.respond(label, echo, plainError(http.StatusBadRequest, schemaFailed))
 	}
-	cid, e := c.srv.svc.NormalizeClientID(true, clientID)
-	if e == nil {
-		e = service.CheckProject(true, project)
-	}
-	if e != nil {
-		return c.respond(label, echo, errorReply(e))
-	}
 	call := &call{conn: c, enc: in.enc, name: name, svc: c.srv.svc, raw: req.Body}
-	call.caller = service.Caller{Project: project, ClientID: cid}
-	_, signed := req.Headers["URL-Signature"]
-	id := c.identity.Load()
-	switch {
-	case c.srv.cfg.Auth == nil:
-		if roles, ok := headerString(req.Headers, "X-Roles"); ok {
-			for _, r := range strings.Split(roles, ",") {
-				if r = strings.TrimSpace(r); r != "" {
-					call.caller.Roles = append(call.caller.Roles, r)
-				}
-			}
-		}
-	case id != nil:
-		// The connection is bound to its token's project (contract §19:
-		// upstream still trusted each request's header).
-		if project != id.ProjectID {
-			return c.respond(label, echo, plainError(http.StatusForbidden, "The X-Project-ID header does not match the authenticated project."))
-		}
-		call.caller.Roles = id.Roles
-		signed = false // authenticated callers need no signature
-	case !signed:
-		return c.respond(label, echo, plainError(http.StatusForbidden, "Not authentified."))
-	}
 	if msg := call.decodeBody(a); msg != "" {
 		return c.respond(label, echo, plainError(http.StatusBadRequest, msg))
 	}
-	if _, ok := a.fields["queue_name"]; ok && call.has("queue_name") {
-		if e := service.ValidateQueueName(project, call.str("queue_name")); e != nil {
-			return c.respond(label, echo, errorReply(e))
-		}
+	roles, _ := headerString(req.Headers, "X-Roles")
+	cred := service.Credentials{
+		ClientID: clientID, HasClientID: true, Project: project, HasProject: true,
+		Roles: roles, Identity: c.identity.Load(), Signature: signature(req.Headers),
 	}
-	if signed && !c.verifySigned(ctx, a, call, req.Headers) {
+	caller, e := c.srv.svc.Admit(ctx, cred, call.operation(a))
+	switch {
+	case e == service.ErrSignatureRefused || e == service.ErrNotAuthenticated:
 		return c.respond(label, echo, plainError(http.StatusForbidden, "Not authentified."))
-	}
-	if e := c.srv.svc.Authorize(call.caller, a.rule); a.rule != "" && e != nil {
+	case e != nil:
 		return c.respond(label, echo, errorReply(e))
 	}
-	if e := c.srv.svc.Throttle(call.caller); e != nil {
-		return c.respond(label, echo, errorReply(e))
-	}
+	call.caller = caller
 	rctx, cancel := context.WithTimeout(ctx, c.srv.cfg.RequestTimeout)
 	defer cancel()
 	return c.respond(label, echo, a.run(rctx, call))
@@ -165,24 +133,35 @@ func (c *Conn) bind(id *auth.Identity) {
 	})
 }
 
-// verifySigned checks a request carrying pre-signed URL headers (contract
-// §13.6): the action must be a message action whose method is granted, the
-// queue it names must be covered by the granted paths (upstream does not
-// check this), and the signature must match.
-func (c *Conn) verifySigned(ctx context.Context, a *action, call *call, h map[string]json.RawMessage) bool {
-	if a.method == "" {
-		return false
+// operation is what the call asks of admission: its policy rule, the
+// queue it names, and for message actions what a pre-signed URL must grant
+// (contract §13.6: the method, and the queue's messages; upstream did not
+// check the queue).
+func (c *call) operation(a *action) service.Operation {
+	op := service.Operation{Rule: a.rule, Namespace: service.Queues, Method: a.method}
+	if _, ok := a.fields["queue_name"]; ok && c.has("queue_name") {
+		op.Name = c.str("queue_name")
+	}
+	if a.method != "" && op.Name != "" {
+		op.Resource = op.Namespace.Path(op.Name, "messages")
+	}
+	return op
+}
+
+// signature reads pre-signed URL headers (URL-Paths and URL-Methods are
+// JSON arrays here); nil if the request carries none. Arrays that do not
+// parse grant nothing.
+func signature(h map[string]json.RawMessage) *service.SignedRequest {
+	if _, signed := h["URL-Signature"]; !signed {
+		return nil
 	}
 	sig, _ := headerString(h, "URL-Signature")
 	expires, _ := headerString(h, "URL-Expires")
-	var paths, methods []string
-	if json.Unmarshal(h["URL-Paths"], &paths) != nil || json.Unmarshal(h["URL-Methods"], &methods) != nil {
-		return false
+	r := &service.SignedRequest{Signature: sig, Expires: expires}
+	if json.Unmarshal(h["URL-Paths"], &r.Paths) != nil || json.Unmarshal(h["URL-Methods"], &r.Methods) != nil {
+		r.Paths, r.Methods = nil, nil
 	}
-	path := "/v2/queues/" + call.str("queue_name") + "/messages"
-	return c.srv.svc.VerifySigned(ctx, a.method, path, service.SignedRequest{
-		Signature: sig, Expires: expires, Methods: methods, Paths: paths, Project: call.caller.Project,
-	})
+	return r
 }
 
 // decodeBody checks the body against the action's fields and returns a

@@ -3,14 +3,14 @@ package wsapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/service"
-	"github.com/zaqar-raft/zaqar/store"
 )
 
 // notifyEncoding is how notifications are framed on a connection: JSON,
@@ -21,15 +21,19 @@ type notifyEncoding struct{ v atomic.Int32 }
 func (e *notifyEncoding) set(enc Encoding) { e.v.Store(int32(enc)) }
 func (e *notifyEncoding) get() Encoding    { return Encoding(e.v.Load()) }
 
+// ErrNoConnection means a push found no open connection with that id on
+// this node.
+var ErrNoConnection = errors.New("wsapi: no such connection on this node")
+
 // PushToConnection sends a notification as a bare frame to a connection
-// held by this node; notify.ErrGone if the connection is not open here.
+// held by this node; ErrNoConnection if the connection is not open here.
 func (s *Server) PushToConnection(ctx context.Context, connID string, payload []byte) error {
 	c, ok := s.Conn(connID)
 	if !ok {
-		return notify.ErrGone
+		return ErrNoConnection
 	}
 	if err := c.Push(ctx, c.notifyEnc.get(), payload); err != nil {
-		return notify.ErrGone // a connection that cannot take a frame is closed
+		return fmt.Errorf("%w: %v", ErrNoConnection, err) // a connection that cannot take a frame is closed
 	}
 	return nil
 }
@@ -84,14 +88,6 @@ func (c *Conn) endSubscriptions() {
 	}
 }
 
-// subscriptionDoc is a subscription as the websocket API returns it.
-func subscriptionDoc(s *store.Subscription, now int64) map[string]any {
-	return map[string]any{
-		"id": s.ID, "source": s.Source, "subscriber": s.Subscriber, "ttl": s.TTL,
-		"age": s.Age(now), "options": json.RawMessage(s.Options), "confirmed": s.Confirmed,
-	}
-}
-
 // subscriptionCreate subscribes a subscriber, or with no subscriber the
 // connection itself (contract §13.4, §13.7). Websocket subscriptions have
 // no confirmation step, so any duplicate is a 409.
@@ -111,8 +107,7 @@ func subscriptionCreate(ctx context.Context, c *call) reply {
 		}
 		return reply{http.StatusCreated, map[string]any{"subscription_id": res.ID, "message": "Subscription " + queue + " created."}}
 	}
-	subscriber := notify.WebsocketSubscriber(c.conn.srv.cfg.NodeID, c.conn.ID)
-	res, e := c.svc.SubscribeConnection(ctx, c.caller, queue, subscriber, c.withoutQueueName())
+	res, e := c.svc.SubscribeConnection(ctx, c.caller, queue, c.conn.srv.cfg.NodeID, c.conn.ID, c.withoutQueueName())
 	if e != nil {
 		if e.Status == http.StatusConflict {
 			return conflict
@@ -138,30 +133,19 @@ func (c *call) withoutQueueName() []byte {
 }
 
 func subscriptionGet(ctx context.Context, c *call) reply {
-	sub, now, e := c.svc.GetSubscription(ctx, c.caller, c.str("queue_name"), c.str("subscription_id"))
+	sub, e := c.svc.GetSubscription(ctx, c.caller, c.str("queue_name"), c.str("subscription_id"))
 	if e != nil {
 		return errorReply(e)
 	}
-	return reply{http.StatusOK, subscriptionDoc(sub, now)}
+	return reply{http.StatusOK, sub}
 }
 
 func subscriptionList(ctx context.Context, c *call) reply {
-	limit := 0
-	if l := c.int("limit"); l != nil {
-		if e := c.svc.ValidateSubscriptionLimit(*l); e != nil {
-			return errorReply(e)
-		}
-		limit = *l
-	}
-	list, e := c.svc.ListSubscriptions(ctx, c.caller, c.str("queue_name"), c.str("marker"), limit)
+	list, e := c.svc.ListSubscriptions(ctx, c.caller, c.str("queue_name"), c.str("marker"), c.int("limit"))
 	if e != nil {
 		return errorReply(e)
 	}
-	docs := make([]map[string]any, len(list.Subscriptions))
-	for i, s := range list.Subscriptions {
-		docs[i] = subscriptionDoc(s, list.Now)
-	}
-	return reply{http.StatusOK, map[string]any{"subscriptions": docs}}
+	return reply{http.StatusOK, map[string]any{"subscriptions": list.Subscriptions}}
 }
 
 func subscriptionDelete(ctx context.Context, c *call) reply {
