@@ -26,14 +26,12 @@ func (n *Notifier) SendConfirmation(sub *store.Subscription, project string, pay
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		scheme := schemeOf(sub.Subscriber)
-		body := payload
-		if scheme == "mailto" {
-			body = []byte(confirmationEmail(n.cfg.Email.ExternalConfirmationURL, project, payload))
-		}
-		confirm := *sub
-		if scheme == "mailto" {
-			confirm.Options = confirmationEmailOptions(sub.Options, payload)
+		scheme := n.registry.metricScheme(sub.Subscriber)
+		confirm, body := *sub, payload
+		if d, err := n.registry.deliverer(sub.Subscriber); err == nil {
+			if r, ok := d.(confirmationRenderer); ok {
+				confirm, body = r.Confirmation(*sub, project, payload)
+			}
 		}
 		for attempt := 0; ; attempt++ {
 			err := n.attempt(ctx, &confirm, body)

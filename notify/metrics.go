@@ -10,6 +10,8 @@ type metrics struct {
 	lag      *prometheus.HistogramVec
 }
 
+// newMetrics registers the delivery metrics; their scheme labels are the
+// registry's schemes (and "other").
 func newMetrics(reg *prometheus.Registry, n *Notifier) *metrics {
 	m := &metrics{
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -27,6 +29,11 @@ func newMetrics(reg *prometheus.Registry, n *Notifier) *metrics {
 			Help:    "Time from a message's commit to its notification's delivery, by subscriber scheme.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 180},
 		}, []string{"scheme"}),
+	}
+	// Every registered scheme shows from the start, at zero.
+	for _, scheme := range n.registry.Schemes() {
+		m.attempts.WithLabelValues(scheme)
+		m.retries.WithLabelValues(scheme)
 	}
 	if reg != nil {
 		reg.MustRegister(m.outcomes, m.attempts, m.retries, m.lag,

@@ -9,19 +9,16 @@ package notify
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zaqar-raft/zaqar/fsm"
-	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/store"
 )
 
@@ -44,9 +41,8 @@ type Pusher interface {
 
 // Config configures a Notifier.
 type Config struct {
-	Store  *store.Store
-	Node   Node
-	Pusher Pusher
+	Store *store.Store
+	Node  Node
 	// Workers bounds deliveries in progress on the node (default 10);
 	// PerSubscriber bounds them per subscription (default 4).
 	Workers       int
@@ -74,8 +70,11 @@ type Notifier struct {
 	cfg      Config
 	log      *slog.Logger
 	metrics  *metrics
-	webhooks *http.Client  // see newWebhookClient
-	global   chan struct{} // semaphore of Workers
+	registry *Registry
+	// websocket is the registry's websocket transport, which receives the
+	// node's connections late (SetPusher).
+	websocket *websocketDeliverer
+	global    chan struct{} // semaphore of Workers
 
 	mu      sync.Mutex
 	workers map[subKey]*worker
@@ -110,10 +109,11 @@ func New(cfg Config) *Notifier {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	n := &Notifier{
-		cfg: cfg, log: cfg.Logger, webhooks: newWebhookClient(cfg.AttemptTimeout, cfg.DenyCIDRs), global: make(chan struct{}, cfg.Workers),
+		cfg: cfg, log: cfg.Logger, registry: NewRegistry(cfg), global: make(chan struct{}, cfg.Workers),
 		workers: map[subKey]*worker{}, byQueue: map[queueKey]map[subKey]*worker{},
 		resync: make(chan struct{}, 1),
 	}
+	n.websocket = n.registry.byScheme[WebsocketScheme].(*websocketDeliverer)
 	n.metrics = newMetrics(cfg.Registry, n)
 	return n
 }
@@ -315,98 +315,26 @@ func (n *Notifier) SubscriptionCount() int {
 	return len(n.workers)
 }
 
-// schemeOf returns a subscriber URI's scheme ("http", "mailto", ...).
-func schemeOf(subscriber string) string {
-	s, _, _ := strings.Cut(subscriber, ":")
-	return s
-}
-
-// attempt makes one delivery attempt of payload to sub.
+// attempt makes one delivery attempt of payload to sub through its
+// scheme's deliverer.
 func (n *Notifier) attempt(ctx context.Context, sub *store.Subscription, payload []byte) error {
+	d, err := n.registry.deliverer(sub.Subscriber)
+	if err != nil {
+		return err
+	}
 	actx, cancel := context.WithTimeout(ctx, n.cfg.AttemptTimeout)
 	defer cancel()
-	switch scheme := schemeOf(sub.Subscriber); scheme {
-	case "http", "https":
-		return webhook(actx, n.webhooks, sub.Subscriber, sub.Options, payload)
-	case "mailto":
-		m, err := buildEmail(sub.Subscriber, sub.Options, payload, n.cfg.Email)
-		if err != nil {
-			return err
-		}
-		return sendEmail(actx, n.cfg.Email, m)
-	case WebsocketScheme:
-		return n.pushWebsocket(actx, sub.Subscriber, payload)
-	default:
-		return permanent(errors.New("unsupported subscriber scheme " + scheme))
-	}
+	return d.Deliver(actx, sub, payload)
 }
 
-// WebsocketScheme is the scheme of websocket connection subscribers:
-// wsconn://<node id>/<connection id>.
-const WebsocketScheme = "wsconn"
+// Registry is the notifier's registry of transports (for validating
+// subscribers where subscriptions are made).
+func (n *Notifier) Registry() *Registry { return n.registry }
 
-// WebsocketSubscriber returns the subscriber URI of a connection.
-func WebsocketSubscriber(nodeID, connID string) string {
-	return WebsocketScheme + "://" + nodeID + "/" + connID
-}
+// SetPusher installs the websocket connections of this node (the websocket
+// transport is built after the notifier). Call before Run.
+func (n *Notifier) SetPusher(p Pusher) { n.websocket.setPusher(p) }
 
-// pushPath is the internal route a node receives websocket pushes on.
-const pushPath = "/internal/v1/ws-push"
-
-type pushRequest struct {
-	Conn    string          `json:"conn"`
-	Payload json.RawMessage `json:"payload"`
-}
-
-// pushWebsocket delivers to the connection, locally or through the node
-// that holds it.
-func (n *Notifier) pushWebsocket(ctx context.Context, subscriber string, payload []byte) error {
-	rest := strings.TrimPrefix(subscriber, WebsocketScheme+"://")
-	nodeID, connID, ok := strings.Cut(rest, "/")
-	if !ok {
-		return ErrGone
-	}
-	if nodeID == n.cfg.Node.ID() {
-		if n.cfg.Pusher == nil {
-			return ErrGone
-		}
-		return n.cfg.Pusher.PushToConnection(ctx, connID, payload)
-	}
-	body, _ := json.Marshal(pushRequest{Conn: connID, Payload: payload})
-	status, _, err := n.cfg.Node.PostToNode(ctx, nodeID, pushPath, body)
-	switch {
-	case errors.Is(err, raftnode.ErrNoSuchNode):
-		return ErrGone // the node left the cluster, and its connections with it
-	case err != nil:
-		return err
-	case status == http.StatusNotFound:
-		return ErrGone
-	case status != http.StatusOK:
-		return errors.New("push through node " + nodeID + " failed: " + http.StatusText(status))
-	}
-	return nil
-}
-
-// PushHandler serves pushes from the leader to connections on this node.
-func (n *Notifier) PushHandler() (string, http.Handler) {
-	return "POST " + pushPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req pushRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 8<<20)).Decode(&req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if n.cfg.Pusher == nil {
-			http.Error(w, "no websocket connections on this node", http.StatusNotFound)
-			return
-		}
-		err := n.cfg.Pusher.PushToConnection(r.Context(), req.Conn, req.Payload)
-		switch {
-		case errors.Is(err, ErrGone):
-			http.Error(w, "connection is gone", http.StatusNotFound)
-		case err != nil:
-			http.Error(w, err.Error(), http.StatusBadGateway)
-		default:
-			w.WriteHeader(http.StatusOK)
-		}
-	})
-}
+// PushHandler is the internal route on which this node receives the
+// leader's pushes to websocket connections it holds.
+func (n *Notifier) PushHandler() (string, http.Handler) { return n.websocket.pushHandler() }

@@ -149,12 +149,12 @@ func (w *worker) deliver(ctx context.Context, note *store.Notification) bool {
 	m := w.n.metrics
 	if sub == nil {
 		w.mu.Lock()
-		scheme := schemeOf(w.sub.Subscriber)
+		scheme := w.n.registry.metricScheme(w.sub.Subscriber)
 		w.mu.Unlock()
 		m.outcome(scheme, "unsubscribed")
 		return true
 	}
-	scheme := schemeOf(sub.Subscriber)
+	scheme := w.n.registry.metricScheme(sub.Subscriber)
 	if w.n.cfg.RequireConfirmation && !sub.Confirmed {
 		m.outcome(scheme, "withheld")
 		return true

@@ -199,7 +199,7 @@ func (s *Server) openStore() error {
 	return nil
 }
 
-// openNode opens the Raft member and the service over it.
+// openNode opens the Raft member, the notifier and the service over it.
 func (s *Server) openNode() error {
 	s.registry = prometheus.NewRegistry()
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -217,13 +217,19 @@ func (s *Server) openNode() error {
 		return err
 	}
 	s.node = node
-	// The service refuses literal subscriber addresses the notifier would
-	// refuse to dial.
-	notifications := s.cfg.Notifications
-	notifications.DenyCIDRs = s.cfg.Notify.DenyCIDRs
+	nc := s.cfg.Notify
+	nc.Store, nc.Node, nc.Registry, nc.Logger = s.store, s.node, s.registry, s.log.With("component", "notify")
+	nc.RequireConfirmation = s.cfg.Notifications.RequireConfirmation
+	s.notifier = notify.New(nc)
+	s.node.HandleInternal(s.notifier.PushHandler())
+	s.applyHook.Store(s.notifier)
+	// The notifier's registry of transports judges subscriber URIs, so a
+	// subscription is refused when it is made if its transport would
+	// refuse it (a literal address on the deny list, say).
 	s.svc = service.New(node, s.store, service.Config{
 		Limits: s.cfg.Limits, SignedURLSecret: s.cfg.SignedURLSecret, GCInterval: s.cfg.GCInterval, Logger: s.log,
-		Notifications: notifications, Policy: s.policy, RateLimit: s.cfg.RateLimit, AuthRequired: s.keystone != nil,
+		Notifications: s.cfg.Notifications, Confirmer: s.notifier, Subscribers: s.notifier.Registry(),
+		Policy: s.policy, RateLimit: s.cfg.RateLimit, AuthRequired: s.keystone != nil,
 	})
 	registerNodeMetrics(s.registry, node, s.store)
 	return nil
@@ -250,8 +256,8 @@ func (s *Server) listen() error {
 	return nil
 }
 
-// buildAPI builds the websocket and REST transports, the notifier, and the
-// HTTP servers that carry them.
+// buildAPI builds the websocket and REST transports and the HTTP servers
+// that carry them.
 func (s *Server) buildAPI() error {
 	cfg := s.cfg
 	wsCfg := cfg.WS
@@ -263,14 +269,7 @@ func (s *Server) buildAPI() error {
 		wsCfg.RequestTimeout = cfg.RequestTimeout
 	}
 	s.ws = wsapi.New(wsCfg)
-	nc := cfg.Notify
-	nc.Store, nc.Node, nc.Registry, nc.Logger = s.store, s.node, s.registry, s.log.With("component", "notify")
-	nc.Pusher = websocketPusher{s.ws}
-	nc.RequireConfirmation = cfg.Notifications.RequireConfirmation
-	s.notifier = notify.New(nc)
-	s.svc.SetConfirmer(s.notifier)
-	s.node.HandleInternal(s.notifier.PushHandler())
-	s.applyHook.Store(s.notifier)
+	s.notifier.SetPusher(websocketPusher{s.ws})
 	restCfg := httpapi.Config{
 		Service: s.svc, Cluster: s.node, Registry: s.registry, Logger: s.log, RequestTimeout: cfg.RequestTimeout,
 		Digest: s.digest, Operations: s, CORS: cfg.CORS, MaxHeaderBytes: cfg.MaxHeaderBytes, MaxConcurrent: cfg.MaxConcurrentRequests,

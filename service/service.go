@@ -5,12 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/zaqar-raft/zaqar/auth"
 	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/store"
 )
@@ -45,6 +45,9 @@ type Config struct {
 	Notifications NotificationConfig
 	// Confirmer sends confirmation requests; nil disables sending them.
 	Confirmer Confirmer
+	// Subscribers judges subscriber URIs (default: a notify registry with
+	// no deny list).
+	Subscribers SubscriberChecker
 	// Policy says which roles each operation needs (default: the
 	// reference's, auth.DefaultPolicy).
 	Policy *auth.Policy
@@ -66,10 +69,6 @@ type NotificationConfig struct {
 	// used to build the confirmation links sent to subscribers.
 	PublicURL          string
 	PublicWebsocketURL string
-	// DenyCIDRs are the webhook address ranges the notifier refuses
-	// (notify.Config.DenyCIDRs): a subscriber URL whose host is a literal
-	// address in one of them, or in an always-refused range, is a 400.
-	DenyCIDRs []netip.Prefix
 }
 
 // Service implements the Zaqar operations over a Raft node and its store.
@@ -83,6 +82,7 @@ type Service struct {
 	log        *slog.Logger
 
 	subscriberTypes []string
+	subscribers     SubscriberChecker
 	notify          NotificationConfig
 	confirmer       Confirmer
 	policy          *auth.Policy
@@ -112,9 +112,12 @@ func New(node Node, st *store.Store, cfg Config) *Service {
 	if cfg.Policy == nil {
 		cfg.Policy = auth.DefaultPolicy()
 	}
+	if cfg.Subscribers == nil {
+		cfg.Subscribers = notify.NewRegistry(notify.Config{})
+	}
 	s := &Service{
 		node: node, store: st, limits: cfg.Limits, gcInterval: cfg.GCInterval, gcBatch: cfg.GCBatch, log: cfg.Logger,
-		subscriberTypes: cfg.SubscriberTypes, notify: cfg.Notifications, confirmer: cfg.Confirmer,
+		subscriberTypes: cfg.SubscriberTypes, subscribers: cfg.Subscribers, notify: cfg.Notifications, confirmer: cfg.Confirmer,
 		policy: cfg.Policy, limiter: newProjectLimiter(cfg.RateLimit), authRequired: cfg.AuthRequired,
 	}
 	if cfg.SignedURLSecret != "" {
@@ -122,10 +125,6 @@ func New(node Node, st *store.Store, cfg Config) *Service {
 	}
 	return s
 }
-
-// SetConfirmer installs the confirmer (the notifier is built after the
-// service). Call before serving requests.
-func (s *Service) SetConfirmer(c Confirmer) { s.confirmer = c }
 
 // RequireConfirmation reports whether subscriptions must be confirmed
 // before they receive notifications.

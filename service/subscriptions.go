@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 
@@ -117,9 +115,18 @@ func (s *Service) parseSubscription(body []byte, create bool) (SubscriptionReque
 	return r, nil
 }
 
-// checkSubscriber checks a subscriber URI's scheme and shape.
+// SubscriberChecker judges subscriber URIs: the notify package's
+// registry of transports, where each scheme's transport says what it
+// accepts.
+type SubscriberChecker interface {
+	CheckSubscriber(subscriber string) error
+}
+
+// checkSubscriber checks that a subscriber's scheme is one this deployment
+// accepts (subscriber types, contract §2.9) and that its transport accepts
+// the URI.
 func (s *Service) checkSubscriber(sub string) *Error {
-	scheme, rest, _ := strings.Cut(sub, ":")
+	scheme, _, _ := strings.Cut(sub, ":")
 	allowed := false
 	for _, t := range s.subscriberTypes {
 		allowed = allowed || t == scheme
@@ -131,25 +138,8 @@ func (s *Service) checkSubscriber(sub string) *Error {
 		}
 		return badRequest("The subscriber type of subscription must be supported in the list [%s].", strings.Join(quoted, ", "))
 	}
-	switch scheme {
-	case "mailto":
-		if addr, _, _ := strings.Cut(rest, "?"); !strings.Contains(addr, "@") {
-			return badRequest("The mailto subscriber needs an email address.")
-		}
-	case "trust+http", "trust+https":
-		return badRequest("Trust subscribers (%s) need Keystone authentication, which this deployment does not use.", scheme)
-	default:
-		u, err := url.Parse(sub)
-		if err != nil || u.Host == "" {
-			return badRequest("The subscriber %q is not a valid URL.", sub)
-		}
-		// A literal address is judged now; a host name only when it is
-		// resolved, on each delivery (notify checks every address dialled).
-		if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
-			if why := notify.AddressRefusal(ip, s.notify.DenyCIDRs); why != "" {
-				return badRequest("The subscriber's address is refused: %s.", why)
-			}
-		}
+	if err := s.subscribers.CheckSubscriber(sub); err != nil {
+		return badRequest("%s", err.Error())
 	}
 	return nil
 }

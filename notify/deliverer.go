@@ -1,0 +1,96 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/zaqar-raft/zaqar/store"
+)
+
+// A Deliverer sends notifications to the subscribers of some URI schemes.
+// Adding a notification transport is one file holding a Deliverer and one
+// line in NewRegistry; the accepted schemes, subscribe-time validation and
+// metric labels all come from the registry.
+type Deliverer interface {
+	// Schemes are the subscriber URI schemes it serves.
+	Schemes() []string
+	// Check judges a subscriber URI of one of its schemes when a
+	// subscription is made or changed; the error's text is shown to the
+	// client (400). It needs nothing but configuration.
+	Check(subscriber string) error
+	// Deliver makes one delivery attempt. An error wrapping errPermanent
+	// is not retried; one wrapping ErrGone ends the subscription.
+	Deliver(ctx context.Context, sub *store.Subscription, payload []byte) error
+}
+
+// confirmationRenderer is implemented by deliverers whose subscription
+// confirmations are not the bare payload (email sends a message with a
+// link).
+type confirmationRenderer interface {
+	Confirmation(sub store.Subscription, project string, payload []byte) (store.Subscription, []byte)
+}
+
+// Registry maps subscriber schemes to their deliverers.
+type Registry struct {
+	byScheme map[string]Deliverer
+	schemes  []string // registration order
+}
+
+// NewRegistry registers every notification transport of this build,
+// configured by cfg. This list is the one place transports are named.
+func NewRegistry(cfg Config) *Registry {
+	r := &Registry{byScheme: map[string]Deliverer{}}
+	r.register(newWebhookDeliverer(cfg))
+	r.register(newEmailDeliverer(cfg.Email))
+	r.register(newTrustDeliverer())
+	r.register(newWebsocketDeliverer(cfg.Node))
+	return r
+}
+
+func (r *Registry) register(d Deliverer) {
+	for _, s := range d.Schemes() {
+		if _, dup := r.byScheme[s]; dup {
+			panic("notify: scheme " + s + " registered twice") // a programming error in NewRegistry
+		}
+		r.byScheme[s] = d
+		r.schemes = append(r.schemes, s)
+	}
+}
+
+// Schemes are the registered schemes, in registration order.
+func (r *Registry) Schemes() []string { return append([]string(nil), r.schemes...) }
+
+// CheckSubscriber judges a subscriber URI with its scheme's deliverer.
+func (r *Registry) CheckSubscriber(subscriber string) error {
+	d, ok := r.byScheme[schemeOf(subscriber)]
+	if !ok {
+		return fmt.Errorf("no notification transport serves %q subscribers", schemeOf(subscriber))
+	}
+	return d.Check(subscriber)
+}
+
+// deliverer returns the deliverer of a subscriber URI.
+func (r *Registry) deliverer(subscriber string) (Deliverer, error) {
+	d, ok := r.byScheme[schemeOf(subscriber)]
+	if !ok {
+		return nil, permanent(errors.New("unsupported subscriber scheme " + schemeOf(subscriber)))
+	}
+	return d, nil
+}
+
+// schemeOf returns a subscriber URI's scheme ("http", "mailto", ...).
+func schemeOf(subscriber string) string {
+	s, _, _ := strings.Cut(subscriber, ":")
+	return s
+}
+
+// metricScheme is the scheme label of a subscriber: its scheme if
+// registered, else "other" (metric labels stay bounded by the registry).
+func (r *Registry) metricScheme(subscriber string) string {
+	if s := schemeOf(subscriber); r.byScheme[s] != nil {
+		return s
+	}
+	return "other"
+}
