@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
 // TestAdmin_TransferLeadershipMovesOnlyForAWellFormedBody sends

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/zaqar-raft/zaqar/httpapi"
-	"github.com/zaqar-raft/zaqar/internal/fsmnode"
 	"github.com/zaqar-raft/zaqar/service"
 	"github.com/zaqar-raft/zaqar/store"
+	"github.com/zaqar-raft/zaqar/testkit/fsmnode"
 )
 
 // fuzzAPI is a REST handler over a fresh store and an fsmnode, with a log

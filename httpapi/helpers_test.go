@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/zaqar-raft/zaqar/internal/ids"
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
 // convergeTimeout bounds every wait for the nodes to hold identical state.

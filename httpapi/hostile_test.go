@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
 	"github.com/zaqar-raft/zaqar/server"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
 // problemLog is a slog handler that keeps the log records that betray a

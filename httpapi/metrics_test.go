@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
 func TestMetrics_CountRequestsByRoutePatternAndExportRaftState(t *testing.T) {

@@ -18,10 +18,10 @@ import (
 
 	"github.com/zaqar-raft/zaqar/auth"
 	"github.com/zaqar-raft/zaqar/httpapi"
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/server"
 	"github.com/zaqar-raft/zaqar/service"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
 // keystoneStub stands in for the Keystone validator: it knows a fixed set

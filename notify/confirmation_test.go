@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
 	"github.com/zaqar-raft/zaqar/server"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
 // confirmation is a (un)subscribe confirmation payload (contract §10.5).

@@ -24,9 +24,9 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
 	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/server"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
 // receivedMail is one message an SMTP server accepted.

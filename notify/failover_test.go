@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
 // postStream posts unique message bodies round-robin over fixed node

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/zaqar-raft/zaqar/internal/ids"
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
 // deliveryTimeout bounds every wait for a notification on this loaded,

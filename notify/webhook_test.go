@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/zaqar-raft/zaqar/internal/ids"
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
 	"github.com/zaqar-raft/zaqar/server"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
 // fastPolicy is a small _retry_policy: one immediate retry, then retries a

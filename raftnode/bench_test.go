@@ -13,10 +13,10 @@ import (
 
 	"github.com/zaqar-raft/zaqar/fsm"
 	"github.com/zaqar-raft/zaqar/internal/ids"
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/server"
 	"github.com/zaqar-raft/zaqar/store"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
 // BenchmarkPropose_ThreeNodes measures the replicated core without HTTP:

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
 // post posts n messages to queue q through node and fails the test on error.

@@ -15,9 +15,9 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
 	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 	"github.com/zaqar-raft/zaqar/server"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
 // tlsCluster starts n nodes serving REST over TLS and speaking mutual TLS

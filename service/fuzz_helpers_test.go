@@ -3,8 +3,8 @@ package service
 import (
 	"testing"
 
-	"github.com/zaqar-raft/zaqar/internal/fsmnode"
 	"github.com/zaqar-raft/zaqar/store"
+	"github.com/zaqar-raft/zaqar/testkit/fsmnode"
 )
 
 // mustDigest returns the store's digest.

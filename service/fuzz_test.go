@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zaqar-raft/zaqar/internal/fsmnode"
 	"github.com/zaqar-raft/zaqar/internal/ids"
 	"github.com/zaqar-raft/zaqar/internal/jsonx"
+	"github.com/zaqar-raft/zaqar/testkit/fsmnode"
 )
 
 // bodyRoutes are the operations that parse a request body, in the order

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
 	"github.com/zaqar-raft/zaqar/service"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 	"github.com/zaqar-raft/zaqar/wsapi"
 )
 

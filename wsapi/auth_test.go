@@ -14,9 +14,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/zaqar-raft/zaqar/auth"
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
 	"github.com/zaqar-raft/zaqar/server"
 	"github.com/zaqar-raft/zaqar/service"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 	"github.com/zaqar-raft/zaqar/wsapi"
 )
 

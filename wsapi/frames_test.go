@@ -7,7 +7,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 	"github.com/zaqar-raft/zaqar/wsapi"
 )
 

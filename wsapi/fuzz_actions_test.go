@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zaqar-raft/zaqar/internal/fsmnode"
 	"github.com/zaqar-raft/zaqar/internal/ids"
 	"github.com/zaqar-raft/zaqar/service"
 	"github.com/zaqar-raft/zaqar/store"
+	"github.com/zaqar-raft/zaqar/testkit/fsmnode"
 )
 
 // fuzzConn is a connection of a websocket server over a fresh store, fed

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zaqar-raft/zaqar/internal/testcluster"
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
 func TestZaqarctl_StatusListsEveryMemberWithTheLeader(t *testing.T) {

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/zaqar-raft/zaqar/fsm"
-	"github.com/zaqar-raft/zaqar/internal/fsmnode"
 	"github.com/zaqar-raft/zaqar/store"
+	"github.com/zaqar-raft/zaqar/testkit/fsmnode"
 )
 
 func TestPropose_AppliesEachEntryAtOnceInOrder(t *testing.T) {
