@@ -261,13 +261,13 @@ func (cc *chaosCluster) signalNoWait(s *chaosSlot, sig syscall.Signal) error {
 // adminPost sends an admin request to slot s.
 func adminPost(ctx context.Context, s *chaosSlot, path string, body any) (int, string, error) {
 	b, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.apiAddr+path, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.proc.URL()+path, bytes.NewReader(b))
 	if err != nil {
 		return 0, "", err
 	}
 	req.Header.Set("X-Roles", "admin")
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.proc.httpClient(0).Do(req)
 	if err != nil {
 		return 0, "", err
 	}
@@ -387,7 +387,7 @@ type chaosMembership struct {
 
 func membershipStatus(ctx context.Context, s *chaosSlot) (*chaosMembership, error) {
 	var m chaosMembership
-	if err := adminGet(ctx, "http://"+s.apiAddr, s.name, "/admin/cluster", &m); err != nil {
+	if err := adminGet(ctx, s.proc, "/admin/cluster", &m); err != nil {
 		return nil, err
 	}
 	return &m, nil
@@ -395,7 +395,7 @@ func membershipStatus(ctx context.Context, s *chaosSlot) (*chaosMembership, erro
 
 func fetchDigest(ctx context.Context, s *chaosSlot) (*nodeDigest, error) {
 	var d nodeDigest
-	if err := adminGet(ctx, "http://"+s.apiAddr, s.name, "/admin/cluster/digest", &d); err != nil {
+	if err := adminGet(ctx, s.proc, "/admin/cluster/digest", &d); err != nil {
 		return nil, err
 	}
 	return &d, nil
