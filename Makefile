@@ -5,7 +5,7 @@ BIN      := bin
 PKGS     := ./...
 STATICCHECK_VERSION := 2025.1.1
 
-.PHONY: all build run test test-unit test-system fuzz-smoke chaos bench bench-smoke bench-micro bench-core lint fmt vet clean
+.PHONY: all build run test test-unit test-system fuzz-smoke chaos chaos-tls bench bench-tls bench-smoke bench-micro bench-core lint fmt vet clean
 
 all: build
 
@@ -50,6 +50,11 @@ CHAOS_DURATION ?= 10m
 CHAOS_TIMEOUT  ?= 90m
 chaos:
 	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_KEEP=1 $(GO) test -count=1 -timeout $(CHAOS_TIMEOUT) -v -run '^TestChaos' ./cluster-test/ 2>&1 | tee chaos.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|chaos:)' ; exit $${PIPESTATUS[0]}
+
+## chaos-tls: the chaos suite with TLS on every port (CHAOS_TLS=1): the load over https and wss, mutual TLS between
+## the nodes through the fault proxies, a certificate issued for every replacement node
+chaos-tls:
+	CHAOS_TLS=1 $(MAKE) chaos
 
 ## bench: in one run, the reference Zaqar (Debian's zaqar-server on Redis, if installed; scripts/reference-zaqar.sh)
 ## and a local 3-node cluster with fsync on under the same workloads (mixed 2x10 producers + 2x10 consumers,

@@ -275,7 +275,7 @@ func launchCluster(t *testing.T, n int, withTLS bool, extraArgs []string) *clust
 		}
 		var certs *devTLS
 		if withTLS {
-			certs = newDevTLS(t, filepath.Join(base, "tls"), ids...)
+			certs = newDevTLS(t, filepath.Join(base, "tls"), nil, ids...)
 		}
 		for _, p := range c.Nodes {
 			p.args = []string{

@@ -24,6 +24,9 @@ import (
 // certificate, as zaqar-server local-cluster -tls does.
 type devTLS struct {
 	dir string
+	// hosts are names and addresses the node certificates are valid for
+	// besides 127.0.0.1, ::1 and localhost.
+	hosts []string
 	// client verifies the nodes' REST ports against the CA (host names
 	// are checked: the certificates name 127.0.0.1).
 	client *tls.Config
@@ -33,11 +36,11 @@ type devTLS struct {
 	rest, ws *http.Transport
 }
 
-// newDevTLS writes a CA (kept if dir has one) and certificates for ids
-// into dir.
-func newDevTLS(t *testing.T, dir string, ids ...string) *devTLS {
+// newDevTLS writes a CA (kept if dir has one) and certificates for ids,
+// valid for hosts too, into dir.
+func newDevTLS(t *testing.T, dir string, hosts []string, ids ...string) *devTLS {
 	t.Helper()
-	d := &devTLS{dir: dir}
+	d := &devTLS{dir: dir, hosts: hosts}
 	if err := d.issue(ids...); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +73,7 @@ func (d *devTLS) http1Transport() *http.Transport {
 // files in place (each by a rename): running nodes pick them up within the
 // files' polling interval, restarted ones at once.
 func (d *devTLS) issue(ids ...string) error {
-	return tlsconf.DevelopmentSet{Dir: d.dir, Nodes: ids}.Write()
+	return tlsconf.DevelopmentSet{Dir: d.dir, Nodes: ids, Hosts: d.hosts}.Write()
 }
 
 // CA is the CA certificate's file.
