@@ -273,16 +273,6 @@ func (cc *chaosCluster) restart(s *chaosSlot) error {
 	})
 }
 
-// signalNoWait sends sig to the running process (SIGSTOP, SIGCONT).
-func (cc *chaosCluster) signalNoWait(s *chaosSlot, sig syscall.Signal) error {
-	s.proc.mu.Lock()
-	defer s.proc.mu.Unlock()
-	if s.proc.cmd == nil || isClosed(s.proc.done) {
-		return fmt.Errorf("%s is not running", s.proc.ID)
-	}
-	return s.proc.cmd.Process.Signal(sig)
-}
-
 // adminPost sends an admin request to slot s.
 func adminPost(ctx context.Context, s *chaosSlot, path string, body any) (int, string, error) {
 	b, _ := json.Marshal(body)

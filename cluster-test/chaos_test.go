@@ -191,7 +191,7 @@ func runChaos(t *testing.T, cfg chaosConfig) *chaosReport {
 	w.halt()
 	cc.net.heal()
 	for _, s := range cc.slots {
-		_ = cc.signalNoWait(s, syscall.SIGCONT) // in case the harness failed mid-pause
+		_ = s.proc.send(syscall.SIGCONT) // in case the harness failed mid-pause
 		if !s.proc.Running() {
 			if err := cc.restart(s); err != nil && rep.harnessErr == nil {
 				rep.harnessErr = err

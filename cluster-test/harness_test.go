@@ -158,6 +158,17 @@ func (p *proc) Running() bool {
 	return p.cmd != nil && !isClosed(p.done)
 }
 
+// send sends sig to the running process without waiting for anything
+// (SIGHUP, SIGSTOP, SIGCONT).
+func (p *proc) send(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || isClosed(p.done) {
+		return fmt.Errorf("%s is not running", p.ID)
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
 // waitExit waits up to timeout for the process to exit on its own and
 // returns its exit error (nil for exit status 0); exited is false if it
 // still runs.

@@ -159,10 +159,7 @@ func tlsSwapUnderLoad(t *testing.T, c *cluster, p *proc) {
 	}
 	swap("found by the file watcher", nil)
 	swap("SIGHUP", func() {
-		p.mu.Lock()
-		err := p.cmd.Process.Signal(syscall.SIGHUP)
-		p.mu.Unlock()
-		if err != nil {
+		if err := p.send(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
 	})
