@@ -219,6 +219,14 @@ func (p *proc) Log() string {
 	return string(b)
 }
 
+// currentRunLog returns what the process wrote since its latest start.
+func (p *proc) currentRunLog() string {
+	p.mu.Lock()
+	n := p.starts
+	p.mu.Unlock()
+	return p.LogOfRun(n)
+}
+
 // LogOfRun returns what the process wrote during its n-th start (1-based).
 func (p *proc) LogOfRun(n int) string {
 	marker := fmt.Sprintf("=== cluster-test: start #%d ", n)

@@ -69,7 +69,7 @@ func opsRollingRestartUnderLoad(t *testing.T, c *cluster, project string, before
 		stopStart := time.Now()
 		c.Stop(p)
 		stopped := time.Since(stopStart)
-		if !strings.Contains(p.LogOfRun(1), "draining") {
+		if !strings.Contains(p.currentRunLog(), "draining") {
 			t.Errorf("%s did not log that it was draining", p.ID)
 		}
 

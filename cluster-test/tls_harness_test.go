@@ -44,7 +44,15 @@ func newDevTLS(t *testing.T, dir string, hosts []string, ids ...string) *devTLS 
 	if err := d.issue(ids...); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := tlsconf.StaticClientConfig(tlsconf.Files{CA: d.CA()})
+	d.trust(t, d.CA())
+	return d
+}
+
+// trust makes the clients of the nodes verify them with the CA bundle in
+// caFile from now on (clients made before keep what they trusted).
+func (d *devTLS) trust(t *testing.T, caFile string) {
+	t.Helper()
+	cfg, err := tlsconf.StaticClientConfig(tlsconf.Files{CA: caFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +61,16 @@ func newDevTLS(t *testing.T, dir string, hosts []string, ids ...string) *devTLS 
 	d.rest.TLSClientConfig = cfg.Clone()
 	d.rest.ForceAttemptHTTP2 = true
 	d.ws = d.http1Transport()
-	return d
+}
+
+// replaceFile replaces path with b by a rename, as certificate tools
+// should: a node never reads a half-written file.
+func replaceFile(path string, b []byte) error {
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // http1Transport returns a new transport that verifies the nodes and

@@ -2,15 +2,20 @@ package clustertest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 )
 
 // TestTLS_ClusterServesRealClientsRotatesCertificatesAndRefusesPlainTextPeers
@@ -83,6 +88,10 @@ func TestTLS_ClusterServesRealClientsRotatesCertificatesAndRefusesPlainTextPeers
 		tlsSwapUnderLoad(t, c, c.Followers()[0])
 	})
 
+	t.Run("moving to a new CA through a bundle of both keeps every node serving, then the old CA is refused", func(t *testing.T) {
+		tlsMoveToNewCA(t, c)
+	})
+
 	t.Run("rolling restart with new certificates of the same CA loses no acknowledged write", func(t *testing.T) {
 		old := map[string]string{}
 		for _, p := range c.Nodes {
@@ -113,6 +122,133 @@ func TestTLS_ClusterServesRealClientsRotatesCertificatesAndRefusesPlainTextPeers
 			}
 		}
 	})
+}
+
+// tlsMoveToNewCA follows docs/operations.md, "Moving to a new CA", on c,
+// whose nodes share one CA file: (1) the CA file becomes a bundle of the
+// old and the new CA; (2) every node gets a certificate of the new CA; (3)
+// the CA file holds the new CA alone. Each step replaces files and sends
+// SIGHUP (what systemctl reload does), and is checked by writes through
+// every node (a follower forwards its writes over the node port). After
+// step 3 a restarted follower (new connections both ways) catches up and
+// takes writes, and a node certificate of the old CA is refused on the
+// node port. The clients trust both CAs during the change, then the new
+// one. The new CA's key replaces the old one's, so that later
+// certificates come from the new CA.
+func tlsMoveToNewCA(t *testing.T, c *cluster) {
+	certs := c.Nodes[0].tls
+	var ids []string
+	for _, p := range c.Nodes {
+		ids = append(ids, p.ID)
+	}
+	newDir, oldDir := t.TempDir(), t.TempDir()
+	if err := (tlsconf.DevelopmentSet{Dir: newDir, Nodes: ids}).Write(); err != nil {
+		t.Fatal(err)
+	}
+	read := func(dir, name string) []byte {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	put := func(name string, b []byte) {
+		t.Helper()
+		if err := replaceFile(filepath.Join(certs.dir, name), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"ca.pem", "node1.pem", "node1-key.pem"} {
+		if err := os.WriteFile(filepath.Join(oldDir, name), read(certs.dir, name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// reload sends SIGHUP to every node and waits until each has logged
+	// n more certificate reloads than before.
+	reload := func(n int) {
+		t.Helper()
+		before := map[string]int{}
+		for _, p := range c.Nodes {
+			before[p.ID] = countLines(p.currentRunLog(), "TLS certificate reloaded")
+			if err := p.send(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.waitUntil(10*time.Second, "every node to reload its TLS files", func() (bool, string) {
+			for _, p := range c.Nodes {
+				if got := countLines(p.currentRunLog(), "TLS certificate reloaded"); got < before[p.ID]+n {
+					return false, fmt.Sprintf("%s reloaded %d times, want %d", p.ID, got-before[p.ID], n)
+				}
+			}
+			return true, ""
+		})
+	}
+	step := 0
+	writeThroughEvery := func(what string) {
+		t.Helper()
+		step++
+		for _, p := range c.Nodes {
+			rc := newRESTClient(p, "0f0f0f0f-1111-4222-8333-444444444444", "p-tls-ca")
+			if _, err := rc.postMessages(context.Background(), "ca-move", map[string]any{"step": step, "via": p.ID}); err != nil {
+				t.Fatalf("%s: a post through %s failed: %v", what, p.ID, err)
+			}
+		}
+	}
+
+	bundle := append(append(read(oldDir, "ca.pem"), '\n'), read(newDir, "ca.pem")...)
+	put("ca.pem", bundle)
+	certs.trust(t, certs.CA())
+	reload(1) // the node port's CA bundle (the REST port asks for no client certificate)
+	writeThroughEvery("with the bundle of both CAs")
+
+	for _, id := range ids {
+		put(id+"-key.pem", read(newDir, id+"-key.pem"))
+		put(id+".pem", read(newDir, id+".pem"))
+	}
+	reload(2) // the REST port's certificate and the node port's
+	writeThroughEvery("with certificates of the new CA")
+	for _, p := range c.Nodes {
+		want, err := certs.fileSerial(p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := servedSerial(p); err != nil || got != want {
+			t.Errorf("%s serves %s (%v), want its new CA's certificate %s", p.ID, got, err, want)
+		}
+	}
+
+	put("ca-key.pem", read(newDir, "ca-key.pem"))
+	put("ca.pem", read(newDir, "ca.pem"))
+	certs.trust(t, certs.CA())
+	reload(1)
+	writeThroughEvery("with the new CA alone")
+	restarted := c.Followers()[0]
+	c.Stop(restarted)
+	c.Restart(restarted)
+	c.WaitApplied(60 * time.Second)
+	writeThroughEvery("after restarting " + restarted.ID)
+
+	// A node certificate of the old CA no longer opens the node port.
+	old, err := tls.X509KeyPair(read(oldDir, "node1.pem"), read(oldDir, "node1-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := c.Nodes[1]
+	conn, err := tls.Dial("tcp", target.RaftAddr, &tls.Config{Certificates: []tls.Certificate{old}, InsecureSkipVerify: true})
+	if err == nil {
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = conn.Write([]byte{0})
+		if err == nil {
+			_, err = conn.Read(make([]byte, 1))
+		}
+		conn.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("%s's node port with node1's certificate of the old CA: %v, want a refused certificate", target.ID, err)
+	} else {
+		t.Logf("%s's node port refuses node1's certificate of the old CA: %v", target.ID, err)
+	}
 }
 
 // tlsSwapUnderLoad replaces p's certificate files twice while clients
@@ -173,7 +309,7 @@ func tlsSwapUnderLoad(t *testing.T, c *cluster, p *proc) {
 	}
 	if testing.Verbose() {
 		for _, line := range strings.Split(p.LogOfRun(1), "\n") {
-			if strings.Contains(line, "TLS") {
+			if strings.Contains(line, "TLS certificate") || strings.Contains(line, "TLS files") {
 				t.Logf("%s: %s", p.ID, line)
 			}
 		}
