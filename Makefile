@@ -63,6 +63,12 @@ BENCH_TIME ?= 20s
 bench: build
 	BENCH_TIME=$(BENCH_TIME) scripts/bench.sh
 
+## bench-tls: the cost of TLS: in one run a local 3-node cluster (fsync on) under the mixed workload over REST and over
+## websocket, each without TLS and then with TLS on both ports (https/wss, mutual TLS between the nodes), BENCH_TIME
+## each; prints every table and, per pair, the ratios of the rates and of the nodes' CPU time per request
+bench-tls: build
+	BENCH_TIME=$(BENCH_TIME) scripts/bench-tls.sh
+
 ## bench-smoke: a 10-second run of the tool and one iteration of every Go benchmark, which fail only if the tool,
 ## the cluster or a benchmark breaks (no timing checks)
 bench-smoke: build
