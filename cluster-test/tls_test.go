@@ -22,10 +22,10 @@ import (
 // starts three real processes with TLS on every port (a development CA
 // written into the test's directory; https and wss on the REST ports,
 // mutual TLS on the node ports) and, on that one cluster: drives
-// python-zaqarclient (REST and websocket) and gophercloud with the CA;
-// swaps a node's certificate files under load; has a plain-text node try
-// to join; and restarts every node in turn with new certificates under
-// write load.
+// python-zaqarclient (REST and websocket) and gophercloud with the CA; has
+// a plain-text node try to join; swaps a node's certificate files under
+// load; moves the cluster to a new CA; and restarts every node in turn
+// with new certificates under write load.
 func TestTLS_ClusterServesRealClientsRotatesCertificatesAndRefusesPlainTextPeers(t *testing.T) {
 	opsCtlBinary(t) // built before anything is timed
 	start := time.Now()
