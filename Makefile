@@ -5,7 +5,7 @@ BIN      := bin
 PKGS     := ./...
 STATICCHECK_VERSION := 2025.1.1
 
-.PHONY: all build run test test-unit test-system fuzz-smoke chaos bench bench-smoke bench-micro bench-core lint fmt vet clean
+.PHONY: all build run test test-unit test-system fuzz-smoke chaos chaos-tls bench bench-tls bench-smoke bench-micro bench-core lint fmt vet clean
 
 all: build
 
@@ -51,12 +51,23 @@ CHAOS_TIMEOUT  ?= 90m
 chaos:
 	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_KEEP=1 $(GO) test -count=1 -timeout $(CHAOS_TIMEOUT) -v -run '^TestChaos' ./cluster-test/ 2>&1 | tee chaos.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|chaos:)' ; exit $${PIPESTATUS[0]}
 
+## chaos-tls: the chaos suite with TLS on every port (CHAOS_TLS=1): the load over https and wss, mutual TLS between
+## the nodes through the fault proxies, a certificate issued for every replacement node
+chaos-tls:
+	CHAOS_TLS=1 $(MAKE) chaos
+
 ## bench: in one run, the reference Zaqar (Debian's zaqar-server on Redis, if installed; scripts/reference-zaqar.sh)
 ## and a local 3-node cluster with fsync on under the same workloads (mixed 2x10 producers + 2x10 consumers,
 ## producers only, batches of 10), BENCH_TIME each; prints the tables and the ratios, writes bench-*.json
 BENCH_TIME ?= 20s
 bench: build
 	BENCH_TIME=$(BENCH_TIME) scripts/bench.sh
+
+## bench-tls: the cost of TLS: in one run a local 3-node cluster (fsync on) under the mixed workload over REST and over
+## websocket, each without TLS and then with TLS on both ports (https/wss, mutual TLS between the nodes), BENCH_TIME
+## each; prints every table and, per pair, the ratios of the rates and of the nodes' CPU time per request
+bench-tls: build
+	BENCH_TIME=$(BENCH_TIME) scripts/bench-tls.sh
 
 ## bench-smoke: a 10-second run of the tool and one iteration of every Go benchmark, which fail only if the tool,
 ## the cluster or a benchmark breaks (no timing checks)

@@ -42,6 +42,10 @@ type chaosCluster struct {
 	slots []*chaosSlot
 	view  *cluster // the harness's view of the current processes
 	procs []*proc  // every process ever started, replaced ones included
+	// tls, when set, gives every node TLS on both ports (CHAOS_TLS=1): the
+	// proxies in front of the node ports pass the mutual TLS through, since
+	// peers are identified by their certificates' names, not addresses.
+	tls *devTLS
 }
 
 // chaosNodeArgs are the settings every chaos node runs with: Raft's
@@ -67,14 +71,15 @@ func freePortOn(ip string) (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// startChaosCluster starts n nodes behind proxies and waits for a leader.
-func startChaosCluster(t *testing.T, n int) (*chaosCluster, error) {
+// startChaosCluster starts n nodes behind proxies and waits for a leader,
+// with TLS on every port when withTLS is set.
+func startChaosCluster(t *testing.T, n int, withTLS bool) (*chaosCluster, error) {
 	if serverBinary == "" {
 		return nil, errors.New("the zaqar-server binary was not built (TestMain did not run)")
 	}
 	var lastErr error
 	for attempt := 1; attempt <= 3; attempt++ {
-		cc, err := tryStartChaosCluster(t, n)
+		cc, err := tryStartChaosCluster(t, n, withTLS)
 		if err == nil {
 			return cc, nil
 		}
@@ -87,9 +92,18 @@ func startChaosCluster(t *testing.T, n int) (*chaosCluster, error) {
 	return nil, lastErr
 }
 
-func tryStartChaosCluster(t *testing.T, n int) (*chaosCluster, error) {
+func tryStartChaosCluster(t *testing.T, n int, withTLS bool) (*chaosCluster, error) {
 	cc := &chaosCluster{t: t, base: t.TempDir(), net: newChaosNet()}
 	cc.view = &cluster{t: t}
+	if withTLS {
+		// Every node's certificate names every slot's address (the REST
+		// clients check it); certificates are issued as nodes are made.
+		var ips []string
+		for i := 0; i < n; i++ {
+			ips = append(ips, slotIP(i))
+		}
+		cc.tls = newDevTLS(t, filepath.Join(cc.base, "tls"), ips)
+	}
 	var peers []string
 	for i := 0; i < n; i++ {
 		s := &chaosSlot{idx: i, name: fmt.Sprintf("n%d", i+1), ip: slotIP(i), gen: 1}
@@ -110,7 +124,10 @@ func tryStartChaosCluster(t *testing.T, n int) (*chaosCluster, error) {
 	}
 	t.Cleanup(cc.close)
 	for _, s := range cc.slots {
-		s.proc = cc.newProc(s, s.name, "-bootstrap", strings.Join(peers, ","))
+		var err error
+		if s.proc, err = cc.newProc(s, s.name, "-bootstrap", strings.Join(peers, ",")); err != nil {
+			return nil, err
+		}
 		if err := s.proc.start(); err != nil {
 			return nil, err
 		}
@@ -128,8 +145,9 @@ func tryStartChaosCluster(t *testing.T, n int) (*chaosCluster, error) {
 	return cc, nil
 }
 
-// newProc prepares (does not start) node id in slot s.
-func (cc *chaosCluster) newProc(s *chaosSlot, id string, membership ...string) *proc {
+// newProc prepares (does not start) node id in slot s, issuing its
+// certificate when the cluster runs TLS.
+func (cc *chaosCluster) newProc(s *chaosSlot, id string, membership ...string) (*proc, error) {
 	p := &proc{
 		ID: id, APIAddr: s.apiAddr, RaftAddr: s.proxyAddr,
 		DataDir: filepath.Join(cc.base, id), LogPath: filepath.Join(cc.base, id+".log"),
@@ -139,8 +157,15 @@ func (cc *chaosCluster) newProc(s *chaosSlot, id string, membership ...string) *
 		"-raft-addr", s.raftAddr, "-raft-advertise", s.proxyAddr, "-raft-source-ip", s.ip,
 	}, membership...)
 	p.args = append(p.args, chaosNodeArgs...)
+	if cc.tls != nil {
+		if err := cc.tls.issue(id); err != nil {
+			return nil, err
+		}
+		p.tls = cc.tls
+		p.args = append(p.args, cc.tls.nodeArgs(id)...)
+	}
 	cc.procs = append(cc.procs, p)
-	return p
+	return p, nil
 }
 
 // syncView points the harness view at the current processes.
@@ -155,7 +180,7 @@ func (cc *chaosCluster) syncView() {
 func (cc *chaosCluster) endpoints() []chaosEndpoint {
 	var out []chaosEndpoint
 	for _, s := range cc.slots {
-		out = append(out, chaosEndpoint{Name: s.name, API: s.apiAddr})
+		out = append(out, chaosEndpoint{Name: s.name, API: s.apiAddr, TLS: cc.tls})
 	}
 	return out
 }
@@ -248,26 +273,16 @@ func (cc *chaosCluster) restart(s *chaosSlot) error {
 	})
 }
 
-// signalNoWait sends sig to the running process (SIGSTOP, SIGCONT).
-func (cc *chaosCluster) signalNoWait(s *chaosSlot, sig syscall.Signal) error {
-	s.proc.mu.Lock()
-	defer s.proc.mu.Unlock()
-	if s.proc.cmd == nil || isClosed(s.proc.done) {
-		return fmt.Errorf("%s is not running", s.proc.ID)
-	}
-	return s.proc.cmd.Process.Signal(sig)
-}
-
 // adminPost sends an admin request to slot s.
 func adminPost(ctx context.Context, s *chaosSlot, path string, body any) (int, string, error) {
 	b, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.apiAddr+path, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.proc.URL()+path, bytes.NewReader(b))
 	if err != nil {
 		return 0, "", err
 	}
 	req.Header.Set("X-Roles", "admin")
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.proc.httpClient(0).Do(req)
 	if err != nil {
 		return 0, "", err
 	}
@@ -308,7 +323,9 @@ func (cc *chaosCluster) replace(s *chaosSlot) (string, error) {
 	for _, o := range cc.others(s) {
 		join = append(join, o.proxyAddr)
 	}
-	s.proc = cc.newProc(s, id, "-join", strings.Join(join, ","))
+	if s.proc, err = cc.newProc(s, id, "-join", strings.Join(join, ",")); err != nil {
+		return "", err
+	}
 	cc.syncView()
 	if err := cc.restart(s); err != nil {
 		return "", err
@@ -387,7 +404,7 @@ type chaosMembership struct {
 
 func membershipStatus(ctx context.Context, s *chaosSlot) (*chaosMembership, error) {
 	var m chaosMembership
-	if err := adminGet(ctx, "http://"+s.apiAddr, s.name, "/admin/cluster", &m); err != nil {
+	if err := adminGet(ctx, s.proc, "/admin/cluster", &m); err != nil {
 		return nil, err
 	}
 	return &m, nil
@@ -395,7 +412,7 @@ func membershipStatus(ctx context.Context, s *chaosSlot) (*chaosMembership, erro
 
 func fetchDigest(ctx context.Context, s *chaosSlot) (*nodeDigest, error) {
 	var d nodeDigest
-	if err := adminGet(ctx, "http://"+s.apiAddr, s.name, "/admin/cluster/digest", &d); err != nil {
+	if err := adminGet(ctx, s.proc, "/admin/cluster/digest", &d); err != nil {
 		return nil, err
 	}
 	return &d, nil

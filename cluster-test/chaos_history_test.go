@@ -103,6 +103,7 @@ type runHeader struct {
 	Queues         []string      `json:"queues"`
 	ShortTTLQueues []string      `json:"short_ttl_queues"` // not checked for linearizability (messages expire)
 	ClaimTTL       int           `json:"claim_ttl"`
+	TLS            bool          `json:"tls,omitempty"` // TLS on every port (CHAOS_TLS=1)
 	Digest         *digestResult `json:"digest,omitempty"`
 }
 

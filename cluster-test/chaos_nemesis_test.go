@@ -97,12 +97,12 @@ func (n *nemesis) inject(kind string) (faultRecord, error) {
 		f.Nodes, f.LeaderLoss = []string{victim.proc.ID}, victim == leader
 		d := n.between(3*time.Second, 6*time.Second)
 		f.Start = n.rec.now()
-		if err := cc.signalNoWait(victim, syscall.SIGSTOP); err != nil {
+		if err := victim.proc.send(syscall.SIGSTOP); err != nil {
 			return f, err
 		}
 		f.Note = fmt.Sprintf("stopped %s", d.Round(time.Millisecond))
 		n.hold(d)
-		heal = func() error { return cc.signalNoWait(victim, syscall.SIGCONT) }
+		heal = func() error { return victim.proc.send(syscall.SIGCONT) }
 	case faultIsolateLeader, faultPartitionRandom:
 		minority := []*chaosSlot{leader}
 		if kind == faultPartitionRandom {

@@ -118,8 +118,12 @@ func (rep *chaosReport) lines() []string {
 			digest = fmt.Sprintf("identical@%d", d.AppliedIndex)
 		}
 	}
-	summary := fmt.Sprintf("chaos: %s seed=%d nodes=%d load=%s | ops %s | faults %s | acked-writes=%d (posts=%d) lost=%d duplicated-claims=%d resurrected=%d phantom=%d | linearizability=%s | digests=%s | leader-loss recovery %s",
-		verdict, rep.cfg.Seed, rep.cfg.Nodes, rep.cfg.Duration, countsLine(ops, kinds), countsLine(rep.faultCounts(), allFaults),
+	tlsNote, tlsEnv := "", ""
+	if rep.cfg.TLS {
+		tlsNote, tlsEnv = " tls=on", "CHAOS_TLS=1 "
+	}
+	summary := fmt.Sprintf("chaos: %s seed=%d nodes=%d%s load=%s | ops %s | faults %s | acked-writes=%d (posts=%d) lost=%d duplicated-claims=%d resurrected=%d phantom=%d | linearizability=%s | digests=%s | leader-loss recovery %s",
+		verdict, rep.cfg.Seed, rep.cfg.Nodes, tlsNote, rep.cfg.Duration, countsLine(ops, kinds), countsLine(rep.faultCounts(), allFaults),
 		r.AckedWrites, r.AckedPosts, r.Lost, r.DoubleClaims, r.Resurrected, r.Phantom, strings.ReplaceAll(r.Lin.Verdict, " ", "-"), digest,
 		noneIfEmpty(strings.Join(recov, " ")))
 	lines := []string{summary}
@@ -168,8 +172,8 @@ func (rep *chaosReport) lines() []string {
 		add("re-check this history: CHAOS_CHECK=%s go test -count=1 -run TestChaos_RecheckHistory ./cluster-test/", rep.dir+"/history.jsonl")
 	}
 	if verdict != "PASS" || rep.dir != "" {
-		add("reproduce the run: CHAOS_SEED=%d CHAOS_NODES=%d CHAOS_DURATION=%s go test -count=1 -timeout 60m -v -run TestChaos_Nothing ./cluster-test/",
-			rep.cfg.Seed, rep.cfg.Nodes, rep.cfg.Duration)
+		add("reproduce the run: %sCHAOS_SEED=%d CHAOS_NODES=%d CHAOS_DURATION=%s go test -count=1 -timeout 60m -v -run TestChaos_Nothing ./cluster-test/",
+			tlsEnv, rep.cfg.Seed, rep.cfg.Nodes, rep.cfg.Duration)
 	}
 	return lines
 }

@@ -28,6 +28,7 @@ import (
 //	CHAOS_ARTIFACTS directory for them (default: a new directory under $TMPDIR)
 //	CHAOS_STALE_READS "1": the REST reader reads with X-Read-Consistency: stale;
 //	                the run must then fail (a demonstration that the checkers see it)
+//	CHAOS_TLS       "1": TLS on every port (https/wss load, mutual TLS between nodes)
 
 // chaosConfig is one chaos run's settings.
 type chaosConfig struct {
@@ -40,6 +41,9 @@ type chaosConfig struct {
 	// StaleReads lets the REST reader read stale (CHAOS_STALE_READS=1):
 	// a run that must fail, to show the checkers catch stale reads.
 	StaleReads bool
+	// TLS runs every node with TLS on both ports (CHAOS_TLS=1): https
+	// and wss for the workload, mutual TLS through the fault proxies.
+	TLS bool
 }
 
 // chaosConfigs reads the environment.
@@ -81,7 +85,7 @@ func chaosConfigs(t *testing.T) []chaosConfig {
 		out = append(out, chaosConfig{
 			Nodes: n, Duration: total / time.Duration(len(sizes)), Seed: seed + int64(i),
 			Keep: os.Getenv("CHAOS_KEEP") == "1", Dir: os.Getenv("CHAOS_ARTIFACTS"), Short: short,
-			StaleReads: os.Getenv("CHAOS_STALE_READS") == "1",
+			StaleReads: os.Getenv("CHAOS_STALE_READS") == "1", TLS: os.Getenv("CHAOS_TLS") == "1",
 		})
 	}
 	return out
@@ -136,7 +140,7 @@ func runChaos(t *testing.T, cfg chaosConfig) *chaosReport {
 	rep := &chaosReport{cfg: cfg}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0xc4a05))
 	t.Logf("chaos: seed %d, %d nodes, %s of load", cfg.Seed, cfg.Nodes, cfg.Duration)
-	cc, err := startChaosCluster(t, cfg.Nodes)
+	cc, err := startChaosCluster(t, cfg.Nodes, cfg.TLS)
 	if err != nil {
 		t.Fatalf("start the chaos cluster: %v", err)
 	}
@@ -150,6 +154,7 @@ func runChaos(t *testing.T, cfg chaosConfig) *chaosReport {
 	hist := &chaosHistory{Header: runHeader{
 		Seed: cfg.Seed, Nodes: cfg.Nodes, Duration: cfg.Duration.String(), Started: start, Project: w.project,
 		Queues: append(append([]string(nil), w.queues...), probeQueue), ShortTTLQueues: []string{w.short}, ClaimTTL: w.claimTTL,
+		TLS: cfg.TLS,
 	}}
 	rep.hist = hist
 	if err := createQueues(cc, w); err != nil {
@@ -186,7 +191,7 @@ func runChaos(t *testing.T, cfg chaosConfig) *chaosReport {
 	w.halt()
 	cc.net.heal()
 	for _, s := range cc.slots {
-		_ = cc.signalNoWait(s, syscall.SIGCONT) // in case the harness failed mid-pause
+		_ = s.proc.send(syscall.SIGCONT) // in case the harness failed mid-pause
 		if !s.proc.Running() {
 			if err := cc.restart(s); err != nil && rep.harnessErr == nil {
 				rep.harnessErr = err
@@ -216,7 +221,8 @@ func runChaos(t *testing.T, cfg chaosConfig) *chaosReport {
 // createQueues creates the workload's queues, retrying until a leader
 // answers.
 func createQueues(cc *chaosCluster, w *chaosWorkload) error {
-	c := &restClient{base: "http://" + cc.slots[0].apiAddr, clientID: "00000000-0000-4000-8000-00000000c0de", project: w.project, http: &http.Client{Timeout: chaosOpTimeout}}
+	first := cc.slots[0].proc
+	c := &restClient{base: first.URL(), clientID: "00000000-0000-4000-8000-00000000c0de", project: w.project, http: first.httpClient(chaosOpTimeout)}
 	for _, q := range w.allQueues() {
 		err := poll(60*time.Second, func() (bool, string) {
 			ctx, cancel := context.WithTimeout(context.Background(), chaosOpTimeout)
@@ -247,7 +253,7 @@ func readFinalState(cc *chaosCluster, w *chaosWorkload, rec *opRecorder) error {
 				lastErr = err
 				continue
 			}
-			c := &restClient{base: "http://" + leader.apiAddr, clientID: "00000000-0000-4000-8000-0000000f1a1e", project: w.project, http: &http.Client{Timeout: 30 * time.Second}}
+			c := &restClient{base: leader.proc.URL(), clientID: "00000000-0000-4000-8000-0000000f1a1e", project: w.project, http: leader.proc.httpClient(30 * time.Second)}
 			var pages []opRecord
 			marker := ""
 			for page := 0; page < 100000; page++ {

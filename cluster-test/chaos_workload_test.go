@@ -27,6 +27,18 @@ const chaosOpTimeout = 15 * time.Second
 type chaosEndpoint struct {
 	Name string // slot name, e.g. "n2"
 	API  string // host:port
+	// TLS, when set, is the cluster's certificates: the endpoint serves
+	// https and wss.
+	TLS *devTLS
+}
+
+// restURL is the endpoint's REST base URL.
+func (e chaosEndpoint) restURL() string { return apiURL("http", e.API, e.TLS) }
+
+// transport is a new transport to the endpoint that keeps at most idle
+// connections.
+func (e chaosEndpoint) transport(idle int) *http.Transport {
+	return &http.Transport{MaxIdleConnsPerHost: idle, IdleConnTimeout: 30 * time.Second, TLSClientConfig: e.TLS.clientConfig()}
 }
 
 // knownIDs remembers recently posted message ids per queue, for deleters
@@ -152,7 +164,7 @@ const probeEvery = 100 * time.Millisecond
 // (the workers' own requests can all be stuck on a bad node for a while).
 func (w *chaosWorkload) probe() {
 	rng := rand.New(rand.NewPCG(uint64(w.seed), 0x9e0be))
-	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second}}
+	client := &http.Client{Timeout: 3 * time.Second, Transport: w.nodes[0].transport(8)}
 	defer client.CloseIdleConnections()
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
@@ -169,7 +181,7 @@ func (w *chaosWorkload) probe() {
 		inflight.Add(1)
 		go func() {
 			defer inflight.Done()
-			c := &restClient{base: "http://" + w.nodes[i].API, clientID: "00000000-0000-4000-8000-0000000b10be", project: w.project, http: client}
+			c := &restClient{base: w.nodes[i].restURL(), clientID: "00000000-0000-4000-8000-0000000b10be", project: w.project, http: client}
 			op := opRecord{Worker: len(chaosRoles) + 1, Node: w.nodes[i].Name, Transport: "rest", Kind: opPost, Queue: probeQueue,
 				Call: w.rec.now(), Bodies: []string{uid}, TTL: w.longTTL}
 			restPost(c, &op, op.Bodies, w.longTTL, len(chaosRoles)+1)
@@ -266,9 +278,9 @@ func (wk *chaosWorker) restFor(i int) *restClient {
 	c := wk.rest[i]
 	if c == nil {
 		c = &restClient{
-			base: "http://" + wk.w.nodes[i].API, clientID: fmt.Sprintf("00000000-0000-4000-8000-%012d", wk.id+1),
+			base: wk.w.nodes[i].restURL(), clientID: fmt.Sprintf("00000000-0000-4000-8000-%012d", wk.id+1),
 			project: wk.w.project,
-			http:    &http.Client{Timeout: chaosOpTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}},
+			http:    &http.Client{Timeout: chaosOpTimeout, Transport: wk.w.nodes[i].transport(2)},
 		}
 		c.stale = wk.w.staleReads && wk.role.name == "reader"
 		wk.rest[i] = c
@@ -279,7 +291,8 @@ func (wk *chaosWorker) restFor(i int) *restClient {
 func (wk *chaosWorker) wsFor(i int) *wsClient {
 	c := wk.ws[i]
 	if c == nil {
-		c = &wsClient{url: "ws://" + wk.w.nodes[i].API + "/", clientID: fmt.Sprintf("00000000-0000-4000-8000-%012d", wk.id+1), project: wk.w.project}
+		e := wk.w.nodes[i]
+		c = &wsClient{url: apiURL("ws", e.API, e.TLS) + "/", dial: e.TLS.wsDialOptions(), clientID: fmt.Sprintf("00000000-0000-4000-8000-%012d", wk.id+1), project: wk.w.project}
 		wk.ws[i] = c
 	}
 	return c
@@ -653,6 +666,7 @@ func restList(c *restClient, op *opRecord, marker string) string {
 // connection that missed one cannot be trusted).
 type wsClient struct {
 	url      string
+	dial     *websocket.DialOptions // nil for ws://
 	clientID string
 	project  string
 	conn     *websocket.Conn
@@ -679,7 +693,7 @@ func (c *wsClient) call(op *opRecord, action string, body map[string]any) *wsAns
 	defer cancel()
 	if c.conn == nil {
 		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
-		conn, _, err := websocket.Dial(dctx, c.url, nil)
+		conn, _, err := websocket.Dial(dctx, c.url, c.dial)
 		dcancel()
 		if err != nil {
 			op.Outcome, op.Error = outcomeFail, "dial: "+err.Error()

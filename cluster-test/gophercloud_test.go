@@ -22,7 +22,7 @@ import (
 // "v2/"), Client-ID goes on every request as NewMessagingV2 adds it, and
 // X-Project-ID stands in for the project Keystone would put in the token.
 func newGophercloudClient(p *proc, clientID, project string) *gophercloud.ServiceClient {
-	provider := &gophercloud.ProviderClient{HTTPClient: http.Client{Timeout: 15 * time.Second}}
+	provider := &gophercloud.ProviderClient{HTTPClient: *p.httpClient(15 * time.Second)}
 	return &gophercloud.ServiceClient{
 		ProviderClient: provider,
 		Endpoint:       p.URL() + "/",

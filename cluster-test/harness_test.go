@@ -72,6 +72,10 @@ type proc struct {
 	LogPath  string
 	args     []string
 
+	// tls, when set, holds the node's certificates: its REST port serves
+	// https and wss, and clients verify it against tls's CA.
+	tls *devTLS
+
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the current process has exited
@@ -80,7 +84,10 @@ type proc struct {
 }
 
 // URL returns the REST base URL of the node (no trailing slash).
-func (p *proc) URL() string { return "http://" + p.APIAddr }
+func (p *proc) URL() string { return apiURL("http", p.APIAddr, p.tls) }
+
+// WSURL returns the websocket URL of the node's REST port.
+func (p *proc) WSURL() string { return apiURL("ws", p.APIAddr, p.tls) + "/" }
 
 // start launches the process; its output is appended to LogPath.
 func (p *proc) start() error {
@@ -151,6 +158,34 @@ func (p *proc) Running() bool {
 	return p.cmd != nil && !isClosed(p.done)
 }
 
+// send sends sig to the running process without waiting for anything
+// (SIGHUP, SIGSTOP, SIGCONT).
+func (p *proc) send(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || isClosed(p.done) {
+		return fmt.Errorf("%s is not running", p.ID)
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
+// waitExit waits up to timeout for the process to exit on its own and
+// returns its exit error (nil for exit status 0); exited is false if it
+// still runs.
+func (p *proc) waitExit(timeout time.Duration) (exitErr error, exited bool) {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		return nil, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exitErr, true
+}
+
 // signal sends sig and waits up to timeout for the process to exit,
 // returning its exit error (nil for a clean exit).
 func (p *proc) signal(sig syscall.Signal, timeout time.Duration) error {
@@ -184,6 +219,14 @@ func (p *proc) Log() string {
 	return string(b)
 }
 
+// currentRunLog returns what the process wrote since its latest start.
+func (p *proc) currentRunLog() string {
+	p.mu.Lock()
+	n := p.starts
+	p.mu.Unlock()
+	return p.LogOfRun(n)
+}
+
 // LogOfRun returns what the process wrote during its n-th start (1-based).
 func (p *proc) LogOfRun(n int) string {
 	marker := fmt.Sprintf("=== cluster-test: start #%d ", n)
@@ -211,6 +254,19 @@ type cluster struct {
 // the test ends; if the test failed, their logs are printed first.
 func startCluster(t *testing.T, n int, extraArgs ...string) *cluster {
 	t.Helper()
+	return launchCluster(t, n, false, extraArgs)
+}
+
+// startTLSCluster is startCluster with TLS on every port: a development CA
+// and node certificates are written into the test's directory (newDevTLS),
+// the REST ports serve https and wss, and the node ports speak mutual TLS.
+func startTLSCluster(t *testing.T, n int, extraArgs ...string) *cluster {
+	t.Helper()
+	return launchCluster(t, n, true, extraArgs)
+}
+
+func launchCluster(t *testing.T, n int, withTLS bool, extraArgs []string) *cluster {
+	t.Helper()
 	if serverBinary == "" {
 		t.Fatal("the zaqar-server binary was not built (TestMain did not run)")
 	}
@@ -225,7 +281,7 @@ func startCluster(t *testing.T, n int, extraArgs ...string) *cluster {
 		if err != nil {
 			t.Fatalf("pick free ports: %v", err)
 		}
-		var peers []string
+		var peers, ids []string
 		for i := 0; i < n; i++ {
 			id := fmt.Sprintf("node%d", i+1)
 			p := &proc{
@@ -234,15 +290,25 @@ func startCluster(t *testing.T, n int, extraArgs ...string) *cluster {
 			}
 			c.Nodes = append(c.Nodes, p)
 			peers = append(peers, id+"="+p.RaftAddr)
+			ids = append(ids, id)
+		}
+		var certs *devTLS
+		if withTLS {
+			certs = newDevTLS(t, filepath.Join(base, "tls"), nil, ids...)
 		}
 		for _, p := range c.Nodes {
-			p.args = append([]string{
+			p.args = []string{
 				"-node-id", p.ID, "-data-dir", p.DataDir, "-api-addr", p.APIAddr, "-raft-addr", p.RaftAddr,
 				"-bootstrap", strings.Join(peers, ","),
 				// Short Raft timeouts so that a killed leader is replaced
 				// quickly. Fsync stays on.
 				"-raft-heartbeat-timeout", "500ms", "-raft-election-timeout", "500ms",
-			}, extraArgs...)
+			}
+			if certs != nil {
+				p.tls = certs
+				p.args = append(p.args, certs.nodeArgs(p.ID)...)
+			}
+			p.args = append(p.args, extraArgs...)
 		}
 		t.Cleanup(c.cleanup)
 		for _, p := range c.Nodes {

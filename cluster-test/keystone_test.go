@@ -623,20 +623,7 @@ func TestKeystone_RealKeystoneGuardsEveryNode(t *testing.T) {
 	t.Run("python-zaqarclient logs in and finds the service in the catalog", func(t *testing.T) {
 		requirePython(t, "zaqarclient.queues.v2.client", "python3-zaqarclient")
 		ks.pointMessagingAt(t, followers[1].URL())
-		script, err := filepath.Abs(filepath.Join("testdata", "zaqarclient_keystone.py"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(pctx, systemPython, script, ks.URL, "alice", password("alice"), "alpha", "pyks")
-		cmd.Env = pythonEnv()
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		runErr := cmd.Run()
 		var r struct {
-			FailedStep  string           `json:"failed_step"`
-			Error       string           `json:"error"`
 			Endpoint    string           `json:"endpoint"`
 			ProjectID   string           `json:"project_id"`
 			Exists      []bool           `json:"exists"`
@@ -648,12 +635,7 @@ func TestKeystone_RealKeystoneGuardsEveryNode(t *testing.T) {
 			SignedList  []map[string]any `json:"signed_list"`
 			HealthError string           `json:"health_error"`
 		}
-		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-			t.Fatalf("script output is not JSON (%v, exit %v):\nstdout: %s\nstderr: %s", err, runErr, stdout.Bytes(), stderr.Bytes())
-		}
-		if r.Error != "" || runErr != nil {
-			t.Fatalf("python-zaqarclient with Keystone failed at %q (exit %v):\n%s\nstderr: %s", r.FailedStep, runErr, r.Error, stderr.Bytes())
-		}
+		runPythonScript(t, "zaqarclient_keystone.py", &r, ks.URL, "alice", password("alice"), "alpha", "pyks")
 		if strings.TrimSuffix(r.Endpoint, "/") != followers[1].URL() {
 			t.Errorf("the catalog gave endpoint %q, want %q", r.Endpoint, followers[1].URL())
 		}
@@ -687,7 +669,7 @@ func TestKeystone_RealKeystoneGuardsEveryNode(t *testing.T) {
 	t.Run("the websocket API authenticates with Keystone tokens", func(t *testing.T) {
 		wctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		conn, _, err := websocket.Dial(wctx, "ws://"+followers[0].APIAddr+"/", nil)
+		conn, err := followers[0].dialWS(wctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -825,7 +807,7 @@ func TestKeystone_ExpiredTokenIsRefusedAndClosesWebsockets(t *testing.T) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	conn, _, err := websocket.Dial(wctx, "ws://"+p.APIAddr+"/", nil)
+	conn, err := p.dialWS(wctx)
 	if err != nil {
 		t.Fatal(err)
 	}

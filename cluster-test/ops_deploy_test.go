@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -46,30 +47,67 @@ func opsDrainCommand(t *testing.T, rel string, re *regexp.Regexp) []string {
 	return args
 }
 
-// opsWithAddr replaces the value of -addr in args with p's URL.
-func opsWithAddr(t *testing.T, args []string, p *proc) []string {
+// opsWithAddr replaces the value of -addr in args with p's URL, and the
+// deployment's certificate directory (deployTLSDir) in any argument with
+// p's.
+func opsWithAddr(t *testing.T, args []string, p *proc, deployTLSDir string) []string {
 	t.Helper()
 	out := append([]string(nil), args...)
+	found := false
 	for i := range out {
 		if out[i] == "-addr" && i+1 < len(out) {
 			out[i+1] = p.URL()
-			return out
+			found = true
 		}
+		out[i] = opsLocalTLSPath(out[i], deployTLSDir, p.tls)
 	}
-	t.Fatalf("no -addr in %v", args)
-	return nil
+	if !found {
+		t.Fatalf("no -addr in %v", args)
+	}
+	return out
+}
+
+// opsLocalTLSPath maps a file of the deployment's certificate directory
+// (deployTLSDir, e.g. /etc/zaqar/tls/) to the same file of certs.
+func opsLocalTLSPath(s, deployTLSDir string, certs *devTLS) string {
+	if rest, ok := strings.CutPrefix(s, deployTLSDir); ok && certs != nil {
+		return filepath.Join(certs.dir, rest)
+	}
+	return s
+}
+
+// opsTLSSettings are the settings that turn TLS on for both ports; the
+// deployment files set every one.
+var opsTLSSettings = []string{"tls-cert", "tls-key", "peer-tls-ca", "peer-tls-cert", "peer-tls-key"}
+
+// opsTLSStarted matches the log line (text or JSON) of a node that started
+// with TLS on its REST port and its node port.
+var opsTLSStarted = regexp.MustCompile(`node started.*[" ]tls"?[=:]true.*[" ]peer_tls"?[=:]true`)
+
+// opsRequireTLSStarted fails the test unless p logged that it started with
+// TLS on both ports.
+func opsRequireTLSStarted(t *testing.T, p *proc) {
+	t.Helper()
+	if !opsTLSStarted.MatchString(p.Log()) {
+		t.Errorf("%s did not start with TLS on both ports:\n%s", p.ID, tailLines(p.Log(), 10))
+	}
 }
 
 // TestOps_DeployConfigFilesFormAThreeNodeClusterThatStopsByTheUnitsSequence
 // starts three servers with nothing but -config, using the example files
-// of docs/deploy/systemd with their addresses and data directory moved to
-// this machine (every other setting as written), and checks that they
-// form the cluster the files describe. Then it stops one the way the
-// systemd unit does (its ExecStop zaqarctl drain, then SIGTERM) and runs
-// the StatefulSet's preStop drain command against another.
+// of docs/deploy/systemd with their addresses, data directory and
+// certificate directory moved to this machine (every other setting as
+// written; certificates from zaqar-server certs' development CA), and
+// checks that they form the cluster the files describe, with TLS on both
+// ports. It reloads a node's new certificate the way the unit's
+// ExecReload does, then stops the node the way the systemd unit does
+// (its ExecStop zaqarctl drain, then SIGTERM) and runs the StatefulSet's
+// preStop drain command against another.
 func TestOps_DeployConfigFilesFormAThreeNodeClusterThatStopsByTheUnitsSequence(t *testing.T) {
 	opsCtlBinary(t)
 	c, base := opsNewCluster(t)
+	const etcTLS = "/etc/zaqar/tls/"
+	certs := newDevTLS(t, filepath.Join(base, "tls"), nil, "node1", "node2", "node3")
 	ports, err := freePorts(6)
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +124,11 @@ func TestOps_DeployConfigFilesFormAThreeNodeClusterThatStopsByTheUnitsSequence(t
 		if id != fmt.Sprintf("node%d", i) {
 			t.Fatalf("node%d.json has node-id %q", i, id)
 		}
+		for _, k := range opsTLSSettings {
+			if v, _ := f[k].(string); !strings.HasPrefix(v, etcTLS) {
+				t.Errorf("node%d.json sets %s to %q, want a file of %s", i, k, v, etcTLS)
+			}
+		}
 		raftOf[f["raft-addr"].(string)] = ports[2*i-1]
 		files[id] = f
 	}
@@ -100,13 +143,18 @@ func TestOps_DeployConfigFilesFormAThreeNodeClusterThatStopsByTheUnitsSequence(t
 		f["raft-addr"] = ports[2*i-1]
 		f["api-addr"] = ports[2*i-2]
 		f["data-dir"] = filepath.Join(base, id)
+		for k, v := range f {
+			if s, ok := v.(string); ok {
+				f[k] = opsLocalTLSPath(s, etcTLS, certs)
+			}
+		}
 		b, _ := json.MarshalIndent(f, "", "  ")
 		path := filepath.Join(base, id+".json")
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		p := &proc{ID: id, APIAddr: ports[2*i-2], RaftAddr: ports[2*i-1], DataDir: filepath.Join(base, id),
-			LogPath: filepath.Join(base, id+".log"), args: []string{"-config", path}}
+			LogPath: filepath.Join(base, id+".log"), args: []string{"-config", path}, tls: certs}
 		c.Nodes = append(c.Nodes, p)
 	}
 	start := time.Now()
@@ -127,7 +175,29 @@ func TestOps_DeployConfigFilesFormAThreeNodeClusterThatStopsByTheUnitsSequence(t
 		if !strings.Contains(p.Log(), `"msg":"node started"`) {
 			t.Errorf("%s does not log JSON although its file says log-format json", p.ID)
 		}
+		opsRequireTLSStarted(t, p)
 	}
+
+	// A new certificate, then the unit's ExecReload: served at once.
+	unit := string(opsReadDeployFile(t, "systemd/zaqar.service"))
+	if !regexp.MustCompile(`(?m)^ExecReload=/bin/kill -HUP \$MAINPID$`).MatchString(unit) {
+		t.Fatal("the unit's ExecReload does not send SIGHUP to the server")
+	}
+	reloaded := c.Nodes[2]
+	if err := certs.issue(reloaded.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := reloaded.send(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	want, err := certs.fileSerial(reloaded.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitUntil(5*time.Second, reloaded.ID+" to serve its new certificate after the unit's reload", func() (bool, string) {
+		got, err := servedSerial(reloaded)
+		return err == nil && got == want, fmt.Sprintf("serves %s (%v), want %s", got, err, want)
+	})
 
 	// The unit's stop sequence: ExecStop (drain), then SIGTERM.
 	unitDrain := opsDrainCommand(t, "systemd/zaqar.service", regexp.MustCompile(`(?m)^ExecStop=-?/usr/local/bin/zaqarctl (.*)$`))
@@ -141,7 +211,7 @@ func TestOps_DeployConfigFilesFormAThreeNodeClusterThatStopsByTheUnitsSequence(t
 	})
 	leader := c.Nodes[0]
 	stopped := time.Now()
-	opsMustCtl(t, nil, opsWithAddr(t, unitDrain, leader)...)
+	opsMustCtl(t, nil, opsWithAddr(t, unitDrain, leader, etcTLS)...)
 	if state, draining, err := opsNodeState(leader); err != nil || !draining || state == "Leader" {
 		t.Fatalf("after the unit's ExecStop drain, %s is %s, draining=%v (%v)", leader.ID, state, draining, err)
 	}
@@ -157,7 +227,7 @@ func TestOps_DeployConfigFilesFormAThreeNodeClusterThatStopsByTheUnitsSequence(t
 	// nothing was written since the election.)
 	preStop := opsDrainCommand(t, "kubernetes/statefulset.yaml", regexp.MustCompile(`command: \[\"/usr/local/bin/zaqarctl\", (.*drain\")\]`))
 	other := c.Leader()
-	opsMustCtl(t, nil, opsWithAddr(t, preStop, other)...)
+	opsMustCtl(t, nil, opsWithAddr(t, preStop, other, "/tls/")...)
 	if state, draining, err := opsNodeState(other); err != nil || !draining || state == "Leader" {
 		t.Fatalf("after the StatefulSet's preStop command, %s is %s, draining=%v (%v)", other.ID, state, draining, err)
 	}
@@ -197,20 +267,54 @@ func opsInitContainerSettings(t *testing.T, pod, namespace string) string {
 	return string(b)
 }
 
+// opsContainerTLSFlags reads the zaqar container's ZAQAR_*TLS* settings
+// from docs/deploy/kubernetes/statefulset.yaml and returns them as flags
+// for pod, with the Secret's mount (/tls/) mapped to certs. Every one of
+// opsTLSSettings must be there.
+func opsContainerTLSFlags(t *testing.T, pod string, certs *devTLS) []string {
+	t.Helper()
+	manifest := string(opsReadDeployFile(t, "kubernetes/statefulset.yaml"))
+	re := regexp.MustCompile(`(?m)^\s+- name: ZAQAR_([A-Z_]*TLS[A-Z_]*)\n\s+value: (\S+)$`)
+	var flags []string
+	set := map[string]bool{}
+	for _, m := range re.FindAllStringSubmatch(manifest, -1) {
+		name := strings.ToLower(strings.ReplaceAll(m[1], "_", "-"))
+		value := opsLocalTLSPath(strings.ReplaceAll(m[2], "$(POD_NAME)", pod), "/tls/", certs)
+		flags = append(flags, "-"+name, value)
+		set[name] = true
+	}
+	for _, k := range opsTLSSettings {
+		if !set[k] {
+			t.Errorf("the StatefulSet's container does not set ZAQAR_%s", strings.ToUpper(strings.ReplaceAll(k, "-", "_")))
+		}
+	}
+	// A pod that serves https is only Ready and alive if its probes speak it.
+	if n := strings.Count(manifest, "scheme: HTTPS"); n != 2 {
+		t.Errorf("the StatefulSet has %d probes with scheme HTTPS, want the readiness and the liveness probe", n)
+	}
+	return flags
+}
+
 // TestOps_PodsStartWithTheStatefulSetsBootstrapAndJoinSettings runs the
 // init container script of docs/deploy/kubernetes/statefulset.yaml for
 // pods zaqar-0..3 and starts the pods with the settings it writes: the
 // three initial pods -bootstrap (the three of them) plus -join (their
-// addresses), later pods -join alone. The initial
-// three form the cluster; zaqar-3 joins as a voter; an initial pod,
-// removed with zaqarctl after it lost its volume, comes back empty with
-// the same settings and is a voter again with every acknowledged post.
+// addresses), later pods -join alone; and with the container's TLS
+// settings, certificates from zaqar-server certs' development CA. The
+// initial three form the cluster; zaqar-3 joins as a voter; an initial
+// pod, removed with zaqarctl after it lost its volume, comes back empty
+// with the same settings and is a voter again with every acknowledged
+// post.
 func TestOps_PodsStartWithTheStatefulSetsBootstrapAndJoinSettings(t *testing.T) {
 	opsCtlBinary(t)
 	c, base := opsNewCluster(t)
+	certs := newDevTLS(t, filepath.Join(base, "tls"), nil, "zaqar-0", "zaqar-1", "zaqar-2", "zaqar-3")
 	var pods []*proc
 	for i := 0; i < 4; i++ {
-		pods = append(pods, opsNewProc(t, c, base, fmt.Sprintf("zaqar-%d", i)))
+		id := fmt.Sprintf("zaqar-%d", i)
+		p := opsNewProc(t, c, base, id, opsContainerTLSFlags(t, id, certs)...)
+		p.tls = certs
+		pods = append(pods, p)
 	}
 	// Each pod's settings as the StatefulSet's init container writes
 	// them, with the pods' DNS names mapped to this machine's addresses.
@@ -253,6 +357,9 @@ func TestOps_PodsStartWithTheStatefulSetsBootstrapAndJoinSettings(t *testing.T) 
 	}
 	if _, err := c.waitForLeader(60 * time.Second); err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range pods[:3] {
+		opsRequireTLSStarted(t, p)
 	}
 	lb := opsNewBalancer(t, pods[:3]...)
 	const project = "p-pods"

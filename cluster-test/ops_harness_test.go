@@ -69,6 +69,9 @@ func opsCtl(t *testing.T, p *proc, args ...string) (string, error) {
 	bin := opsCtlBinary(t)
 	if p != nil {
 		args = append([]string{"-addr", p.URL(), "-timeout", "30s"}, args...)
+		if p.tls != nil {
+			args = append([]string{"-ca", p.tls.CA()}, args...)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -165,7 +168,7 @@ func opsPeers(ps []*proc) string {
 // and has caught up to a read index.
 func opsWaitServing(t *testing.T, p *proc, timeout time.Duration) {
 	t.Helper()
-	hc := &http.Client{Timeout: 3 * time.Second}
+	hc := p.httpClient(3 * time.Second)
 	if err := poll(timeout, func() (bool, string) {
 		if !p.Running() {
 			return false, p.ID + " exited"
@@ -196,7 +199,7 @@ func opsPing(hc *http.Client, p *proc) (int, error) {
 
 // opsAdminGet sends an admin GET to p and decodes the JSON answer.
 func opsAdminGet(ctx context.Context, p *proc, path string, out any) error {
-	return adminGet(ctx, p.URL(), p.ID, path, out)
+	return adminGet(ctx, p, path, out)
 }
 
 // opsDigest returns p's applied index and state digest.
@@ -322,7 +325,7 @@ type opsBalancer struct {
 }
 
 func opsNewBalancer(t *testing.T, nodes ...*proc) *opsBalancer {
-	lb := &opsBalancer{hc: &http.Client{Timeout: 2 * time.Second}, stop: make(chan struct{})}
+	lb := &opsBalancer{hc: nodes[0].httpClient(2 * time.Second), stop: make(chan struct{})}
 	for _, p := range nodes {
 		lb.bes = append(lb.bes, &opsBackend{p: p})
 	}
@@ -542,7 +545,7 @@ type opsLatency struct {
 func opsStartLoad(t *testing.T, lb *opsBalancer, project string, workers int, queues ...string) *opsLoad {
 	l := &opsLoad{
 		lb: lb, project: project, queues: queues, stopc: make(chan struct{}),
-		hc:        &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}},
+		hc:        &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16, TLSClientConfig: lb.bes[0].p.tls.clientConfig()}},
 		startedAt: time.Now(),
 		// A little think time per worker keeps the load steady instead of
 		// saturating the two cores the whole machine shares.

@@ -132,7 +132,7 @@ func opsScrapeNode(t *testing.T, p *proc) *opsScrape {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.httpClient(0).Do(req)
 	if err != nil {
 		t.Fatalf("scrape %s: %v", p.ID, err)
 	}
@@ -361,7 +361,7 @@ func TestOps_EveryDashboardMetricExistsAndMovesUnderLoad(t *testing.T) {
 	// stay connected until the second scrape.
 	for i, p := range c.Nodes {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		conn, _, err := websocket.Dial(cctx, "ws://"+p.APIAddr+"/", nil)
+		conn, err := p.dialWS(cctx)
 		cancel()
 		if err != nil {
 			t.Fatalf("websocket to %s: %v", p.ID, err)

@@ -19,10 +19,21 @@ import (
 // on another node.
 func TestOps_RollingRestartUnderLoadFailsNoClientRequest(t *testing.T) {
 	c := opsStartCluster(t, 3)
+	opsRollingRestartUnderLoad(t, c, "p-rolling", nil)
+}
+
+// opsRollingRestartUnderLoad is the procedure and the checks of
+// TestOps_RollingRestartUnderLoadFailsNoClientRequest on cluster c, with
+// the load in project. beforeFirst, if not nil, runs once the load is
+// going, before the first node is taken out.
+func opsRollingRestartUnderLoad(t *testing.T, c *cluster, project string, beforeFirst func()) {
+	t.Helper()
 	lb := opsNewBalancer(t, c.Nodes...)
-	const project = "p-rolling"
 	load := opsStartLoad(t, lb, project, 4, "rolling-a", "rolling-b", "rolling-c")
 	load.WaitAcked(t, 60, 60*time.Second)
+	if beforeFirst != nil {
+		beforeFirst()
+	}
 
 	leader := c.Leader()
 	order := append(c.Followers(), leader)
@@ -36,7 +47,7 @@ func TestOps_RollingRestartUnderLoadFailsNoClientRequest(t *testing.T) {
 		var ws *websocket.Conn
 		if i == 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			conn, _, err := websocket.Dial(ctx, "ws://"+p.APIAddr+"/", nil)
+			conn, err := p.dialWS(ctx)
 			cancel()
 			if err != nil {
 				t.Fatalf("websocket to %s: %v", p.ID, err)
@@ -58,7 +69,7 @@ func TestOps_RollingRestartUnderLoadFailsNoClientRequest(t *testing.T) {
 		stopStart := time.Now()
 		c.Stop(p)
 		stopped := time.Since(stopStart)
-		if !strings.Contains(p.LogOfRun(1), "draining") {
+		if !strings.Contains(p.currentRunLog(), "draining") {
 			t.Errorf("%s did not log that it was draining", p.ID)
 		}
 

@@ -40,10 +40,52 @@ func pythonEnv() []string {
 	return env
 }
 
+// runScenarioScript runs the python-zaqarclient script testdata/script
+// against url (target's REST or websocket URL) with queue and project, and
+// target's CA when it serves TLS, and decodes the JSON object it prints
+// into out (runPythonScript).
+func runScenarioScript(t *testing.T, script, url string, target *proc, queue, project string, out any) {
+	t.Helper()
+	args := []string{url, queue, project}
+	if target.tls != nil {
+		args = append(args, target.tls.CA())
+	}
+	runPythonScript(t, script, out, args...)
+}
+
+// runPythonScript runs testdata/script with args and decodes the JSON
+// object it prints into out. The scripts print "failed_step" and "error"
+// (a traceback) when a step fails, which fails the test.
+func runPythonScript(t *testing.T, script string, out any, args ...string) {
+	t.Helper()
+	path, err := filepath.Abs(filepath.Join("testdata", script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, systemPython, append([]string{path}, args...)...)
+	cmd.Env = pythonEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	var failure struct {
+		FailedStep string `json:"failed_step"`
+		Error      string `json:"error"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &failure); err != nil {
+		t.Fatalf("%s output is not JSON (%v, exit %v):\nstdout: %s\nstderr: %s", script, err, runErr, stdout.Bytes(), stderr.Bytes())
+	}
+	if failure.Error != "" || runErr != nil {
+		t.Fatalf("%s failed at step %q (exit %v):\n%s\nstderr: %s", script, failure.FailedStep, runErr, failure.Error, stderr.Bytes())
+	}
+	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
+		t.Fatalf("%s output: %v in %s", script, err, stdout.Bytes())
+	}
+}
+
 // scenarioResult is what testdata/zaqarclient_scenario.py prints.
 type scenarioResult struct {
-	FailedStep        string         `json:"failed_step"`
-	Error             string         `json:"error"`
 	ExistsBefore      *bool          `json:"exists_before_create"`
 	ExistsAfterCreate *bool          `json:"exists_after_create"`
 	ExistsAfterDelete *bool          `json:"exists_after_delete"`
@@ -105,10 +147,6 @@ func seqs(bodies []map[string]any) []int {
 
 func TestPythonZaqarclient_ScenarioWorksAgainstFollowerAndLeader(t *testing.T) {
 	requirePython(t, "zaqarclient.queues.v2.client", "python3-zaqarclient")
-	script, err := filepath.Abs(filepath.Join("testdata", "zaqarclient_scenario.py"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := startCluster(t, 3)
 	leader := c.Leader()
 	follower := c.Followers()[0]
@@ -121,21 +159,11 @@ func TestPythonZaqarclient_ScenarioWorksAgainstFollowerAndLeader(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			queue, project := "pyq-"+tc.name, "py-"+tc.name
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, systemPython, script, tc.target.URL(), queue, project)
-			cmd.Env = pythonEnv()
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			runErr := cmd.Run()
 			var r scenarioResult
-			if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-				t.Fatalf("scenario output is not JSON (%v, exit %v):\nstdout: %s\nstderr: %s", err, runErr, stdout.Bytes(), stderr.Bytes())
-			}
-			if r.Error != "" || runErr != nil {
-				t.Fatalf("python-zaqarclient scenario failed at step %q (exit %v):\n%s\nstderr: %s", r.FailedStep, runErr, r.Error, stderr.Bytes())
-			}
+			runScenarioScript(t, "zaqarclient_scenario.py", tc.target.URL(), tc.target, queue, project, &r)
 			checkScenario(t, &r, queue, project)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
 
 			// The queue the scenario deleted is gone on the other node too.
 			rc := newRESTClient(tc.other, "6c7d8e9f-0a1b-4c2d-8e3f-4a5b6c7d8e9f", project)

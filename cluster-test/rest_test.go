@@ -3,6 +3,7 @@ package clustertest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,7 +24,7 @@ type restClient struct {
 }
 
 func newRESTClient(p *proc, clientID, project string) *restClient {
-	return &restClient{base: p.URL(), clientID: clientID, project: project, http: &http.Client{Timeout: 10 * time.Second}}
+	return &restClient{base: p.URL(), clientID: clientID, project: project, http: p.httpClient(10 * time.Second)}
 }
 
 // response is a REST answer read in full.
@@ -31,6 +32,7 @@ type response struct {
 	Status int
 	Header http.Header
 	Body   []byte
+	TLS    *tls.ConnectionState // nil over plain HTTP
 }
 
 func (r *response) String() string {
@@ -71,7 +73,7 @@ func (c *restClient) do(ctx context.Context, method, path string, body any) (*re
 	if err != nil {
 		return nil, err
 	}
-	return &response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+	return &response{Status: resp.StatusCode, Header: resp.Header, Body: b, TLS: resp.TLS}, nil
 }
 
 // postMessages posts the bodies (each with ttl) and returns the message
@@ -184,16 +186,15 @@ type clusterStatus struct {
 	Nodes  []nodeStatus `json:"nodes"`
 }
 
-// adminGet sends GET path with the admin role to the node at base
-// ("http://host:port"), called name in errors, and decodes its JSON answer
-// into out.
-func adminGet(ctx context.Context, base, name, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+// adminGet sends GET path with the admin role to node p and decodes its
+// JSON answer into out.
+func adminGet(ctx context.Context, p *proc, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL()+path, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("X-Roles", "admin")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.httpClient(0).Do(req)
 	if err != nil {
 		return err
 	}
@@ -203,10 +204,10 @@ func adminGet(ctx context.Context, base, name, path string, out any) error {
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s on %s: %d %s", path, name, resp.StatusCode, b)
+		return fmt.Errorf("GET %s on %s: %d %s", path, p.ID, resp.StatusCode, b)
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("GET %s on %s: %w in %s", path, name, err, b)
+		return fmt.Errorf("GET %s on %s: %w in %s", path, p.ID, err, b)
 	}
 	return nil
 }
@@ -214,7 +215,7 @@ func adminGet(ctx context.Context, base, name, path string, out any) error {
 // adminStatus asks p for GET /admin/cluster.
 func adminStatus(ctx context.Context, p *proc) (*clusterStatus, error) {
 	var st clusterStatus
-	if err := adminGet(ctx, p.URL(), p.ID, "/admin/cluster", &st); err != nil {
+	if err := adminGet(ctx, p, "/admin/cluster", &st); err != nil {
 		return nil, err
 	}
 	return &st, nil
@@ -246,7 +247,7 @@ func metric(ctx context.Context, p *proc, name string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.httpClient(0).Do(req)
 	if err != nil {
 		return 0, err
 	}

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,9 +18,6 @@ import (
 // wsScenarioResult is what testdata/zaqarclient_ws_scenario.py prints.
 // Pairs are [status, body]; refusals are [error class, error text].
 type wsScenarioResult struct {
-	FailedStep string `json:"failed_step"`
-	Error      string `json:"error"`
-
 	Ping             int             `json:"ping"`
 	QueueCreate      [2]any          `json:"queue_create"`
 	QueueCreateAgain [2]any          `json:"queue_create_again"`
@@ -94,10 +89,6 @@ type wsStats struct {
 func TestWebsocket_PythonZaqarclientScenarioWorksAgainstFollowerAndLeader(t *testing.T) {
 	requirePython(t, "websocket", "python3-websocket")
 	requirePython(t, "zaqarclient.transport.ws", "python3-zaqarclient")
-	script, err := filepath.Abs(filepath.Join("testdata", "zaqarclient_ws_scenario.py"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := startCluster(t, 3)
 	leader := c.Leader()
 	follower := c.Followers()[0]
@@ -110,21 +101,11 @@ func TestWebsocket_PythonZaqarclientScenarioWorksAgainstFollowerAndLeader(t *tes
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			queue, project := "wsq-"+tc.name, "ws-"+tc.name
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, systemPython, script, "ws://"+tc.target.APIAddr+"/", queue, project)
-			cmd.Env = pythonEnv()
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			runErr := cmd.Run()
 			var r wsScenarioResult
-			if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-				t.Fatalf("scenario output is not JSON (%v, exit %v):\nstdout: %s\nstderr: %s", err, runErr, stdout.Bytes(), stderr.Bytes())
-			}
-			if r.Error != "" || runErr != nil {
-				t.Fatalf("python-zaqarclient websocket scenario failed at step %q (exit %v):\n%s\nstderr: %s", r.FailedStep, runErr, r.Error, stderr.Bytes())
-			}
+			runScenarioScript(t, "zaqarclient_ws_scenario.py", tc.target.WSURL(), tc.target, queue, project, &r)
 			checkWSScenario(t, &r, queue)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
 
 			// What the scenario wrote over the websocket of one node is
 			// what REST serves on another; the queue it deleted is gone.
@@ -146,7 +127,7 @@ func TestWebsocket_PythonZaqarclientScenarioWorksAgainstFollowerAndLeader(t *tes
 		node := c.Followers()[0]
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		conn, _, err := websocket.Dial(ctx, "ws://"+node.APIAddr+"/", nil)
+		conn, err := node.dialWS(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,17 +1,26 @@
 """Drive one Zaqar node with python-zaqarclient (v2, noauth) and print what
 each step returned as one JSON object on stdout.
 
-usage: zaqarclient_scenario.py URL QUEUE PROJECT
+usage: zaqarclient_scenario.py URL QUEUE PROJECT [CA_FILE]
+
+With CA_FILE (an https:// URL), the clients verify the node with that CA
+bundle. python-zaqarclient takes a CA only in its keystone auth backend
+(option "cacert"); given a token it asks no Keystone, and a node in
+noauth mode ignores the token, so the clients use that backend. Its
+signed-url backend has no CA option: that one client finds the CA through
+requests' REQUESTS_CA_BUNDLE, set for its step only.
 
 The Go test (pythonclient_test.go) asserts on the JSON. On an exception the
 object carries "failed_step" and "error" (a traceback) and the exit status
 is 1.
 """
 import json
+import os
 import sys
 import traceback
 
 url, queue, project = sys.argv[1:4]
+ca = sys.argv[4] if len(sys.argv) > 4 else None
 out = {}
 step = 'import'
 try:
@@ -20,10 +29,13 @@ try:
     from zaqarclient.queues.v2 import core as core_v2
 
     def new_client(client_uuid):
+        auth = {'backend': 'noauth', 'options': {'os_project_id': project}}
+        if ca:
+            auth = {'backend': 'keystone',
+                    'options': {'os_auth_token': 'no-keystone-here',
+                                'os_project_id': project, 'cacert': ca}}
         return client.Client(url, version=2, conf={
-            'client_uuid': client_uuid,
-            'auth_opts': {'backend': 'noauth',
-                          'options': {'os_project_id': project}}})
+            'client_uuid': client_uuid, 'auth_opts': auth})
 
     producer = new_client('9f1c2d3e4a5b4c6d8e7f0a1b2c3d4e5f')
     consumer = new_client('1a2b3c4d5e6f4a7b8c9d0e1f2a3b4c5d')
@@ -89,6 +101,8 @@ try:
                           ttl_seconds=600)
     out[step] = signed
     step = 'list_with_signed_url'
+    if ca:
+        os.environ['REQUESTS_CA_BUNDLE'] = ca
     signed_client = client.Client(url, version=2, conf={
         'client_uuid': '2b3c4d5e6f7a4b8c9d0e1f2a3b4c5d6e',
         'auth_opts': {'backend': 'signed-url',
@@ -99,6 +113,7 @@ try:
                                   'os_project_id': signed['project']}}})
     sq = signed_client.queue(queue, auto_create=False)
     out[step] = [m.body for m in sq.messages(limit=20)]
+    os.environ.pop('REQUESTS_CA_BUNDLE', None)
 
     step = 'queue_list_paged'
     queues, count = producer.queues(limit=1, with_count=True)

@@ -1,7 +1,7 @@
 """Drive one Zaqar node through python-zaqarclient's websocket transport
 and print what each step returned as one JSON object on stdout.
 
-usage: zaqarclient_ws_scenario.py WS_URL QUEUE PROJECT
+usage: zaqarclient_ws_scenario.py WS_URL QUEUE PROJECT [CA_FILE]
 
 The transport is the one python-zaqarclient documents for websockets:
 zaqarclient.transport.get_transport_for(ws_url) with low-level
@@ -10,6 +10,12 @@ high-level Client cannot put queue names in websocket bodies). It
 authenticates first (any token is accepted without Keystone), then sends
 one frame per request and reads one frame back; statuses 400/403/404/...
 raise zaqarclient errors.
+
+With CA_FILE (a wss:// URL), the node is verified with that CA bundle.
+python-zaqarclient 2.4.0 registers no transport for wss:// and its
+websocket transport passes no TLS options to websocket-client, so the
+script uses that transport's class with its connection hook
+(_create_connection) giving websocket-client the CA as sslopt ca_certs.
 
 The Go test (websocket_test.go) asserts on the JSON. On an exception the
 object carries "failed_step" and "error" (a traceback) and the exit status
@@ -20,6 +26,7 @@ import sys
 import traceback
 
 url, queue, project = sys.argv[1:4]
+ca = sys.argv[4] if len(sys.argv) > 4 else None
 keep = queue + '-kept'
 out = {}
 step = 'import'
@@ -27,6 +34,17 @@ try:
     from zaqarclient import errors
     from zaqarclient import transport
     from zaqarclient.transport import request
+    from zaqarclient.transport import ws as ws_transport
+
+    class VerifiedWebsocketTransport(ws_transport.WebsocketTransport):
+        def _create_connection(self, endpoint):
+            return ws_transport.websocket.create_connection(
+                endpoint, sslopt={'ca_certs': ca})
+
+    def open_transport():
+        if ca:
+            return VerifiedWebsocketTransport(conf)
+        return transport.get_transport_for(url, version=2, options=conf)
 
     conf = {'auth_opts': {'backend': 'keystone',
                           'options': {'os_auth_token': 'no-keystone-here',
@@ -47,7 +65,7 @@ try:
             return [type(e).__name__, str(e)]
         raise AssertionError('%s %s was not refused: %s' % (action, body, got))
 
-    with transport.get_transport_for(url, version=2, options=conf) as ws:
+    with open_transport() as ws:
         step = 'ping'
         out['ping'] = call(ws, 'ping_node')[0]
 

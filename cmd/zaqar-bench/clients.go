@@ -153,8 +153,8 @@ type wsClient struct {
 	project  string
 }
 
-func dialWS(ctx context.Context, url, clientID, project, token string) (*wsClient, error) {
-	conn, _, err := websocket.Dial(ctx, url, nil)
+func dialWS(ctx context.Context, hc *http.Client, url, clientID, project, token string) (*wsClient, error) {
+	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hc})
 	if err != nil {
 		return nil, err
 	}

@@ -16,12 +16,20 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 )
 
 // localCluster is a cluster of zaqar-server processes started by the tool.
 type localCluster struct {
 	dir   string
 	nodes []*localNode
+	// scheme is "https" when the nodes serve TLS; clientTLS then names
+	// the development CA (and client certificate) that clients use, and
+	// admin is the client of the tool's own status requests.
+	scheme    string
+	clientTLS tlsconf.Files
+	admin     *http.Client
 }
 
 type localNode struct {
@@ -43,7 +51,10 @@ func freePort() (int, error) {
 }
 
 // spawnCluster starts n nodes of bin with fsync on and waits for a leader.
-func spawnCluster(ctx context.Context, bin string, n int, extra []string) (*localCluster, error) {
+// With useTLS the nodes serve https/wss and speak mutual TLS to each other,
+// with certificates of a development CA written into the cluster's
+// directory.
+func spawnCluster(ctx context.Context, bin string, n int, useTLS bool, extra []string) (*localCluster, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("server binary %s: %w (build it with `make build`)", bin, err)
 	}
@@ -51,7 +62,7 @@ func spawnCluster(ctx context.Context, bin string, n int, extra []string) (*loca
 	if err != nil {
 		return nil, err
 	}
-	cl := &localCluster{dir: dir}
+	cl := &localCluster{dir: dir, scheme: "http", admin: &http.Client{Timeout: 2 * time.Second}}
 	var peers []string
 	for i := 0; i < n; i++ {
 		ap, err1 := freePort()
@@ -63,9 +74,24 @@ func spawnCluster(ctx context.Context, bin string, n int, extra []string) (*loca
 		cl.nodes = append(cl.nodes, nd)
 		peers = append(peers, nd.id+"="+nd.raft)
 	}
+	tlsDir := filepath.Join(dir, "tls")
+	if useTLS {
+		if err := cl.useTLS(tlsDir); err != nil {
+			cl.stop()
+			return nil, err
+		}
+	}
 	for _, nd := range cl.nodes {
-		args := append([]string{"-node-id", nd.id, "-data-dir", filepath.Join(dir, nd.id), "-api-addr", nd.api,
-			"-raft-addr", nd.raft, "-bootstrap", strings.Join(peers, ","), "-log-level", "warn"}, extra...)
+		args := []string{"-node-id", nd.id, "-data-dir", filepath.Join(dir, nd.id), "-api-addr", nd.api,
+			"-raft-addr", nd.raft, "-bootstrap", strings.Join(peers, ","), "-log-level", "warn"}
+		if useTLS {
+			// The layout zaqar-server local-cluster -tls uses: one
+			// certificate per node for both ports.
+			cert, key := filepath.Join(tlsDir, nd.id+".pem"), filepath.Join(tlsDir, nd.id+"-key.pem")
+			args = append(args, "-tls-cert", cert, "-tls-key", key,
+				"-peer-tls-ca", filepath.Join(tlsDir, "ca.pem"), "-peer-tls-cert", cert, "-peer-tls-key", key)
+		}
+		args = append(args, extra...)
 		nd.cmd = exec.Command(bin, args...)
 		logf, err := os.Create(filepath.Join(dir, nd.id+".log"))
 		if err != nil {
@@ -100,10 +126,29 @@ func spawnCluster(ctx context.Context, bin string, n int, extra []string) (*loca
 	return nil, errors.New("the spawned cluster elected no leader within 30s (logs in " + dir + ")")
 }
 
+// useTLS writes a development CA and the nodes' certificates into dir and
+// points the cluster's clients at the CA.
+func (cl *localCluster) useTLS(dir string) error {
+	var ids []string
+	for _, nd := range cl.nodes {
+		ids = append(ids, nd.id)
+	}
+	if err := (tlsconf.DevelopmentSet{Dir: dir, Nodes: ids}).Write(); err != nil {
+		return err
+	}
+	cl.scheme, cl.clientTLS = "https", tlsconf.Files{CA: filepath.Join(dir, "ca.pem")}
+	cfg, err := tlsconf.StaticClientConfig(cl.clientTLS)
+	if err != nil {
+		return err
+	}
+	cl.admin.Transport = &http.Transport{TLSClientConfig: cfg}
+	return nil
+}
+
 func (cl *localCluster) urls() []string {
 	var out []string
 	for _, nd := range cl.nodes {
-		out = append(out, "http://"+nd.api)
+		out = append(out, cl.scheme+"://"+nd.api)
 	}
 	return out
 }
@@ -117,9 +162,9 @@ func (cl *localCluster) leader() (*localNode, error) {
 		if gone {
 			continue
 		}
-		req, _ := http.NewRequest(http.MethodGet, "http://"+nd.api+"/admin/cluster", nil)
+		req, _ := http.NewRequest(http.MethodGet, cl.scheme+"://"+nd.api+"/admin/cluster", nil)
 		req.Header.Set("X-Roles", "admin")
-		resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+		resp, err := cl.admin.Do(req)
 		if err != nil {
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"text/tabwriter"
+	"time"
 )
 
 // compare prints, for each operation, the rates and latencies of two runs
@@ -57,4 +58,9 @@ func writeComparison(w io.Writer, baseName, candName string, base, cand results)
 			bo.P50Ms, bo.P99Ms, co.P50Ms, co.P99Ms)
 	}
 	tw.Flush()
+	// Both runs spawned their nodes: the CPU they spent per request.
+	if bc, cc := base.cpuPerRequest(), cand.cpuPerRequest(); bc > 0 && cc > 0 {
+		us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+		fmt.Fprintf(w, "nodes' CPU per request: baseline %.0f µs, candidate %.0f µs, ratio %.2fx\n", us(bc), us(cc), float64(cc)/float64(bc))
+	}
 }

@@ -6,6 +6,8 @@
 //
 //	zaqar-bench -targets http://n1:8888,http://n2:8888 -time 60s
 //	zaqar-bench -spawn 3 -time 2m          # starts a local 3-node cluster (fsync on)
+//	zaqar-bench -spawn 3 -tls -time 2m     # the same with https/wss and mutual TLS between nodes
+//	zaqar-bench -targets https://n1:8888 -ca ca.pem
 package main
 
 import (
@@ -26,6 +28,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 )
 
 // config holds the knobs; the role/worker names follow zaqar-bench's
@@ -48,6 +52,10 @@ type config struct {
 	killLeaderAfter            time.Duration
 	postRate                   float64
 	noKeepAlive                bool
+	// tls are the client's TLS files for https/wss targets; spawnTLS
+	// starts the spawned nodes with TLS on both ports.
+	tls      tlsconf.Files
+	spawnTLS bool
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
@@ -82,6 +90,10 @@ func run(args []string, out io.Writer) int {
 	fs.Float64Var(&c.postRate, "post-rate", 0, "post requests per second across all producers (0: as fast as they can); latency is measured from when a post is sent, so give enough producer workers that none falls behind")
 	fs.BoolVar(&c.noKeepAlive, "no-keepalive", false, "a new connection for every REST request (for servers that close connections after each answer, such as uWSGI's --http-socket)")
 	fs.DurationVar(&c.killLeaderAfter, "kill-leader-after", 0, "with -spawn: SIGKILL the leader this long into the measurement (shows unavailability)")
+	fs.StringVar(&c.tls.CA, "ca", os.Getenv("ZAQAR_CA"), "PEM CA bundle that verifies https/wss targets (default: the system roots)")
+	fs.StringVar(&c.tls.Cert, "cert", os.Getenv("ZAQAR_CERT"), "PEM client certificate, for targets that ask for one")
+	fs.StringVar(&c.tls.Key, "key", os.Getenv("ZAQAR_KEY"), "PEM private key of -cert")
+	fs.BoolVar(&c.spawnTLS, "tls", false, "with -spawn: write a development CA and node certificates and start the nodes with https/wss on the REST ports and mutual TLS on the node ports")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -95,18 +107,29 @@ func run(args []string, out io.Writer) int {
 	var cl *localCluster
 	if c.spawn > 0 {
 		var err error
-		if cl, err = spawnCluster(ctx, c.serverBin, c.spawn, strings.Fields(c.spawnArgs)); err != nil {
+		if cl, err = spawnCluster(ctx, c.serverBin, c.spawn, c.spawnTLS, strings.Fields(c.spawnArgs)); err != nil {
 			fmt.Fprintln(os.Stderr, "zaqar-bench:", err)
 			return 1
 		}
 		defer cl.stop()
 		c.targets = cl.urls()
+		if c.spawnTLS {
+			c.tls = cl.clientTLS
+		}
+	} else if c.spawnTLS {
+		fmt.Fprintln(os.Stderr, "zaqar-bench: -tls goes with -spawn (for other targets give -ca, and -cert and -key if they ask for a client certificate)")
+		return 2
 	}
 	if len(c.targets) == 0 {
 		fmt.Fprintln(os.Stderr, "zaqar-bench:", errNoTargets)
 		return 2
 	}
-	res, err := benchmark(ctx, c, cl)
+	tr, err := httpTransport(c.tls)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "zaqar-bench:", err)
+		return 1
+	}
+	res, err := benchmark(ctx, c, cl, tr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "zaqar-bench:", err)
 		return 1
@@ -199,12 +222,34 @@ func body(size int, n uint64) json.RawMessage {
 	return json.RawMessage(fmt.Sprintf(`{"n": %d, "pad": "%s"}`, n, strings.Repeat("x", pad)))
 }
 
-// benchmark runs the workload and returns the results.
-func benchmark(ctx context.Context, c config, cl *localCluster) (*results, error) {
+// httpTransport is the transport of every REST and websocket client, with
+// the TLS client configuration when files are given. It speaks HTTP/1.1
+// only: websocket upgrades need it, and REST over TLS then opens the same
+// connections as without, so that a comparison measures TLS and not
+// HTTP/2's multiplexing (python-zaqarclient speaks HTTP/1.1 too).
+func httpTransport(f tlsconf.Files) (*http.Transport, error) {
+	tr := &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second}
+	tr.Protocols = new(http.Protocols)
+	tr.Protocols.SetHTTP1(true)
+	if f != (tlsconf.Files{}) {
+		cfg, err := tlsconf.StaticClientConfig(f)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = cfg
+	}
+	return tr, nil
+}
+
+// benchmark runs the workload over tr and returns the results.
+func benchmark(ctx context.Context, c config, cl *localCluster, tr *http.Transport) (*results, error) {
 	rec := &recorder{ops: map[string]*opStats{"post": {}, "claim": {}, "delete": {}, "list": {}}}
-	httpc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: 4096, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second, DisableKeepAlives: c.noKeepAlive,
-	}}
+	restTr := tr.Clone()
+	restTr.DisableKeepAlives = c.noKeepAlive
+	httpc := &http.Client{Timeout: 30 * time.Second, Transport: restTr}
+	// The websocket dial's client has no timeout (the dial's context bounds
+	// it) and keeps nothing idle: each connection is hijacked.
+	wsc := &http.Client{Transport: tr}
 	runID := newID()[:8]
 	queue := func(i int) string { return fmt.Sprintf("bench-%s-%d", runID, i%c.queues) }
 	wctx, cancel := context.WithCancel(ctx)
@@ -220,7 +265,8 @@ func benchmark(ctx context.Context, c config, cl *localCluster) (*results, error
 			if token == "" {
 				token = "noauth" // authenticate needs one; ignored without Keystone
 			}
-			return dialWS(wctx, "ws"+strings.TrimPrefix(target, "http")+"/", cid, c.project, token)
+			// http -> ws, https -> wss
+			return dialWS(wctx, wsc, "ws"+strings.TrimPrefix(target, "http")+"/", cid, c.project, token)
 		}
 		return &restClient{http: httpc, base: target, clientID: cid, project: c.project, authToken: c.token}, nil
 	}

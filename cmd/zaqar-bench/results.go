@@ -72,6 +72,20 @@ func newResults(c config, rec *recorder, elapsed time.Duration) *results {
 	return r
 }
 
+// cpuPerRequest is the spawned nodes' CPU time, all nodes together, per
+// successful request of the measurement (0 without node figures).
+func (r *results) cpuPerRequest() time.Duration {
+	n := r.totalOps()
+	if len(r.Nodes) == 0 || n == 0 {
+		return 0
+	}
+	var cores float64 // busy cores, summed over the nodes
+	for _, nd := range r.Nodes {
+		cores += nd.CPUPercent / 100
+	}
+	return time.Duration(cores * r.Seconds / float64(n) * float64(time.Second))
+}
+
 func (r *results) totalOps() uint64 {
 	var n uint64
 	for _, o := range r.Ops {
@@ -110,5 +124,6 @@ func (r *results) print(w io.Writer) {
 			fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%.1f\t\n", n.Node, n.CPUPercent, n.RSSStartMB, n.RSSEndMB, n.RSSMaxMB)
 		}
 		tw.Flush()
+		fmt.Fprintf(w, "nodes' CPU per request (all nodes): %.0f µs\n", float64(r.cpuPerRequest())/float64(time.Microsecond))
 	}
 }

@@ -77,8 +77,8 @@ func runLocalCluster(args []string) int {
 		fmt.Printf("  node%d  %s://127.0.0.1:%d  (raft 127.0.0.1:%d)\n", i+1, scheme, *apiPort+i, *raftPort+i)
 	}
 	if *useTLS {
-		fmt.Printf("TLS: the CA is %s (curl --cacert %s %s://127.0.0.1:%d/v2/ping); the node ports speak mutual TLS\n",
-			filepath.Join(tlsDir, "ca.pem"), filepath.Join(tlsDir, "ca.pem"), scheme, *apiPort)
+		fmt.Printf("TLS: the CA is %s; the node ports speak mutual TLS. Try:\n  %s\n",
+			filepath.Join(tlsDir, "ca.pem"), curlExample(filepath.Join(tlsDir, "ca.pem"), fmt.Sprintf("https://127.0.0.1:%d", *apiPort)))
 	}
 	fmt.Printf("press Ctrl-C to stop all nodes\n\n")
 
@@ -97,6 +97,12 @@ func runLocalCluster(args []string) int {
 	stopAll(procs)
 	wg.Wait()
 	return 0
+}
+
+// curlExample is a request a local cluster with TLS answers: every /v2
+// request needs a Client-ID and a project.
+func curlExample(caFile, baseURL string) string {
+	return fmt.Sprintf(`curl --cacert %s -H "Client-ID: 3381af92-2b9e-11e3-b191-718613007343" -H "X-Project-ID: demo" %s/v2/queues`, caFile, baseURL)
 }
 
 func stopAll(procs []*exec.Cmd) {

@@ -12,7 +12,11 @@
 //	                                        new cluster's voters, id=host:port,...)
 //
 // Every request carries X-Roles: admin (trusted in no-auth mode) or the
-// token given with -token.
+// token given with -token. Against a node that serves https, -ca names the
+// CA bundle that verifies its certificate (the system roots if not given),
+// and -cert/-key a client certificate for nodes that ask for one
+// (-tls-client-ca); ZAQAR_CA, ZAQAR_CERT and ZAQAR_KEY are their
+// environment spellings (a flag wins).
 package main
 
 import (
@@ -28,6 +32,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -38,22 +44,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", envOr("ZAQAR_ADDR", "http://127.0.0.1:8888"), "REST URL of any node")
 	token := fs.String("token", os.Getenv("ZAQAR_TOKEN"), "Keystone token (auth mode keystone)")
 	timeout := fs.Duration("timeout", 15*time.Second, "request timeout")
+	var tlsFiles tlsconf.Files
+	fs.StringVar(&tlsFiles.CA, "ca", os.Getenv("ZAQAR_CA"), "PEM CA bundle that verifies an https node's certificate (default: the system roots)")
+	fs.StringVar(&tlsFiles.Cert, "cert", os.Getenv("ZAQAR_CERT"), "PEM client certificate, for nodes that ask for one (-tls-client-ca)")
+	fs.StringVar(&tlsFiles.Key, "key", os.Getenv("ZAQAR_KEY"), "PEM private key of -cert")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: zaqarctl [-addr URL] status | join ID RAFT_ADDR | remove ID | transfer-leader [ID] | drain |")
+		fmt.Fprintln(stderr, "usage: zaqarctl [-addr URL] [-ca FILE [-cert FILE -key FILE]] status | join ID RAFT_ADDR | remove ID | transfer-leader [ID] | drain |")
 		fmt.Fprintln(stderr, "                snapshot save FILE | snapshot verify FILE | snapshot restore FILE DATA_DIR PEERS")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	c := &client{base: strings.TrimRight(*addr, "/"), token: *token, http: &http.Client{Timeout: *timeout}}
+	hc, err := httpClient(tlsFiles, *timeout)
+	if err != nil {
+		fmt.Fprintln(stderr, "zaqarctl:", err)
+		return 1
+	}
+	c := &client{base: strings.TrimRight(*addr, "/"), token: *token, http: hc}
 	ctx := context.Background()
 	rest := fs.Args()
 	if len(rest) == 0 {
 		fs.Usage()
 		return 2
 	}
-	var err error
 	switch cmd := rest[0]; {
 	case cmd == "status" && len(rest) == 1:
 		err = c.status(ctx, stdout)
@@ -103,6 +117,26 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// httpClient is the client of the nodes' REST ports: TLS settings from
+// files (read once) only when any is given, so that plain http:// and
+// https:// with the system roots work without flags.
+func httpClient(f tlsconf.Files, timeout time.Duration) (*http.Client, error) {
+	if f == (tlsconf.Files{}) {
+		return &http.Client{Timeout: timeout}, nil
+	}
+	cfg, err := tlsconf.StaticClientConfig(f)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	// HTTP/1.1: a refused client certificate then surfaces as the server's
+	// alert ("certificate required", "bad certificate"), which HTTP/2's
+	// client reports only as "client conn could not be established".
+	tr.ForceAttemptHTTP2 = false
+	return &http.Client{Timeout: timeout, Transport: tr}, nil
 }
 
 type client struct {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
@@ -178,5 +179,62 @@ func TestZaqarctl_SnapshotSaveVerifyAndRestoreIntoAnEmptyDirectoryOnly(t *testin
 	errb.Reset()
 	if code := run([]string{"snapshot", "restore", file, target, "node1=127.0.0.1:1"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "existing node") {
 		t.Fatalf("a second restore into the same directory exited %d: %s", code, errb.String())
+	}
+}
+
+// TestZaqarctl_HTTPSNodeIsReachedWithTheCAAndClientCertificate runs
+// zaqarctl against nodes whose REST ports serve https with certificates of
+// a development CA and require client certificates from it: -ca (or
+// ZAQAR_CA) verifies the node, -cert/-key (or ZAQAR_CERT/ZAQAR_KEY) are
+// presented, a flag wins over its variable, and every missing or wrong
+// piece fails with the reason.
+func TestZaqarctl_HTTPSNodeIsReachedWithTheCAAndClientCertificate(t *testing.T) {
+	dir := t.TempDir()
+	if err := (tlsconf.DevelopmentSet{Dir: dir, Nodes: []string{"node1", "node2", "node3"}}).Write(); err != nil {
+		t.Fatal(err)
+	}
+	other := t.TempDir() // another CA, whose client certificate the nodes refuse
+	if err := (tlsconf.DevelopmentSet{Dir: other, Nodes: []string{"node1"}}).Write(); err != nil {
+		t.Fatal(err)
+	}
+	c := testcluster.Start(t, 3, testcluster.WithRESTTLS(t, dir, tlsconf.RequireClientCert))
+	url := c.Followers()[0].URL()
+	if !strings.HasPrefix(url, "https://") {
+		t.Fatalf("node URL %s is not https", url)
+	}
+	file := func(d, name string) string { return filepath.Join(d, name) }
+	good := []string{"-ca", file(dir, "ca.pem"), "-cert", file(dir, "client.pem"), "-key", file(dir, "client-key.pem")}
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		code    int
+		errText string
+	}{
+		{name: "flags", args: good},
+		{name: "environment", env: map[string]string{
+			"ZAQAR_CA": file(dir, "ca.pem"), "ZAQAR_CERT": file(dir, "client.pem"), "ZAQAR_KEY": file(dir, "client-key.pem")}},
+		{name: "a flag wins over its variable", env: map[string]string{
+			"ZAQAR_CA": file(other, "ca.pem"), "ZAQAR_CERT": file(other, "client.pem"), "ZAQAR_KEY": file(other, "client-key.pem")}, args: good},
+		{name: "no CA: the system roots do not know the node", args: good[2:], code: 1, errText: "certificate signed by unknown authority"},
+		{name: "no client certificate", args: good[:2], code: 1, errText: "certificate required"},
+		{name: "a client certificate of another CA", args: []string{"-ca", file(dir, "ca.pem"),
+			"-cert", file(other, "client.pem"), "-key", file(other, "client-key.pem")}, code: 1, errText: "bad certificate"},
+		{name: "a certificate without its key", args: good[:4], code: 1, errText: "needs its key"},
+		{name: "a CA file that is missing", args: []string{"-ca", file(dir, "nope.pem")}, code: 1, errText: "no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var out, errb bytes.Buffer
+			code := run(append(append([]string{"-addr", url}, tc.args...), "status"), &out, &errb)
+			if code != tc.code || !strings.Contains(errb.String(), tc.errText) {
+				t.Fatalf("exit %d (want %d), stderr %q (want it to say %q)", code, tc.code, errb.String(), tc.errText)
+			}
+			if tc.code == 0 && strings.Count(out.String(), "Follower") != 2 {
+				t.Errorf("status over https:\n%s", out.String())
+			}
+		})
 	}
 }

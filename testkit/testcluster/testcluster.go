@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/server"
 )
@@ -24,10 +26,16 @@ type Node struct {
 	RaftAddr string
 	APIAddr  string
 	Server   *server.Server // nil while stopped
+	https    bool           // the REST port serves TLS
 }
 
-// URL returns the node's REST base URL.
-func (n *Node) URL() string { return "http://" + n.APIAddr }
+// URL returns the node's REST base URL (https:// when it serves TLS).
+func (n *Node) URL() string {
+	if n.https {
+		return "https://" + n.APIAddr
+	}
+	return "http://" + n.APIAddr
+}
 
 // Cluster is a running test cluster.
 type Cluster struct {
@@ -39,6 +47,24 @@ type Cluster struct {
 
 // Option changes every node's configuration.
 type Option func(*server.Config)
+
+// WithRESTTLS serves every node's REST port over TLS with its certificate
+// from a development set in dir (tlsconf.DevelopmentSet: NODE.pem and
+// NODE-key.pem), verifying client certificates against dir/ca.pem as auth
+// says.
+func WithRESTTLS(t testing.TB, dir string, auth tlsconf.ClientAuth) Option {
+	return func(c *server.Config) {
+		f := tlsconf.Files{Cert: filepath.Join(dir, c.NodeID+".pem"), Key: filepath.Join(dir, c.NodeID+"-key.pem")}
+		if auth != tlsconf.NoClientCert {
+			f.CA = filepath.Join(dir, "ca.pem")
+		}
+		src, err := tlsconf.Load(f)
+		if err != nil {
+			t.Fatalf("REST TLS of %s: %v", c.NodeID, err)
+		}
+		c.TLS, c.TLSClientAuth = src, auth
+	}
+}
 
 // WithConfig applies fn to every node's configuration.
 func WithConfig(fn func(*server.Config)) Option { return Option(fn) }
@@ -118,7 +144,7 @@ func (c *Cluster) startNode(node *Node, raftLn, apiLn net.Listener, bootstrap []
 	if err != nil {
 		c.t.Fatalf("start %s: %v", node.ID, err)
 	}
-	node.Server = srv
+	node.Server, node.https = srv, cfg.TLS != nil
 }
 
 // Close stops every running node.
