@@ -2,9 +2,11 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -81,6 +83,43 @@ func TestIsolation_Projects(t *testing.T) {
 			t.Run(pair.name, func(t *testing.T) {
 				isolate(t, n, pair.a, pair.b)
 			})
+		}
+	})
+	s.run(t, "concurrent requests on one route each act on their own queue", func(t *testing.T, n nodes) {
+		// One route serves every queue: a request's queue name must never
+		// leak into another request that runs at the same time.
+		const queues = 24
+		errs := make(chan error, queues)
+		var wg sync.WaitGroup
+		for i := 0; i < queues; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				req, err := http.NewRequest("POST", n.leader.base+fmt.Sprintf("/v2/queues/race-%d/messages", i),
+					strings.NewReader(fmt.Sprintf(`{"messages": [{"body": %d}]}`, i)))
+				if err != nil {
+					errs <- err
+					return
+				}
+				r, err := n.leader.exchange(req, req.URL.Path, nil)
+				if err == nil && r.Status != http.StatusCreated {
+					err = fmt.Errorf("post to race-%d: %d %s", i, r.Status, r.Body)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}(i)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		for i := 0; i < queues; i++ {
+			page := n.leader.list(fmt.Sprintf("race-%d", i), "echo=true")
+			if len(page.Messages) != 1 || string(page.Messages[0].Body) != fmt.Sprint(i) {
+				t.Fatalf("queue race-%d holds %+v, want only the body %d", i, page.Messages, i)
+			}
 		}
 	})
 }

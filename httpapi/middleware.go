@@ -103,11 +103,12 @@ func uuid4() string {
 // the operation (op's Name is the route's {queue_name} or {topic_name},
 // its Method and Resource the request's). The handler runs as the caller
 // Admit returns.
-func (h *handler) admit(op service.Operation, fn http.HandlerFunc) http.HandlerFunc {
+func (h *handler) admit(route service.Operation, fn http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !op.Unscoped && !h.checkFraming(w, r) {
+		if !route.Unscoped && !h.checkFraming(w, r) {
 			return
 		}
+		op := route // each request fills in its own copy
 		op.Name = queueName(r)
 		op.Method, op.Resource = r.Method, r.URL.Path
 		c, e := h.svc.Admit(r.Context(), credentials(r), op)
