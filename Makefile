@@ -5,7 +5,7 @@ BIN      := bin
 PKGS     := ./...
 STATICCHECK_VERSION := 2025.1.1
 
-.PHONY: all build run test test-unit test-system fuzz-smoke chaos chaos-tls bench bench-tls bench-smoke bench-micro bench-core lint fmt vet clean
+.PHONY: all build run test test-deps test-scripts test-unit test-system fuzz-smoke chaos chaos-tls bench bench-tls bench-smoke bench-micro bench-core lint fmt vet clean
 
 all: build
 
@@ -18,14 +18,23 @@ build:
 run: build
 	./$(BIN)/zaqar-server local-cluster -nodes 3 -data-dir ./data
 
-## test: formatting and vet checks, a short run of every fuzz target, unit and in-process cluster tests with
-## -race (the committed fuzz seeds run there as ordinary tests), then the system tests
-test: fmt vet fuzz-smoke test-unit test-system bench-smoke
+## test: first the Debian packages the system tests need (scripts/test-deps.sh: installed if root or passwordless
+## sudo, else it stops with the command), formatting and vet checks, a short run of every fuzz target, unit and
+## in-process cluster tests with -race (the committed fuzz seeds run there as ordinary tests), then the system tests
+test: test-deps fmt vet test-scripts fuzz-smoke test-unit test-system bench-smoke
+
+## test-deps: check (and if possible install) the Debian packages the system tests need
+test-deps:
+	scripts/test-deps.sh
+
+## test-scripts: tests of the scripts make test relies on
+test-scripts:
+	scripts/test-deps.test.sh
 
 test-unit:
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /cluster-test)
 
-test-system:
+test-system: test-deps
 	$(GO) test -count=1 -timeout 20m -v ./cluster-test/ 2>&1 | tee cluster-test.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|chaos:)' ; exit $${PIPESTATUS[0]}
 
 ## fuzz-smoke: every fuzz target (package:Target) for FUZZTIME each, seeds from testdata/fuzz first; a failure

@@ -1,118 +1,126 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-// FuzzPolicyFile loads arbitrary policy files and asks arbitrary questions
-// of them. LoadPolicy must never panic; a file it accepts must be a JSON
-// object of strings, and the loaded policy must answer every rule the way
-// an independent reading of the requirement grammar does (defaults for
-// rules the file does not name). Seeds: testdata/fuzz/FuzzPolicyFile.
+// FuzzPolicyFile parses arbitrary policy files (JSON or YAML, any rule
+// text) and asks arbitrary questions of them. ParsePolicy must never
+// panic, and a policy it accepts must be internally consistent: every rule
+// of the file and every default is defined; each text rule prints as a
+// rule that parses back to the same tree and decides the same; the file's
+// rules re-encoded as JSON and as YAML load to the same trees; the notes
+// name only rules of the file; and every rule decides, without panicking,
+// for the caller and target the fuzzer makes up. Seeds:
+// testdata/fuzz/FuzzPolicyFile.
 func FuzzPolicyFile(f *testing.F) {
-	f.Add([]byte(`{"queues:delete": "role:admin"}`), "queues:delete", "member,admin")
-	f.Add([]byte(`{"health:get": ""}`), "health:get", "")
-	f.Add([]byte(`{"x": "role:a or role:b"}`), "x", "b")
-	f.Add([]byte(`{"x": "!"}`), "x", "admin")
-	f.Add([]byte(`{"x": "role:admin or "}`), "x", "")
-	f.Add([]byte(`[]`), "pools:get", "admin")
-	path := filepath.Join(f.TempDir(), "policy.json")
-	f.Fuzz(func(t *testing.T, file []byte, rule, roleList string) {
-		if err := os.WriteFile(path, file, 0o600); err != nil {
-			t.Fatal(err)
+	f.Add([]byte(`{"queues:delete": "role:admin"}`), "queues:delete", "member,admin", "p1", "u1", false)
+	f.Add([]byte("queues:delete: rule:admin_or_owner\n"), "queues:delete", "member", "p1", "", true)
+	f.Add([]byte(`{"x": "not (role:a or role:b) and project_id:%(project_id)s"}`), "x", "b", "p1", "", false)
+	f.Add([]byte(`{"x": [["role:a", "role:b"], ["is_admin:True"]]}`), "x", "a,b", "", "", false)
+	f.Fuzz(func(t *testing.T, file []byte, rule, roleList, project, user string, isAdmin bool) {
+		p, notes, err := ParsePolicy(file)
+		if err != nil {
+			if p != nil {
+				t.Fatalf("ParsePolicy returned a policy with error %v", err)
+			}
+			return
+		}
+		src, err := decodePolicyFile(file)
+		if err != nil {
+			t.Fatalf("ParsePolicy accepted %q, which does not decode: %v", file, err)
 		}
 		var roles []string
 		if roleList != "" {
 			roles = strings.Split(roleList, ",")
 		}
-		p, err := LoadPolicy(path)
-		var overrides map[string]string
-		jsonErr := json.Unmarshal(file, &overrides)
-		if err != nil {
-			if p != nil {
-				t.Fatalf("LoadPolicy returned a policy with error %v", err)
-			}
-			if jsonErr == nil && allSupported(overrides) {
-				t.Fatalf("LoadPolicy refused %q, whose every requirement is supported: %v", file, err)
-			}
-			return
-		}
-		if jsonErr != nil {
-			t.Fatalf("LoadPolicy accepted %q, which is not a JSON object of strings (%v)", file, jsonErr)
-		}
-		if !allSupported(overrides) {
-			t.Fatalf("LoadPolicy accepted unsupported requirements in %q", file)
-		}
-		for r := range overrides {
-			if got, want := p.Allows(r, roles), reference(overrides[r], roles); got != want {
-				t.Fatalf("rule %q = %q, roles %q: Allows = %v, want %v", r, overrides[r], roles, got, want)
+		creds := Credentials{Roles: roles, ProjectID: project, UserID: user, IsAdmin: isAdmin}
+		targets := []map[string]string{{}, {"project_id": project}, {"project_id": user}}
+
+		for name := range defaultRules() {
+			if !p.Defines(name) {
+				t.Fatalf("default rule %q is gone", name)
 			}
 		}
-		want := true
-		if req, ok := overrides[rule]; ok {
-			want = reference(req, roles)
-		} else if isAdminOnly(rule) {
-			want = reference("role:admin", roles)
+		for name, s := range src {
+			printed, ok := p.Rule(name)
+			if !ok {
+				t.Fatalf("rule %q of the file is not defined", name)
+			}
+			text, isText := s.(string)
+			if !isText {
+				continue
+			}
+			// parse → print → parse is stable, and the reprint decides alike.
+			again, err := parseText(printed)
+			if err != nil || again.String() != printed {
+				t.Fatalf("rule %q = %q prints as %q, which reads back as %v (%v)", name, text, printed, again, err)
+			}
+			for _, tg := range targets {
+				ev := &evaluation{policy: p, creds: &creds, target: tg}
+				if got, want := again.eval(ev), p.Enforce(name, creds, tg); got != want {
+					t.Fatalf("rule %q: the reprint %q decides %v, the rule %v", name, printed, got, want)
+				}
+			}
 		}
-		if got := p.Allows(rule, roles); got != want {
-			t.Fatalf("rule %q, roles %q: Allows = %v, want %v (file %q)", rule, roles, got, want, file)
+		for _, reencoded := range reencode(t, src) {
+			p2, _, err := ParsePolicy(reencoded)
+			if err != nil {
+				t.Fatalf("%q loads, but its rules re-encoded as %q do not: %v", file, reencoded, err)
+			}
+			for name := range src {
+				a, _ := p.Rule(name)
+				b, _ := p2.Rule(name)
+				if a != b {
+					t.Fatalf("rule %q reads %q from %q but %q from %q", name, a, file, b, reencoded)
+				}
+			}
+		}
+		for _, list := range [][]string{notes.Unknown, notes.Undefined} {
+			if !slices.IsSorted(list) {
+				t.Fatalf("notes not sorted: %+v", notes)
+			}
+			for _, name := range list {
+				if _, ok := src[name]; !ok {
+					t.Fatalf("notes %+v name %q, which the file does not define", notes, name)
+				}
+			}
+		}
+		for _, tg := range targets {
+			for name := range src {
+				p.Enforce(name, creds, tg)
+			}
+			got := p.Enforce(rule, creds, tg)
+			if !p.Defines(rule) && !p.Defines(DefaultRuleName) && got {
+				t.Fatalf("undefined rule %q was allowed", rule)
+			}
 		}
 	})
 }
 
-func isAdminOnly(rule string) bool {
-	for _, r := range AdminOnly {
-		if r == rule {
-			return true
-		}
+// reencode writes a file's rules as JSON and as double-quoted YAML.
+func reencode(t *testing.T, src map[string]any) [][]byte {
+	j, err := json.Marshal(src)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return false
-}
-
-// allSupported reads the requirement grammar independently of policy.go.
-func allSupported(overrides map[string]string) bool {
-	for _, req := range overrides {
-		alts := strings.Split(req, " or ")
-		for _, a := range alts {
-			a = strings.TrimSpace(a)
-			switch {
-			case a == "":
-				if len(alts) > 1 {
-					return false
-				}
-			case a == "@", a == "!":
-			case strings.HasPrefix(a, "role:") && len(a) > 5 && !strings.ContainsAny(a, " \t\r\n"):
-			default:
-				return false
-			}
-		}
+	var y bytes.Buffer
+	for _, name := range sortedKeys(src) {
+		k, _ := json.Marshal(name)
+		v, _ := json.Marshal(src[name])
+		// JSON strings are YAML double-quoted scalars, JSON lists flow
+		// sequences, except that YAML reads only \u escapes of the BMP.
+		fmt.Fprintf(&y, "%s: %s\n", k, v)
 	}
-	return true
-}
-
-// reference evaluates a supported requirement.
-func reference(req string, roles []string) bool {
-	for _, a := range strings.Split(req, " or ") {
-		a = strings.TrimSpace(a)
-		if a == "" || a == "@" {
-			return true
-		}
-		if name, ok := strings.CutPrefix(a, "role:"); ok {
-			for _, r := range roles {
-				if r == name {
-					return true
-				}
-			}
-		}
-	}
-	return false
+	return [][]byte{j, y.Bytes()}
 }
 
 // FuzzKeystoneToken validates arbitrary tokens against a healthy

@@ -1,9 +1,11 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -326,15 +328,30 @@ func signedWith(g grant, change func(*grant)) []opt {
 	return signed(cp)
 }
 
-// TestSecurity_PolicyFile checks that a policy file replaces the default
-// rules it names and keeps the others (noauth mode: X-Roles is trusted).
+// TestSecurity_PolicyFile checks that a policy file (oslo's policy.yaml)
+// replaces the default rules it names and keeps the others (noauth mode:
+// X-Roles is trusted), and that rules nothing asks for are logged.
 func TestSecurity_PolicyFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "policy.json")
-	policy := `{"queues:delete": "role:admin", "messages:create": "!", "health:get": "role:ops or role:admin", "pools:get_all": "@"}`
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	policy := `# operators' policy
+"queues:delete": "role:admin and project_id:%(project_id)s"
+"messages:create": "!"
+"health:get": "role:ops or rule:context_is_admin"
+"pools:get_all": "@"
+"queues:purge": "not role:reader"
+"queues:delet": "role:admin"
+`
 	if err := os.WriteFile(path, []byte(policy), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := startSuite(t, testcluster.WithConfig(func(cfg *server.Config) { cfg.PolicyFile = path }))
+	var logs syncBuffer
+	s := startSuite(t, testcluster.WithConfig(func(cfg *server.Config) {
+		cfg.PolicyFile = path
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}))
+	if got := logs.String(); !strings.Contains(got, "policy file defines rules nothing uses") || !strings.Contains(got, "queues:delet]") {
+		t.Errorf("no warning names the unused rule queues:delet; logs:\n%s", got)
+	}
 	s.run(t, "rules from the file apply on every node, untouched rules keep their defaults", func(t *testing.T, n nodes) {
 		for _, c := range n.all {
 			c.expect(http.StatusCreated, "PUT", "/v2/queues/q-"+strings.ToLower(strings.Split(c.node, "(")[0]), nil)
@@ -344,23 +361,51 @@ func TestSecurity_PolicyFile(t *testing.T) {
 			c.do("DELETE", q, nil, hdr("X-Roles", "member")).apiError(service.TitleNotAuthorized, "You are not authorized to complete this action.")
 			c.do("POST", q+"/messages", `{"messages": [{"body": 1}]}`, hdr("X-Roles", "admin")).status(http.StatusForbidden)
 			c.expect(http.StatusOK, "GET", "/v2/health", nil, hdr("X-Roles", "ops"))
+			c.expect(http.StatusOK, "GET", "/v2/health", nil, hdr("X-Roles", "Admin"))
 			c.expect(http.StatusForbidden, "GET", "/v2/health", nil, hdr("X-Roles", "member"))
 			c.expect(http.StatusNotImplemented, "GET", "/v2/pools", nil)
 			c.expect(http.StatusForbidden, "PUT", "/v2/pools/p", `{}`, hdr("X-Roles", "ops"))
+			c.expect(http.StatusForbidden, "POST", q+"/purge", `{"resource_types": ["messages"]}`, hdr("X-Roles", "member, reader"))
+			c.expect(http.StatusNoContent, "POST", q+"/purge", `{"resource_types": ["messages"]}`, hdr("X-Roles", "member"))
+			// The target is the caller's own project, so the owner check holds.
 			c.expect(http.StatusNoContent, "DELETE", q, nil, hdr("X-Roles", "admin"))
 		}
 	})
 }
 
 func TestSecurity_PolicyFileThatCannotBeEnforcedStopsTheNode(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "policy.json")
-	if err := os.WriteFile(path, []byte(`{"queues:delete": "role:admin or "}`), 0o600); err != nil {
-		t.Fatal(err)
+	for name, content := range map[string]string{
+		"policy.json": `{"queues:delete": "role:admin or "}`,
+		"policy.yaml": "queues:delete: role:admin and (role:member\n",
+		"cycle.yaml":  "queues:delete: rule:a\na: not rule:queues:delete\n",
+	} {
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := server.Start(server.Config{NodeID: "n1", DataDir: t.TempDir(), APIAddr: "127.0.0.1:0", Raft: raftnode.Config{RaftAddr: "127.0.0.1:0"}, PolicyFile: path})
+		if err == nil || !strings.Contains(err.Error(), "policy") {
+			t.Fatalf("server.Start with %s: %v, want a policy error", content, err)
+		}
 	}
-	_, err := server.Start(server.Config{NodeID: "n1", DataDir: t.TempDir(), APIAddr: "127.0.0.1:0", Raft: raftnode.Config{RaftAddr: "127.0.0.1:0"}, PolicyFile: path})
-	if err == nil || !strings.Contains(err.Error(), "policy") {
-		t.Fatalf("server.Start with a bad policy file: %v, want a policy error", err)
-	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestSecurity_CORS covers the CORS layer (contract §15).

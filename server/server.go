@@ -61,7 +61,8 @@ type Config struct {
 
 	// Keystone, when its AuthURL is set, turns authentication on.
 	Keystone auth.KeystoneConfig
-	// PolicyFile overrides the default policy rules (JSON).
+	// PolicyFile lays oslo.policy rules (policy.yaml or policy.json) over
+	// the defaults (auth.LoadPolicy).
 	PolicyFile string
 	// CORS is the REST API's CORS policy (off unless origins are given).
 	CORS httpapi.CORSConfig
@@ -171,9 +172,18 @@ func (c *Config) setDefaults() {
 func (s *Server) loadAuth() error {
 	s.policy = auth.DefaultPolicy()
 	if s.cfg.PolicyFile != "" {
-		p, err := auth.LoadPolicy(s.cfg.PolicyFile)
+		p, notes, err := auth.LoadPolicy(s.cfg.PolicyFile)
 		if err != nil {
 			return err
+		}
+		// oslo.policy warns of these and so do we: the file loads, but these
+		// rules are most likely misspelt (Unknown) or refer to nothing
+		// (Undefined, which then denies unless "default" is defined).
+		if len(notes.Unknown) > 0 {
+			s.log.Warn("policy file defines rules nothing uses", "file", s.cfg.PolicyFile, "rules", notes.Unknown)
+		}
+		if len(notes.Undefined) > 0 {
+			s.log.Warn("policy rules refer to rules nobody defines", "file", s.cfg.PolicyFile, "rules", notes.Undefined)
 		}
 		s.policy = p
 	}

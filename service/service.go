@@ -180,9 +180,11 @@ func (c Caller) scope() string {
 }
 
 // Authorize checks the policy rule of an operation (e.g. "queues:create",
-// contract §1) against the caller's roles: 403 Not authorized if denied.
+// contract §1) against the caller's roles and project, the target being
+// the caller's own project: 403 Not authorized if denied.
 func (s *Service) Authorize(c Caller, rule string) *Error {
-	if s.policy.Allows(rule, c.Roles) {
+	creds := auth.Credentials{Roles: c.Roles, ProjectID: c.Project, UserID: c.UserID}
+	if s.policy.Enforce(rule, creds, map[string]string{"project_id": c.Project}) {
 		return nil
 	}
 	return &Error{Status: http.StatusForbidden, Title: TitleNotAuthorized, Description: "You are not authorized to complete this action."}

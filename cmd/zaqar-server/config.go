@@ -107,7 +107,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.keystone.CacheTTL, "keystone-cache-ttl", time.Minute, "how long a validated token is trusted before Keystone is asked again (bounds how long a revoked token works)")
 	fs.IntVar(&o.keystone.CacheSize, "keystone-cache-size", 10000, "validated tokens kept in the cache")
 	fs.StringVar(&o.keystone.WWWAuthenticateURI, "www-authenticate-uri", "", "Keystone URL advertised in 401 answers (default: -keystone-auth-url)")
-	fs.StringVar(&o.policyFile, "policy-file", "", `JSON object of policy rule → requirement ("", "@", "!", "role:NAME") over the defaults`)
+	fs.StringVar(&o.policyFile, "policy-file", "", "oslo.policy file (policy.yaml or policy.json) laid over the default rules")
 	fs.StringVar(&o.corsOrigins, "cors-allowed-origin", "", "origins allowed by CORS, comma-separated (empty: CORS off)")
 	fs.BoolVar(&o.cors.AllowCredentials, "cors-allow-credentials", true, "CORS: allow credentials")
 	fs.IntVar(&o.cors.MaxAge, "cors-max-age", 3600, "CORS: preflight cache seconds")
