@@ -345,6 +345,18 @@ func TestQueues(t *testing.T) {
 		}
 	})
 
+	s.run(t, "a queue's _message_schema refuses posts that do not match it, from every node", func(t *testing.T, n nodes) {
+		n.leader.expect(http.StatusBadRequest, "PUT", "/v2/queues/typed", `{"_message_schema": {"type": "nonsense"}}`)
+		n.f1.expect(http.StatusCreated, "PUT", "/v2/queues/typed", `{"_message_schema": {"type": "object", "required": ["id"]}}`)
+		n.f2.expect(http.StatusCreated, "POST", "/v2/queues/typed/messages", `{"messages": [{"body": {"id": 1}}]}`)
+		r := n.leader.expect(http.StatusBadRequest, "POST", "/v2/queues/typed/messages", `{"messages": [{"body": {"id": 2}}, {"body": {"no": "id"}}]}`)
+		if d, _ := r.object()["description"].(string); !strings.HasPrefix(d, "Message 1 does not match the queue's _message_schema") {
+			t.Fatalf("refusal says %q", d)
+		}
+		if page := n.f1.list("typed", "echo=true"); len(page.Messages) != 1 {
+			t.Fatalf("the queue holds %d messages, want the one that matched", len(page.Messages))
+		}
+	})
 	s.run(t, "PATCH needs exactly the json-patch media type", func(t *testing.T, n nodes) {
 		n.f1.expect(http.StatusCreated, "PUT", "/v2/queues/pq", `{"a": 1}`)
 		for _, opts := range [][]opt{

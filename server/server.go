@@ -24,6 +24,7 @@ import (
 	"github.com/zaqar-raft/zaqar/fsm"
 	"github.com/zaqar-raft/zaqar/httpapi"
 	"github.com/zaqar-raft/zaqar/internal/tlsconf"
+	"github.com/zaqar-raft/zaqar/msgschema"
 	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/service"
@@ -240,6 +241,7 @@ func (s *Server) openNode() error {
 		Limits: s.cfg.Limits, SignedURLSecret: s.cfg.SignedURLSecret, GCInterval: s.cfg.GCInterval, Logger: s.log,
 		Notifications: s.cfg.Notifications, Confirmer: s.notifier, Subscribers: s.notifier.Registry(),
 		Policy: s.policy, RateLimit: s.cfg.RateLimit, AuthRequired: s.keystone != nil,
+		Stages: pipelineStages(),
 	})
 	registerNodeMetrics(s.registry, node, s.store)
 	return nil
@@ -530,4 +532,13 @@ func (s *Server) teardown() error {
 		}
 	}
 	return err
+}
+
+// pipelineStages are the service pipeline's stages, in order (see
+// service.Stage; docs/architecture.md shows how to write one). A new
+// stage is one package and one line here.
+func pipelineStages() []service.Stage {
+	return []service.Stage{
+		msgschema.New(1024), // per-queue JSON Schema of message bodies
+	}
 }

@@ -18,10 +18,14 @@ import (
 // (contract §6.2) and returns their ids in request order. The queue is
 // created with the messages, never by a rejected post.
 func (s *Service) PostMessages(ctx context.Context, c Caller, queue string, body []byte) ([]string, *Error) {
-	settings, e := s.queueSettings(ctx, c, queue, body)
+	q, e := s.queueForPost(ctx, c, queue, body)
 	if e != nil {
 		return nil, e
 	}
+	if q == nil {
+		q = &store.Queue{}
+	}
+	settings := q.Settings
 	limit := s.limits.MaxMessagesPostSize
 	if settings.MaxPostSize > 0 && int(settings.MaxPostSize) < limit && len(body) > int(settings.MaxPostSize) {
 		// The queue's own cap as this node knows it; the FSM checks it
@@ -45,7 +49,7 @@ func (s *Service) PostMessages(ctx context.Context, c Caller, queue string, body
 	if !ok {
 		return nil, badRequest("No messages were found in the request body.")
 	}
-	return s.postMessageList(ctx, c, queue, settings, list, int64(len(body)))
+	return s.postMessageList(ctx, c, queue, q, list, int64(len(body)))
 }
 
 func (s *Service) tooLarge(queueMax int64) *Error {
@@ -53,37 +57,35 @@ func (s *Service) tooLarge(queueMax int64) *Error {
 		queueMax, s.limits.MaxMessagesPostSize, queueMax)
 }
 
-// queueSettings reads the settings a post is checked against (size cap,
-// delay) from this node's state, without the read barrier: the FSM checks
+// queueForPost reads the queue a post is checked against (size cap, delay,
+// the metadata the pipeline's stages see) from this node's state, without
+// the read barrier; nil if this node does not know the queue: the FSM checks
 // the size cap again when the post applies, and decides whether a delay
 // counts from the queue as it is then. Only whether a delay is rejected as
 // invalid depends on this read, so a post that carries a "delay" to a
 // queue this node does not know as delayed reads again after the barrier
 // (the node may be behind the command that made the queue delayed).
-func (s *Service) queueSettings(ctx context.Context, c Caller, queue string, body []byte) (store.QueueSettings, *Error) {
-	read := func(v *store.View) (store.QueueSettings, *Error) {
+func (s *Service) queueForPost(ctx context.Context, c Caller, queue string, body []byte) (*store.Queue, *Error) {
+	read := func(v *store.View) (*store.Queue, *Error) {
 		defer v.Close()
 		q, err := v.Queue(c.scope(), queue)
 		if err != nil {
-			return store.QueueSettings{}, storeFailure("Messages could not be enqueued.", err)
+			return nil, storeFailure("Messages could not be enqueued.", err)
 		}
-		if q == nil {
-			return store.QueueSettings{}, nil
-		}
-		return q.Settings, nil
+		return q, nil
 	}
-	settings, e := read(s.store.View())
-	if e != nil || settings.DefaultDelay != 0 || !bytes.Contains(body, []byte(`"delay"`)) {
-		return settings, e
+	q, e := read(s.store.View())
+	if e != nil || (q != nil && q.Settings.DefaultDelay != 0) || !bytes.Contains(body, []byte(`"delay"`)) {
+		return q, e
 	}
 	v, _, e := s.view(ctx, c, "Messages could not be enqueued.")
 	if e != nil {
-		return store.QueueSettings{}, e
+		return nil, e
 	}
 	return read(v)
 }
 
-func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, settings store.QueueSettings, list json.RawMessage, bodySize int64) ([]string, *Error) {
+func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, q *store.Queue, list json.RawMessage, bodySize int64) ([]string, *Error) {
 	if jsonx.Kind(list) != '[' {
 		return nil, badBody("Document type not supported.")
 	}
@@ -94,7 +96,7 @@ func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, s
 	if len(items) == 0 {
 		return nil, badRequest("No messages to enqueu.")
 	}
-	delayed := settings.DefaultDelay != 0
+	delayed := q.Settings.DefaultDelay != 0
 	msgs := make([]store.NewMessage, len(items))
 	out := make([]string, len(items))
 	for i, item := range items {
@@ -130,11 +132,19 @@ func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, s
 		case hasDelay && validDelay:
 			nm.Delay = delay
 		}
-		if s.limits.EnableChecksum && !isNull(body) {
-			nm.Checksum = checksum(body)
-		}
 		msgs[i] = nm
 		out[i] = nm.ID
+	}
+	op, e := s.beforePost(ctx, c, queue, q.Metadata, msgs)
+	if e != nil {
+		return nil, e
+	}
+	if s.limits.EnableChecksum {
+		for i := range msgs {
+			if !isNull(msgs[i].Body) {
+				msgs[i].Checksum = checksum(msgs[i].Body)
+			}
+		}
 	}
 	res, _, e := s.propose(ctx, "Messages could not be enqueued.", &fsm.PostMessages{
 		Project: c.scope(), Queue: queue, ClientID: c.ClientID, DefaultTTL: s.limits.DefaultMessageTTL, Messages: msgs,
@@ -146,7 +156,30 @@ func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, s
 	if res.Status == fsm.StatusTooLarge {
 		return nil, s.tooLarge(int64(res.Count))
 	}
+	if op != nil {
+		s.pipeline.after(ctx, op)
+	}
 	return out, nil
+}
+
+// beforePost runs the pipeline's stages on a post and takes back the
+// bodies they may have changed; it returns the Op for after (nil when no
+// stage is registered).
+func (s *Service) beforePost(ctx context.Context, c Caller, queue string, metadata []byte, msgs []store.NewMessage) (*Op, *Error) {
+	if len(s.pipeline) == 0 {
+		return nil, nil
+	}
+	op := &Op{Kind: OpPostMessages, Caller: c, Queue: queue, Metadata: metadata, Messages: make([]OpMessage, len(msgs))}
+	for i, m := range msgs {
+		op.Messages[i] = OpMessage{ID: m.ID, Body: m.Body, TTL: m.TTL}
+	}
+	if e := s.pipeline.before(ctx, op); e != nil {
+		return nil, e
+	}
+	for i := range msgs {
+		msgs[i].Body = op.Messages[i].Body
+	}
+	return op, nil
 }
 
 // MessageListOptions select messages for ListMessages (contract §6.3).

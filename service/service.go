@@ -44,7 +44,11 @@ type Config struct {
 	// Notifications configures subscription confirmation.
 	Notifications NotificationConfig
 	// Confirmer sends confirmation requests; nil disables sending them.
+	// The service sends them from its own last pipeline stage.
 	Confirmer Confirmer
+	// Stages are the pipeline's stages (see Stage), run in this order
+	// before the service's own.
+	Stages []Stage
 	// Subscribers judges subscriber URIs (default: a notify registry with
 	// no deny list).
 	Subscribers SubscriberChecker
@@ -88,6 +92,7 @@ type Service struct {
 	policy          *auth.Policy
 	limiter         *projectLimiter
 	authRequired    bool
+	pipeline        pipeline
 
 	lastGC time.Time // the maintenance loop's last GC proposal
 }
@@ -122,6 +127,10 @@ func New(node Node, st *store.Store, cfg Config) *Service {
 	}
 	if cfg.SignedURLSecret != "" {
 		s.secret = []byte(cfg.SignedURLSecret)
+	}
+	s.pipeline = append(pipeline(nil), cfg.Stages...)
+	if s.confirmer != nil && s.notify.RequireConfirmation {
+		s.pipeline = append(s.pipeline, confirmationStage{s})
 	}
 	return s
 }

@@ -192,8 +192,14 @@ func (s *Service) subscribe(ctx context.Context, c Caller, queue string, r Subsc
 	if opts == nil {
 		opts = []byte("{}")
 	}
+	op := &Op{Kind: OpSubscribe, Caller: c, Queue: queue, Subscription: &OpSubscription{
+		ID: newSubscriptionID(), Subscriber: r.Subscriber, Options: opts, Confirmed: confirmed,
+	}}
+	if e := s.pipeline.before(ctx, op); e != nil {
+		return SubscriptionResult{}, e
+	}
 	res, _, e := s.propose(ctx, "Subscription could not be created.", &fsm.Subscribe{
-		Project: c.scope(), Queue: queue, ID: newSubscriptionID(), Subscriber: r.Subscriber, TTL: ttl, Options: opts, Confirmed: confirmed,
+		Project: c.scope(), Queue: queue, ID: op.Subscription.ID, Subscriber: r.Subscriber, TTL: ttl, Options: opts, Confirmed: confirmed,
 	})
 	if e != nil {
 		return SubscriptionResult{}, e
@@ -203,9 +209,8 @@ func (s *Service) subscribe(ctx context.Context, c Caller, queue string, r Subsc
 			"Such subscription already exists.Subscriptions are unique by project + queue + subscriber URI.")
 	}
 	out := SubscriptionResult{ID: res.ID, Existing: !res.Changed}
-	if !confirmed {
-		s.sendConfirmation(ctx, c, queue, out.ID, true)
-	}
+	op.Subscription.ID, op.Subscription.Existing = res.ID, out.Existing
+	s.pipeline.after(ctx, op)
 	return out, nil
 }
 
@@ -306,6 +311,10 @@ func (s *Service) ConfirmSubscription(ctx context.Context, c Caller, queue, id s
 		return badRequest("The 'confirmed' should be boolean.")
 	}
 	confirmed = v
+	op := &Op{Kind: OpConfirmSubscription, Caller: c, Queue: queue, Subscription: &OpSubscription{ID: id, Confirmed: confirmed}}
+	if e := s.pipeline.before(ctx, op); e != nil {
+		return e
+	}
 	res, _, e := s.propose(ctx, "Subscription could not be confirmed.", &fsm.ConfirmSubscription{Project: c.scope(), Queue: queue, ID: id, Confirmed: confirmed})
 	if e != nil {
 		return e
@@ -313,9 +322,7 @@ func (s *Service) ConfirmSubscription(ctx context.Context, c Caller, queue, id s
 	if res.Status == fsm.StatusNotFound {
 		return notFound("Subscription %s does not exist in %s %s for project %s", id, c.noun(), queue, c.Project)
 	}
-	if !confirmed {
-		s.sendConfirmation(ctx, c, queue, id, false)
-	}
+	s.pipeline.after(ctx, op)
 	return nil
 }
 
