@@ -85,7 +85,7 @@ func (s *Service) Admit(ctx context.Context, cred Credentials, op Operation) (Ca
 		// A signed request acts in the project its grant names.
 		c.Project = cred.Project
 		if !s.authRequired {
-			c.Roles = ParseRoles(cred.Roles)
+			c.Roles = parseRoles(cred.Roles)
 		}
 		grant := *cred.Signature
 		grant.Project = cred.Project
@@ -95,18 +95,18 @@ func (s *Service) Admit(ctx context.Context, cred Credentials, op Operation) (Ca
 	case s.authRequired:
 		return Caller{}, ErrNotAuthenticated
 	default:
-		c.Project, c.Roles = cred.Project, ParseRoles(cred.Roles)
+		c.Project, c.Roles = cred.Project, parseRoles(cred.Roles)
 	}
 	if !op.Unscoped {
-		cid, e := s.NormalizeClientID(cred.HasClientID, cred.ClientID)
+		cid, e := s.normalizeClientID(cred.HasClientID, cred.ClientID)
 		if e != nil {
 			return Caller{}, e
 		}
 		c.ClientID = cid
-		if e := CheckProject(cred.HasProject, c.Project); e != nil {
+		if e := checkProject(cred.HasProject, c.Project); e != nil {
 			return Caller{}, e
 		}
-		if e := s.Throttle(c); e != nil {
+		if e := s.throttle(c); e != nil {
 			return Caller{}, e
 		}
 		if op.Name != "" {
@@ -116,15 +116,15 @@ func (s *Service) Admit(ctx context.Context, cred Credentials, op Operation) (Ca
 		}
 	}
 	if op.Rule != "" {
-		if e := s.Authorize(c, op.Rule); e != nil {
+		if e := s.authorize(c, op.Rule); e != nil {
 			return Caller{}, e
 		}
 	}
 	return c, nil
 }
 
-// ParseRoles splits an X-Roles header ("admin, member") into roles.
-func ParseRoles(header string) []string {
+// parseRoles splits an X-Roles header ("admin, member") into roles.
+func parseRoles(header string) []string {
 	var out []string
 	for _, r := range strings.Split(header, ",") {
 		if r = strings.TrimSpace(r); r != "" {
@@ -138,9 +138,9 @@ func ParseRoles(header string) []string {
 // namespace.
 func (ns Namespace) validateName(project, name string) *Error {
 	if ns == Topics {
-		return ValidateTopicName(project, name)
+		return validateTopicName(project, name)
 	}
-	return ValidateQueueName(project, name)
+	return validateQueueName(project, name)
 }
 
 // Path returns the API path of a queue's or topic's collection, as
