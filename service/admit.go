@@ -44,6 +44,12 @@ type Operation struct {
 	// and "" (no grant covers it) for the others.
 	Method   string
 	Resource string
+	// Framing, if set, is the transport's own check of how the request is
+	// framed (REST: form-encoded bodies, Accept). Admit runs it right after
+	// deciding who the caller is, where contract §2.1 puts it: after the
+	// pre-signed URL check, so a request with a bad signature is 404
+	// whatever else is wrong with it, and before Client-ID.
+	Framing func() *Error
 }
 
 // Admission errors a transport may render in its own way.
@@ -60,9 +66,10 @@ var (
 
 // Admit is the one admission pipeline every transport runs before it calls
 // an operation (contract §2.1): who the caller is (the Keystone identity,
-// or in no-auth mode the headers), the pre-signed URL check, Client-ID,
-// project, the project's rate limit, the queue or topic name, and the
-// policy rule. It returns the caller the operation runs as.
+// or in no-auth mode the headers), the pre-signed URL check, the
+// transport's framing check, Client-ID, project, the project's rate limit,
+// the queue or topic name, and the policy rule. It returns the caller the
+// operation runs as.
 //
 // With Keystone the project is the token's: a request whose project header
 // names another project is refused (403) on every transport, rather than
@@ -96,6 +103,11 @@ func (s *Service) Admit(ctx context.Context, cred Credentials, op Operation) (Ca
 		return Caller{}, ErrNotAuthenticated
 	default:
 		c.Project, c.Roles = cred.Project, parseRoles(cred.Roles)
+	}
+	if op.Framing != nil {
+		if e := op.Framing(); e != nil {
+			return Caller{}, e
+		}
 	}
 	if !op.Unscoped {
 		cid, e := s.normalizeClientID(cred.HasClientID, cred.ClientID)
