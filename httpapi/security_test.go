@@ -445,6 +445,10 @@ func TestSecurity_CORS(t *testing.T) {
 		if got := r.Header.Get("Access-Control-Allow-Methods"); !strings.Contains(got, "POST") {
 			t.Fatalf("Access-Control-Allow-Methods %q", got)
 		}
+		// The CORS layer is outside the request-id layer (contract §2.1).
+		if got := r.Header.Get("X-Openstack-Request-Id"); got != "" {
+			t.Fatalf("a preflight answered by the CORS layer has request id %q", got)
+		}
 	})
 	run("a preflight from another origin gets no CORS headers", func(t *testing.T, cl *client) {
 		r := preflight(t, withCORS, "https://evil.example", "POST")

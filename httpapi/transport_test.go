@@ -159,6 +159,8 @@ func TestTransport(t *testing.T) {
 			n.next().do("GET", "/v2/queues", nil, without("Client-ID")),
 			n.next().do("GET", "/v2/nothing", nil),
 			n.next().do("HEAD", "/v2/ping", nil),
+			// The node makes the id; a client's own is not used.
+			n.next().do("GET", "/v2/queues", nil, hdr("X-Openstack-Request-Id", "req-chosen-by-the-client")),
 		} {
 			id := r.Header.Get("X-Openstack-Request-Id")
 			if !re.MatchString(id) || seen[id] {
