@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zaqar-raft/zaqar/service"
 	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
@@ -172,4 +173,26 @@ func TestTransferLeadership_ThroughAdminAPI(t *testing.T) {
 	if err := old.Server.Node().ReadBarrier(ctx); err != nil {
 		t.Fatalf("read barrier on old leader after transfer: %v", err)
 	}
+}
+
+// TestWebsocketPush_ASubscriptionOfAConnectionThatIsGoneEnds checks the
+// chain from the notifier to this node's websocket connections: the
+// server's adapter reports a connection the websocket server does not hold
+// as gone, and the notifier then ends its subscription instead of
+// retrying it.
+func TestWebsocketPush_ASubscriptionOfAConnectionThatIsGoneEnds(t *testing.T) {
+	c := testcluster.Start(t, 1)
+	node := c.Leader()
+	svc := node.Server.Service()
+	caller := service.Caller{Project: "restart", ClientID: "6f0b2a4c0d6e4b539a775b2d1b3b7e01"}
+	ctx := context.Background()
+	sub, e := svc.SubscribeConnection(ctx, caller, "gone", node.ID, "no-such-connection", nil)
+	if e != nil {
+		t.Fatal(e)
+	}
+	post(t, node, "gone", 1)
+	c.Eventually(10*time.Second, func() bool {
+		_, e := svc.GetSubscription(ctx, caller, "gone", sub.ID)
+		return e != nil && e.Status == http.StatusNotFound
+	}, "the subscription of a connection that does not exist was not ended")
 }

@@ -40,8 +40,8 @@ func (s *Service) ParseClaimBody(body []byte, required bool) (ClaimParams, *Erro
 	return p, nil
 }
 
-// ValidateClaim checks claim TTL, grace and (if non-nil) limit.
-func (s *Service) ValidateClaim(p ClaimParams, limit *int) *Error {
+// validateClaim checks claim TTL, grace and (if non-nil) limit.
+func (s *Service) validateClaim(p ClaimParams, limit *int) *Error {
 	if p.TTL < MinClaimTTL || p.TTL > s.limits.MaxClaimTTL {
 		return badRequest("The TTL for a claim may not exceed %d seconds, and must be at least %d seconds long.", s.limits.MaxClaimTTL, MinClaimTTL)
 	}
@@ -65,7 +65,7 @@ type ClaimResult struct {
 // CreateClaim claims up to limit messages (contract §7.2). An empty
 // result (no id) means nothing could be claimed.
 func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit *int, p ClaimParams) (ClaimResult, *Error) {
-	if e := s.ValidateClaim(p, limit); e != nil {
+	if e := s.validateClaim(p, limit); e != nil {
 		return ClaimResult{}, e
 	}
 	n := defaultPageSize
@@ -109,7 +109,7 @@ func (s *Service) GetClaim(ctx context.Context, c Caller, queue, claimID string)
 
 // RenewClaim restarts an active claim (contract §7.4).
 func (s *Service) RenewClaim(ctx context.Context, c Caller, queue, claimID string, p ClaimParams) *Error {
-	if e := s.ValidateClaim(p, nil); e != nil {
+	if e := s.validateClaim(p, nil); e != nil {
 		return e
 	}
 	missing := notFound("Claim %s does not exist in queue %s for project %s", claimID, queue, c.Project)

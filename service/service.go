@@ -158,7 +158,7 @@ const (
 type Caller struct {
 	Project   string
 	Namespace Namespace
-	ClientID  string // normalised (see NormalizeClientID)
+	ClientID  string // normalised (see normalizeClientID)
 	// UserID is the Keystone user ("" without Keystone).
 	UserID string
 	Roles  []string
@@ -188,10 +188,10 @@ func (c Caller) scope() string {
 	return c.Project
 }
 
-// Authorize checks the policy rule of an operation (e.g. "queues:create",
+// authorize checks the policy rule of an operation (e.g. "queues:create",
 // contract §1) against the caller's roles and project, the target being
 // the caller's own project: 403 Not authorized if denied.
-func (s *Service) Authorize(c Caller, rule string) *Error {
+func (s *Service) authorize(c Caller, rule string) *Error {
 	creds := auth.Credentials{Roles: c.Roles, ProjectID: c.Project, UserID: c.UserID}
 	if s.policy.Enforce(rule, creds, map[string]string{"project_id": c.Project}) {
 		return nil

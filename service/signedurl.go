@@ -75,7 +75,7 @@ func (s *Service) Share(ctx context.Context, c Caller, queue string, body []byte
 		if !isStr {
 			return ShareResult{}, badRequest("expires must be an ISO 8601 date-time string.")
 		}
-		t, err := ParseExpires(str)
+		t, err := parseExpires(str)
 		if err != nil {
 			return ShareResult{}, badRequest("%v", err)
 		}
@@ -101,9 +101,9 @@ func (s *Service) Share(ctx context.Context, c Caller, queue string, body []byte
 	}, nil
 }
 
-// ParseExpires parses an ISO 8601 date-time with or without fraction and
+// parseExpires parses an ISO 8601 date-time with or without fraction and
 // zone (no zone means UTC). Integers are refused.
-func ParseExpires(s string) (time.Time, error) {
+func parseExpires(s string) (time.Time, error) {
 	if _, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64); err == nil {
 		return time.Time{}, fmt.Errorf("expires must be an ISO 8601 date-time, not a number: %q", s)
 	}
@@ -169,7 +169,7 @@ func (s *Service) verifySigned(op Operation, r SignedRequest) bool {
 	if !covered {
 		return false
 	}
-	t, err := ParseExpires(r.Expires)
+	t, err := parseExpires(r.Expires)
 	if err != nil || !t.After(time.Now()) {
 		return false
 	}
