@@ -59,6 +59,7 @@ type options struct {
 	notifyWorkers, notifyPerSub int
 	notifyDeny                  cidrList
 	email                       notify.EmailConfig
+	subscriberTypes             stringList
 
 	keystone       auth.KeystoneConfig
 	policyFile     string
@@ -144,6 +145,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.notifyWorkers, "notify-workers", 10, "notification deliveries in progress at once on the leader")
 	fs.IntVar(&o.notifyPerSub, "notify-per-subscriber", 4, "notification deliveries in progress at once per subscription (1 keeps them in order)")
 	fs.Var(&o.notifyDeny, "notify-deny-cidrs", "address ranges webhooks are never sent to, comma-separated (e.g. 127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7); link-local and unspecified addresses are always refused")
+	o.subscriberTypes = append(stringList{}, service.DefaultSubscriberTypes...)
+	fs.Var(&o.subscriberTypes, "subscriber-types", "subscriber URI schemes clients may subscribe, comma-separated, each served by a notification transport of this build (empty: none)")
 	fs.StringVar(&o.email.SMTPHost, "smtp-host", "", "SMTP relay for email notifications (empty: use -sendmail-command)")
 	fs.IntVar(&o.email.SMTPPort, "smtp-port", 25, "SMTP relay port")
 	fs.BoolVar(&o.email.StartTLS, "smtp-starttls", false, "upgrade SMTP sessions with STARTTLS (certificate verified)")
@@ -225,8 +228,15 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 		}
 		if v, ok := file[f.Name]; ok {
 			s := fmt.Sprint(v)
-			if n, isNum := v.(float64); isNum {
-				s = strconv.FormatFloat(n, 'f', -1, 64)
+			switch v := v.(type) {
+			case float64:
+				s = strconv.FormatFloat(v, 'f', -1, 64)
+			case []any: // a list setting written as a JSON array
+				items := make([]string, len(v))
+				for i, item := range v {
+					items[i] = fmt.Sprint(item)
+				}
+				s = strings.Join(items, ",")
 			}
 			if e := f.Value.Set(s); e != nil {
 				err = fmt.Errorf("config file setting %s: %w", f.Name, e)
@@ -272,6 +282,23 @@ func (l *cidrList) Set(s string) error {
 	return nil
 }
 
+// stringList is a flag of comma-separated words (spaces around them and
+// empty entries are dropped); an empty value is the empty list.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(s string) error {
+	out := stringList{}
+	for _, w := range strings.Split(s, ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			out = append(out, w)
+		}
+	}
+	*l = out
+	return nil
+}
+
 func envName(flagName string) string {
 	return "ZAQAR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
@@ -309,6 +336,9 @@ func (o *options) check() error {
 	if err := o.limits.Check(); err != nil {
 		return fmt.Errorf("limits: %w", err)
 	}
+	if err := notify.NewRegistry(notify.Config{}).CheckSubscriberTypes(o.subscriberTypes); err != nil {
+		return fmt.Errorf("subscriber-types: %w", err)
+	}
 	return nil
 }
 
@@ -335,7 +365,7 @@ func (o *options) serverConfig() (server.Config, error) {
 			RequireConfirmation: o.requireConfirmation, PublicURL: o.publicURL, PublicWebsocketURL: o.publicWSURL,
 		},
 		Limits: o.limits, SignedURLSecret: o.signedSecret, RequestTimeout: o.requestTimeout, GCInterval: o.gcInterval,
-		CacheBytes: o.cacheBytes, InsecurePeers: o.insecurePeers,
+		CacheBytes: o.cacheBytes, InsecurePeers: o.insecurePeers, SubscriberTypes: append([]string{}, o.subscriberTypes...),
 	}
 	for _, j := range strings.Split(o.join, ",") {
 		if j = strings.TrimSpace(j); j != "" {

@@ -78,6 +78,9 @@ func TestOptions_RejectsWhatCannotWork(t *testing.T) {
 		"a missing certificate file":         {"-tls-cert", "/nonexistent/cert.pem", "-tls-key", "/nonexistent/key.pem"},
 		"an unknown client auth":             {"-tls-client-auth", "sometimes"},
 		"bad deny CIDR":                      {"-notify-deny-cidrs", "10.0.0.0/8,intranet"},
+		"a subscriber type nothing serves":   {"-subscriber-types", "https,gopher"},
+		"websocket connections as a type":    {"-subscriber-types", "wsconn"},
+		"a subscriber type twice":            {"-subscriber-types", "https,https"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			o, err := parseOptions(args, envFrom(nil))
@@ -124,6 +127,45 @@ func TestOptions_NotifyDenyCIDRsReachTheNotifierFromEverySpelling(t *testing.T) 
 			}
 			if strings.Join(got, " ") != tc.want {
 				t.Fatalf("deny list %v, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestOptions_SubscriberTypesReachTheServiceFromEverySpelling(t *testing.T) {
+	dir := t.TempDir()
+	asString := filepath.Join(dir, "string.json")
+	asList := filepath.Join(dir, "list.json")
+	if err := os.WriteFile(asString, []byte(`{"subscriber-types": "https, mailto"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(asList, []byte(`{"subscriber-types": ["https", "trust+https"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		// The default is upstream's [transport] subscriber_types.
+		"default":          {nil, nil, []string{"http", "https", "mailto", "trust+http", "trust+https"}},
+		"flag":             {[]string{"-subscriber-types", "https,mailto"}, nil, []string{"https", "mailto"}},
+		"flag, empty":      {[]string{"-subscriber-types", ""}, nil, []string{}},
+		"environment":      {nil, map[string]string{"ZAQAR_SUBSCRIBER_TYPES": " http , https "}, []string{"http", "https"}},
+		"file, string":     {[]string{"-config", asString}, nil, []string{"https", "mailto"}},
+		"file, JSON array": {[]string{"-config", asList}, nil, []string{"https", "trust+https"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o, err := parseOptions(tc.args, envFrom(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := o.serverConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.SubscriberTypes == nil || !reflect.DeepEqual(cfg.SubscriberTypes, tc.want) {
+				t.Fatalf("subscriber types %#v, want %#v", cfg.SubscriberTypes, tc.want)
 			}
 		})
 	}
