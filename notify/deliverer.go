@@ -25,11 +25,11 @@ type Deliverer interface {
 	Deliver(ctx context.Context, sub *store.Subscription, payload []byte) error
 }
 
-// confirmationRenderer is implemented by deliverers whose subscription
-// confirmations are not the bare payload (email sends a message with a
-// link).
-type confirmationRenderer interface {
-	Confirmation(sub store.Subscription, project string, payload []byte) (store.Subscription, []byte)
+// confirmationDeliverer is implemented by deliverers whose subscription
+// confirmations are not the bare payload (email sends a message made from
+// a template, with a link): DeliverConfirmation makes one attempt.
+type confirmationDeliverer interface {
+	DeliverConfirmation(ctx context.Context, sub *store.Subscription, project string, payload []byte) error
 }
 
 // selfSubscribing is implemented by deliverers whose subscribers no client

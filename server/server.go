@@ -141,6 +141,9 @@ func Start(cfg Config) (*Server, error) {
 	if err := notify.NewRegistry(cfg.Notify).CheckSubscriberTypes(cfg.SubscriberTypes); err != nil {
 		return nil, fmt.Errorf("server: subscriber types: %w", err)
 	}
+	if err := cfg.Notify.Email.Check(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID)}
 	steps := []struct {
 		name string
