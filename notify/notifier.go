@@ -128,8 +128,8 @@ func (n *Notifier) OnApply(results []*fsm.EntryResult) {
 			switch cmd := c.(type) {
 			case *fsm.PostMessages:
 				n.wakeQueue(queueKey{cmd.Project, cmd.Queue})
-			case *fsm.Subscribe, *fsm.UpdateSubscription, *fsm.DeleteSubscription, *fsm.ConfirmSubscription,
-				*fsm.DeleteQueue, *fsm.PurgeQueue:
+			case *fsm.Subscribe, *fsm.SubscribeLong, *fsm.UpdateSubscription, *fsm.UpdateSubscriptionLong,
+				*fsm.DeleteSubscription, *fsm.ConfirmSubscription, *fsm.DeleteQueue, *fsm.PurgeQueue:
 				resync = true
 			case *fsm.CollectGarbage:
 				resync = resync || (i < len(r.Results) && r.Results[i].Count > 0)

@@ -59,6 +59,10 @@ type Config struct {
 	// and Notifications the subscription confirmation flow.
 	Notify        notify.Config
 	Notifications service.NotificationConfig
+	// SubscriberTypes are the subscriber URI schemes clients may subscribe
+	// (default service.DefaultSubscriberTypes; empty: none). Start refuses
+	// a scheme no registered notification transport serves.
+	SubscriberTypes []string
 
 	// Keystone, when its AuthURL is set, turns authentication on.
 	Keystone auth.KeystoneConfig
@@ -135,6 +139,12 @@ func Start(cfg Config) (*Server, error) {
 	if err := cfg.Limits.Check(); err != nil {
 		return nil, fmt.Errorf("server: limits: %w", err)
 	}
+	if err := notify.NewRegistry(cfg.Notify).CheckSubscriberTypes(cfg.SubscriberTypes); err != nil {
+		return nil, fmt.Errorf("server: subscriber types: %w", err)
+	}
+	if err := cfg.Notify.Email.Check(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID)}
 	steps := []struct {
 		name string
@@ -164,6 +174,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Limits == (service.Limits{}) {
 		c.Limits = service.DefaultLimits()
+	}
+	if c.SubscriberTypes == nil {
+		c.SubscriberTypes = service.DefaultSubscriberTypes
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 64 << 10
@@ -239,7 +252,7 @@ func (s *Server) openNode() error {
 	// refuse it (a literal address on the deny list, say).
 	s.svc = service.New(node, s.store, service.Config{
 		Limits: s.cfg.Limits, SignedURLSecret: s.cfg.SignedURLSecret, GCInterval: s.cfg.GCInterval, Logger: s.log,
-		Notifications: s.cfg.Notifications, Confirmer: s.notifier, Subscribers: s.notifier.Registry(),
+		Notifications: s.cfg.Notifications, Confirmer: s.notifier, Subscribers: s.notifier.Registry(), SubscriberTypes: s.cfg.SubscriberTypes,
 		Policy: s.policy, RateLimit: s.cfg.RateLimit, AuthRequired: s.keystone != nil,
 		Stages: pipelineStages(),
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zaqar-raft/zaqar/server"
 	"github.com/zaqar-raft/zaqar/service"
 	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
@@ -195,4 +197,27 @@ func TestWebsocketPush_ASubscriptionOfAConnectionThatIsGoneEnds(t *testing.T) {
 		_, e := svc.GetSubscription(ctx, caller, "gone", sub.ID)
 		return e != nil && e.Status == http.StatusNotFound
 	}, "the subscription of a connection that does not exist was not ended")
+}
+
+func TestSubscriberTypes_StartRefusesASchemeNoTransportServesAndTheServiceEnforcesTheList(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	for _, types := range [][]string{{"https", "gopher"}, {"wsconn"}} {
+		_, err := server.Start(server.Config{NodeID: "node1", DataDir: dir, SubscriberTypes: types, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err == nil || !strings.Contains(err.Error(), "subscriber types") {
+			t.Fatalf("Start with subscriber types %q: %v, want a refusal", types, err)
+		}
+		if _, statErr := os.Stat(dir); !os.IsNotExist(statErr) {
+			t.Fatalf("a refused start created its data directory: %v", statErr)
+		}
+	}
+
+	c := testcluster.Start(t, 1, testcluster.WithConfig(func(cfg *server.Config) { cfg.SubscriberTypes = []string{"https"} }))
+	code, out := request(t, c.Leader(), http.MethodPost, "/v2/queues/q/subscriptions", `{"subscriber": "http://127.0.0.1:9/hook"}`, nil)
+	want := `"The subscriber type of subscription must be supported in the list ['https']."`
+	if code != http.StatusBadRequest || !strings.Contains(out, want) {
+		t.Fatalf("http subscriber with only https allowed: %d %s", code, out)
+	}
+	if code, out := request(t, c.Leader(), http.MethodPost, "/v2/queues/q/subscriptions", `{"subscriber": "https://example.com/hook"}`, nil); code != http.StatusCreated {
+		t.Fatalf("https subscriber: %d %s", code, out)
+	}
 }

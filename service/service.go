@@ -38,8 +38,8 @@ type Config struct {
 	GCInterval time.Duration
 	// GCBatch is the most expiry entries one GC command processes.
 	GCBatch int
-	// SubscriberTypes are the accepted subscriber URI schemes (default
-	// DefaultSubscriberTypes).
+	// SubscriberTypes are the accepted subscriber URI schemes (nil:
+	// DefaultSubscriberTypes; empty: none, clients cannot subscribe).
 	SubscriberTypes []string
 	// Notifications configures subscription confirmation.
 	Notifications NotificationConfig

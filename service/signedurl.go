@@ -48,10 +48,15 @@ func (s *Service) Share(ctx context.Context, c Caller, queue string, body []byte
 		sort.Strings(unknown)
 		return ShareResult{}, badRequest("Unknown keys: {%s}", strings.Join(unknown, ", "))
 	}
+	// An empty or null list means the default, as upstream's "or".
 	paths := []string{"messages"}
 	if raw, ok := obj["paths"]; ok {
-		if json.Unmarshal(raw, &paths) != nil {
+		var given []string
+		if json.Unmarshal(raw, &given) != nil {
 			return ShareResult{}, badRequest("paths must be a list of strings.")
+		}
+		if len(given) > 0 {
+			paths = given
 		}
 		var bad []string
 		for _, p := range paths {
@@ -65,8 +70,25 @@ func (s *Service) Share(ctx context.Context, c Caller, queue string, body []byte
 	}
 	methods := []string{"GET"}
 	if raw, ok := obj["methods"]; ok {
-		if json.Unmarshal(raw, &methods) != nil {
+		var given []string
+		if json.Unmarshal(raw, &given) != nil {
 			return ShareResult{}, badRequest("methods must be a list of strings.")
+		}
+		// The holder sends the methods back comma-separated in
+		// URL-Methods, trimmed: a method that does not survive that
+		// (empty, holding a comma, or with surrounding spaces) makes a
+		// grant that never verifies, so it is refused here.
+		var bad []string
+		for _, m := range given {
+			if m == "" || strings.TrimSpace(m) != m || strings.Contains(m, ",") {
+				bad = append(bad, strconv.Quote(m))
+			}
+		}
+		if len(bad) > 0 {
+			return ShareResult{}, badRequest("Invalid methods: %s; a method is a non-empty string without commas or surrounding spaces.", strings.Join(bad, ", "))
+		}
+		if len(given) > 0 {
+			methods = given
 		}
 	}
 	expires := time.Now().UTC().Add(24 * time.Hour)
@@ -79,7 +101,9 @@ func (s *Service) Share(ctx context.Context, c Caller, queue string, body []byte
 		if err != nil {
 			return ShareResult{}, badRequest("%v", err)
 		}
-		if !t.After(time.Now()) {
+		// The grant is signed in whole seconds: it is the truncated time
+		// that must lie ahead, or the grant is born expired.
+		if !t.Truncate(time.Second).After(time.Now()) {
 			return ShareResult{}, badRequest("Expiration date must be in the future.")
 		}
 		expires = t

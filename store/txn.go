@@ -278,7 +278,7 @@ func (t *Txn) PostMessages(project, queue, clientID string, now, defaultTTL int6
 		}
 		m := &Message{
 			Seq: c.NextSeq, ID: nm.ID, CreatedAt: now,
-			ExpiresAt: now + ttl*1e9, VisibleAt: now + delay*1e9,
+			ExpiresAt: Deadline(now, ttl), VisibleAt: Deadline(now, delay),
 			TTL: ttl, Delay: delay, ClientID: clientID, Checksum: nm.Checksum, Body: nm.Body,
 		}
 		c.NextSeq++
@@ -455,7 +455,7 @@ func (t *Txn) CreateClaim(project, queue, claimID string, ttl, grace int64, limi
 	if len(selected) > 0 {
 		t.advanceHead(project, queue, first)
 	}
-	claimExpires := now + ttl*1e9
+	claimExpires := Deadline(now, ttl)
 	var claimed []*Message
 	for _, m := range selected {
 		if dlq && m.ClaimCount >= q.Settings.MaxClaimCount {
@@ -484,9 +484,9 @@ func (t *Txn) CreateClaim(project, queue, claimID string, ttl, grace int64, limi
 
 // extendForClaim makes a message outlive its claim (contract §7.7).
 func (t *Txn) extendForClaim(project, queue string, m *Message, now, ttl, grace int64) {
-	if m.ExpiresAt < now+ttl*1e9 {
-		t.setExpiry(project, queue, m, now+(ttl+grace)*1e9)
-		m.TTL = ttl + grace
+	if m.ExpiresAt < Deadline(now, ttl) {
+		t.setExpiry(project, queue, m, Deadline(now, addSeconds(ttl, grace)))
+		m.TTL = addSeconds(ttl, grace)
 	}
 }
 
@@ -505,7 +505,7 @@ func (t *Txn) moveToDeadLetter(project, queue string, s QueueSettings, m *Messag
 	if s.DeadLetterTTL > 0 {
 		moved.TTL = s.DeadLetterTTL
 	}
-	moved.ExpiresAt = now + moved.TTL*1e9
+	moved.ExpiresAt = Deadline(now, moved.TTL)
 	moved.VisibleAt = now
 	c.NextSeq++
 	c.Stored++
@@ -521,7 +521,7 @@ func (t *Txn) RenewClaim(project, queue, claimID string, ttl, grace, now int64) 
 		return false
 	}
 	t.del(claimExpiryKey(c.ExpiresAt, project, queue, claimID))
-	c.UpdatedAt, c.ExpiresAt, c.TTL, c.Grace = now, now+ttl*1e9, ttl, grace
+	c.UpdatedAt, c.ExpiresAt, c.TTL, c.Grace = now, Deadline(now, ttl), ttl, grace
 	t.set(claimKey(project, queue, claimID), encodeClaim(c))
 	t.set(claimExpiryKey(c.ExpiresAt, project, queue, claimID), nil)
 	t.noteExpiry(c.ExpiresAt)

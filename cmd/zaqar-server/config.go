@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -59,6 +60,8 @@ type options struct {
 	notifyWorkers, notifyPerSub int
 	notifyDeny                  cidrList
 	email                       notify.EmailConfig
+	smtpURL, smtpCA             string
+	subscriberTypes             stringList
 
 	keystone       auth.KeystoneConfig
 	policyFile     string
@@ -144,14 +147,25 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.notifyWorkers, "notify-workers", 10, "notification deliveries in progress at once on the leader")
 	fs.IntVar(&o.notifyPerSub, "notify-per-subscriber", 4, "notification deliveries in progress at once per subscription (1 keeps them in order)")
 	fs.Var(&o.notifyDeny, "notify-deny-cidrs", "address ranges webhooks are never sent to, comma-separated (e.g. 127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7); link-local and unspecified addresses are always refused")
-	fs.StringVar(&o.email.SMTPHost, "smtp-host", "", "SMTP relay for email notifications (empty: use -sendmail-command)")
-	fs.IntVar(&o.email.SMTPPort, "smtp-port", 25, "SMTP relay port")
+	o.subscriberTypes = append(stringList{}, service.DefaultSubscriberTypes...)
+	fs.Var(&o.subscriberTypes, "subscriber-types", "subscriber URI schemes clients may subscribe, comma-separated, each served by a notification transport of this build (empty: none)")
+	fs.StringVar(&o.smtpURL, "smtp-url", "", "SMTP relay for email notifications as a URL: smtp://host[:port] (port 25; -smtp-starttls upgrades the session) or smtps://host[:port] (TLS from the first byte, port 465); instead of -smtp-host and -smtp-port")
+	fs.StringVar(&o.email.SMTPHost, "smtp-host", "", "SMTP relay for email notifications, plain or with -smtp-starttls (empty, and no -smtp-url: use -sendmail-command)")
+	fs.IntVar(&o.email.SMTPPort, "smtp-port", 25, "SMTP relay port of -smtp-host")
 	fs.BoolVar(&o.email.StartTLS, "smtp-starttls", false, "upgrade SMTP sessions with STARTTLS (certificate verified)")
-	fs.StringVar(&o.email.Username, "smtp-user", "", "SMTP user (PLAIN auth; needs STARTTLS unless the relay is on loopback)")
+	fs.StringVar(&o.smtpCA, "smtp-ca", "", "PEM CA bundle that verifies the SMTP relay's certificate, with smtps:// or -smtp-starttls (default: the system's roots)")
+	fs.StringVar(&o.email.Username, "smtp-user", "", "SMTP user (PLAIN auth; needs TLS, smtps:// or STARTTLS, unless the relay is on loopback)")
 	fs.StringVar(&o.email.Password, "smtp-password", "", "SMTP password")
 	fs.StringVar(&o.email.From, "smtp-from", "", "sender of email notifications when a subscription's options give none")
 	fs.StringVar(&o.email.SendmailCommand, "sendmail-command", "/usr/sbin/sendmail -t -oi", "command that sends an email read from its standard input, when -smtp-host is empty")
 	fs.StringVar(&o.email.ExternalConfirmationURL, "external-confirmation-url", "", "page that email subscribers open to confirm a subscription")
+	sub, unsub := &o.email.SubscriptionConfirmation, &o.email.UnsubscribeConfirmation
+	fs.StringVar(&sub.Topic, "subscription-confirmation-email-topic", notify.DefaultSubscriptionConfirmationEmail.Topic, "subject of subscription confirmation emails")
+	fs.StringVar(&sub.Body, "subscription-confirmation-email-body", notify.DefaultSubscriptionConfirmationEmail.Body, "text of subscription confirmation emails: {0} is the queue, {1} the project, {2} the confirmation link; {{ and }} are braces")
+	fs.StringVar(&sub.Sender, "subscription-confirmation-email-sender", "", "From of subscription confirmation emails (empty: the subscription's options.from, else -smtp-from)")
+	fs.StringVar(&unsub.Topic, "unsubscribe-confirmation-email-topic", notify.DefaultUnsubscribeConfirmationEmail.Topic, "subject of unsubscribe confirmation emails")
+	fs.StringVar(&unsub.Body, "unsubscribe-confirmation-email-body", notify.DefaultUnsubscribeConfirmationEmail.Body, "text of unsubscribe confirmation emails: {0} is the queue, {1} the project, {2} the link to subscribe again; {{ and }} are braces")
+	fs.StringVar(&unsub.Sender, "unsubscribe-confirmation-email-sender", "", "From of unsubscribe confirmation emails (empty: the subscription's options.from, else -smtp-from)")
 
 	o.limits = service.DefaultLimits()
 	l := &o.limits
@@ -225,8 +239,15 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 		}
 		if v, ok := file[f.Name]; ok {
 			s := fmt.Sprint(v)
-			if n, isNum := v.(float64); isNum {
-				s = strconv.FormatFloat(n, 'f', -1, 64)
+			switch v := v.(type) {
+			case float64:
+				s = strconv.FormatFloat(v, 'f', -1, 64)
+			case []any: // a list setting written as a JSON array
+				items := make([]string, len(v))
+				for i, item := range v {
+					items[i] = fmt.Sprint(item)
+				}
+				s = strings.Join(items, ",")
 			}
 			if e := f.Value.Set(s); e != nil {
 				err = fmt.Errorf("config file setting %s: %w", f.Name, e)
@@ -272,6 +293,23 @@ func (l *cidrList) Set(s string) error {
 	return nil
 }
 
+// stringList is a flag of comma-separated words (spaces around them and
+// empty entries are dropped); an empty value is the empty list.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(s string) error {
+	out := stringList{}
+	for _, w := range strings.Split(s, ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			out = append(out, w)
+		}
+	}
+	*l = out
+	return nil
+}
+
 func envName(flagName string) string {
 	return "ZAQAR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
@@ -309,7 +347,20 @@ func (o *options) check() error {
 	if err := o.limits.Check(); err != nil {
 		return fmt.Errorf("limits: %w", err)
 	}
-	return nil
+	if err := notify.NewRegistry(notify.Config{}).CheckSubscriberTypes(o.subscriberTypes); err != nil {
+		return fmt.Errorf("subscriber-types: %w", err)
+	}
+	if o.smtpURL != "" {
+		if o.email.SMTPHost != "" || o.email.SMTPPort != 25 {
+			return errors.New("-smtp-url names the relay and its port: leave -smtp-host and -smtp-port out")
+		}
+		host, port, implicitTLS, err := notify.ParseSMTPURL(o.smtpURL)
+		if err != nil {
+			return err
+		}
+		o.email.SMTPHost, o.email.SMTPPort, o.email.ImplicitTLS = host, port, implicitTLS
+	}
+	return o.email.Check()
 }
 
 // serverConfig turns options into a server configuration. It reads the TLS
@@ -335,7 +386,7 @@ func (o *options) serverConfig() (server.Config, error) {
 			RequireConfirmation: o.requireConfirmation, PublicURL: o.publicURL, PublicWebsocketURL: o.publicWSURL,
 		},
 		Limits: o.limits, SignedURLSecret: o.signedSecret, RequestTimeout: o.requestTimeout, GCInterval: o.gcInterval,
-		CacheBytes: o.cacheBytes, InsecurePeers: o.insecurePeers,
+		CacheBytes: o.cacheBytes, InsecurePeers: o.insecurePeers, SubscriberTypes: append([]string{}, o.subscriberTypes...),
 	}
 	for _, j := range strings.Split(o.join, ",") {
 		if j = strings.TrimSpace(j); j != "" {
@@ -370,6 +421,17 @@ func (o *options) serverConfig() (server.Config, error) {
 		if cfg.Raft.PeerTLS, err = tlsconf.Load(o.peerTLS); err != nil {
 			return cfg, fmt.Errorf("peer TLS: %w", err)
 		}
+	}
+	if o.smtpCA != "" {
+		pem, err := os.ReadFile(o.smtpCA)
+		if err != nil {
+			return cfg, fmt.Errorf("smtp-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return cfg, fmt.Errorf("smtp-ca: %s holds no PEM certificate", o.smtpCA)
+		}
+		cfg.Notify.Email.RootCAs = pool
 	}
 	return cfg, nil
 }
