@@ -44,7 +44,7 @@ FUZZ_TARGETS := ./auth:FuzzPolicyFile ./auth:FuzzKeystoneToken \
 	./service:FuzzRequestBodies ./service:FuzzParsePatch ./service:FuzzIdentityHeaders ./service:FuzzSignedURL \
 	./httpapi:FuzzRESTRequest ./wsapi:FuzzDecodeRequest ./wsapi:FuzzMsgpackToJSON ./wsapi:FuzzActionFrames \
 	./fsm:FuzzDecodeEntry ./fsm:FuzzDecodeEntryResult ./store:FuzzKeyString \
-	./internal/codec:FuzzDecoder ./internal/jsonx:FuzzCheck
+	./internal/codec:FuzzDecoder ./internal/jsonx:FuzzCheck ./internal/bodycrypt:FuzzOpen
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; start=$$(date +%s); \

@@ -169,6 +169,9 @@ func TestQueues(t *testing.T) {
 			{`{"_enable_encrypt_messages": false}`, true},
 			{`{"_enable_encrypt_messages": "yes"}`, false},
 			{`{"_enable_encrypt_messages": 1}`, false},
+			// This cluster has no message encryption key (encryption_test.go
+			// covers clusters with one).
+			{`{"_enable_encrypt_messages": true}`, false},
 			{`{"_dead_letter_queue": "dlq"}`, true},
 			{`{"_dead_letter_queue": null}`, true},
 			{`{"_retry_policy": {}}`, true},
@@ -200,10 +203,10 @@ func TestQueues(t *testing.T) {
 		jsonEqual(t, "falsy", n.leader.expect(http.StatusOK, "GET", "/v2/queues/falsy", nil).Body, withDefaults(`"_flavor": "gold"`))
 		n.f1.expect(http.StatusCreated, "PUT", "/v2/queues/set", `{"_max_messages_post_size": 1000, "_default_message_ttl": 120,
 			"_default_message_delay": 5, "_dead_letter_queue": "dlq", "_dead_letter_queue_messages_ttl": 600,
-			"_max_claim_count": 3, "_enable_encrypt_messages": true, "_retry_policy": {"minimum_delay": 1, "maximum_delay": 20}}`)
+			"_max_claim_count": 3, "_retry_policy": {"minimum_delay": 1, "maximum_delay": 20}}`)
 		jsonEqual(t, "set", n.f2.expect(http.StatusOK, "GET", "/v2/queues/set", nil).Body, `{"_max_messages_post_size": 1000,
 			"_default_message_ttl": 120, "_default_message_delay": 5, "_dead_letter_queue": "dlq",
-			"_dead_letter_queue_messages_ttl": 600, "_max_claim_count": 3, "_enable_encrypt_messages": true,
+			"_dead_letter_queue_messages_ttl": 600, "_max_claim_count": 3, "_enable_encrypt_messages": false,
 			"_retry_policy": {"minimum_delay": 1, "maximum_delay": 20}}`)
 	})
 

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/internal/bodycrypt"
 	"github.com/zaqar-raft/zaqar/store"
 )
 
@@ -61,8 +62,12 @@ type Config struct {
 	// RequireConfirmation withholds notifications from unconfirmed
 	// subscriptions.
 	RequireConfirmation bool
-	Registry            *prometheus.Registry
-	Logger              *slog.Logger
+	// MessageKeys open the bodies of messages of encrypted queues, which
+	// the store holds sealed in the notification payloads (nil: no key;
+	// such notifications are then not delivered by this node).
+	MessageKeys *bodycrypt.Keyring
+	Registry    *prometheus.Registry
+	Logger      *slog.Logger
 }
 
 // Notifier delivers notifications while this node leads.

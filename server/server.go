@@ -23,6 +23,7 @@ import (
 	"github.com/zaqar-raft/zaqar/auth"
 	"github.com/zaqar-raft/zaqar/fsm"
 	"github.com/zaqar-raft/zaqar/httpapi"
+	"github.com/zaqar-raft/zaqar/internal/bodycrypt"
 	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 	"github.com/zaqar-raft/zaqar/msgschema"
 	"github.com/zaqar-raft/zaqar/notify"
@@ -83,6 +84,11 @@ type Config struct {
 	SignedURLSecret string
 	RequestTimeout  time.Duration
 	GCInterval      time.Duration
+
+	// MessageKeys encrypt the bodies of messages of queues with
+	// `_enable_encrypt_messages` (nil: no key, and the flag is refused).
+	// Every node must hold the same keys.
+	MessageKeys *bodycrypt.Keyring
 
 	// CacheBytes is Pebble's block cache (0: the store's default).
 	CacheBytes int64
@@ -165,6 +171,10 @@ func Start(cfg Config) (*Server, error) {
 	s.serve()
 	s.warnIfNodePortOpen()
 	s.log.Info("node started", "api", s.APIAddr(), "tls", cfg.TLS != nil, "raft", s.node.Addr(), "peer_tls", cfg.Raft.PeerTLS != nil, "data_dir", cfg.DataDir)
+	if cfg.MessageKeys != nil {
+		// The id, never the key: operators compare it across nodes.
+		s.log.Info("message encryption at rest available", "key_id", cfg.MessageKeys.SealingKeyID().String())
+	}
 	return s, nil
 }
 
@@ -244,6 +254,7 @@ func (s *Server) openNode() error {
 	nc := s.cfg.Notify
 	nc.Store, nc.Node, nc.Registry, nc.Logger = s.store, s.node, s.registry, s.log.With("component", "notify")
 	nc.RequireConfirmation = s.cfg.Notifications.RequireConfirmation
+	nc.MessageKeys = s.cfg.MessageKeys
 	s.notifier = notify.New(nc)
 	s.node.HandleInternal(s.notifier.PushHandler())
 	s.applyHook.Store(s.notifier)
@@ -253,7 +264,7 @@ func (s *Server) openNode() error {
 	s.svc = service.New(node, s.store, service.Config{
 		Limits: s.cfg.Limits, SignedURLSecret: s.cfg.SignedURLSecret, GCInterval: s.cfg.GCInterval, Logger: s.log,
 		Notifications: s.cfg.Notifications, Confirmer: s.notifier, Subscribers: s.notifier.Registry(), SubscriberTypes: s.cfg.SubscriberTypes,
-		Policy: s.policy, RateLimit: s.cfg.RateLimit, AuthRequired: s.keystone != nil,
+		Policy: s.policy, RateLimit: s.cfg.RateLimit, AuthRequired: s.keystone != nil, MessageKeys: s.cfg.MessageKeys,
 		Stages: pipelineStages(),
 	})
 	registerNodeMetrics(s.registry, node, s.store)

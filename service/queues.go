@@ -546,9 +546,12 @@ func (s *Service) validateMetadata(meta map[string]json.RawMessage) (store.Queue
 		}
 		st.DeadLetter = name
 	}
-	if v, ok := meta["_enable_encrypt_messages"]; ok && !isNull(v) && !isFalsy(v) {
+	if v, ok := meta[encryptFlag]; ok && !isNull(v) && !isFalsy(v) {
 		if _, isBool := asBool(v); !isBool {
 			return st, badRequest("_enable_encrypt_messages must be boolean.")
+		}
+		if e := s.checkEncryptFlag(meta); e != nil {
+			return st, e
 		}
 	}
 	if v, ok := meta["_flavor"]; ok && !isNull(v) && !isFalsy(v) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/zaqar-raft/zaqar/auth"
 	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/internal/bodycrypt"
 	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/store"
@@ -61,7 +62,12 @@ type Config struct {
 	// Admit then refuses a request with neither an identity nor a
 	// signature, and never believes X-Roles.
 	AuthRequired bool
-	Logger       *slog.Logger
+	// MessageKeys seal the bodies of messages posted to queues with
+	// `_enable_encrypt_messages` and open them on every read; nil means
+	// no key, and then the flag is refused. Every node of a cluster must
+	// hold the same keys (docs/security.md).
+	MessageKeys *bodycrypt.Keyring
+	Logger      *slog.Logger
 }
 
 // NotificationConfig is the service side of notifications (contract §10.5).
@@ -93,6 +99,7 @@ type Service struct {
 	limiter         *projectLimiter
 	authRequired    bool
 	pipeline        pipeline
+	keys            *bodycrypt.Keyring // nil: no message encryption key
 
 	lastGC time.Time // the maintenance loop's last GC proposal
 }
@@ -124,6 +131,7 @@ func New(node Node, st *store.Store, cfg Config) *Service {
 		node: node, store: st, limits: cfg.Limits, gcInterval: cfg.GCInterval, gcBatch: cfg.GCBatch, log: cfg.Logger,
 		subscriberTypes: cfg.SubscriberTypes, subscribers: cfg.Subscribers, notify: cfg.Notifications, confirmer: cfg.Confirmer,
 		policy: cfg.Policy, limiter: newProjectLimiter(cfg.RateLimit), authRequired: cfg.AuthRequired,
+		keys: cfg.MessageKeys,
 	}
 	if cfg.SignedURLSecret != "" {
 		s.secret = []byte(cfg.SignedURLSecret)

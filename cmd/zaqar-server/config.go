@@ -14,6 +14,7 @@ import (
 
 	"github.com/zaqar-raft/zaqar/auth"
 	"github.com/zaqar-raft/zaqar/httpapi"
+	"github.com/zaqar-raft/zaqar/internal/bodycrypt"
 	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/raftnode"
@@ -42,6 +43,10 @@ type options struct {
 	logLevel      string
 	logFormat     string
 	raftLogLevel  string
+
+	// messageKey and messageKeyFile are the message encryption key
+	// (bodycrypt.ParseKey), given inline or in a file.
+	messageKey, messageKeyFile string
 
 	heartbeat, election, snapshotInterval, requestTimeout, gcInterval time.Duration
 	wsMaxFrame                                                        int64
@@ -119,6 +124,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Float64Var(&o.rateLimit.PerSecond, "rate-limit", 0, "requests per second allowed per project (0: no limit)")
 	fs.IntVar(&o.rateLimit.Burst, "rate-limit-burst", 0, "burst allowed above -rate-limit (default: one second's worth)")
 	fs.StringVar(&o.signedSecret, "signed-url-secret", "", "secret for pre-signed URLs (default: generated once per cluster and replicated)")
+	fs.StringVar(&o.messageKey, "message-encryption-key", "", "AES-256 key that encrypts the messages of queues with _enable_encrypt_messages: 32 bytes as base64 or 64 hex digits, the same on every node (prefer -message-encryption-key-file or the environment: a flag shows in the process list; default: none, and the queue flag is refused)")
+	fs.StringVar(&o.messageKeyFile, "message-encryption-key-file", "", "file holding the message encryption key, as -message-encryption-key")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.raftLogLevel, "raft-log-level", "warn", "hashicorp/raft's own log level")
@@ -360,7 +367,31 @@ func (o *options) check() error {
 		}
 		o.email.SMTPHost, o.email.SMTPPort, o.email.ImplicitTLS = host, port, implicitTLS
 	}
+	if o.messageKey != "" && o.messageKeyFile != "" {
+		return errors.New("give the message encryption key once: -message-encryption-key or -message-encryption-key-file")
+	}
 	return o.email.Check()
+}
+
+// messageKeys reads the message encryption key, if one is configured.
+// Errors name the setting, never the key.
+func (o *options) messageKeys() (*bodycrypt.Keyring, error) {
+	text, from := o.messageKey, "-message-encryption-key"
+	if o.messageKeyFile != "" {
+		b, err := os.ReadFile(o.messageKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("message encryption key file: %w", err)
+		}
+		text, from = string(b), "-message-encryption-key-file "+o.messageKeyFile
+	}
+	if text == "" {
+		return nil, nil
+	}
+	key, err := bodycrypt.ParseKey(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", from, err)
+	}
+	return bodycrypt.NewKeyring(key)
 }
 
 // serverConfig turns options into a server configuration. It reads the TLS
@@ -405,6 +436,9 @@ func (o *options) serverConfig() (server.Config, error) {
 		peers = []raftnode.Peer{{ID: o.nodeID, Address: adv}}
 	}
 	cfg.Raft.Bootstrap = peers
+	if cfg.MessageKeys, err = o.messageKeys(); err != nil {
+		return cfg, err
+	}
 	if o.tls.Cert != "" {
 		if cfg.TLS, err = tlsconf.Load(o.tls); err != nil {
 			return cfg, fmt.Errorf("REST TLS: %w", err)

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -8,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zaqar-raft/zaqar/internal/bodycrypt"
 	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/raftnode"
@@ -232,5 +236,81 @@ func TestOptions_EmailRelayAndTemplatesReachTheNotifier(t *testing.T) {
 	}
 	if o.email.SMTPHost != "relay.example.com" || o.email.SMTPPort != 587 || o.email.ImplicitTLS || !o.email.StartTLS {
 		t.Fatalf("smtp URL with STARTTLS: %+v", o.email)
+	}
+}
+
+func TestOptions_MessageEncryptionKeyFromEverySpelling(t *testing.T) {
+	key := bytes.Repeat([]byte{0x5a}, bodycrypt.KeySize)
+	b64, hexKey := base64.StdEncoding.EncodeToString(key), hex.EncodeToString(key)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "message.key")
+	if err := os.WriteFile(keyFile, []byte(b64+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	configFile := filepath.Join(dir, "zaqar.json")
+	if err := os.WriteFile(configFile, []byte(`{"message-encryption-key": "`+hexKey+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		args []string
+		env  map[string]string
+	}{
+		"flag, base64":   {[]string{"-message-encryption-key", b64}, nil},
+		"flag, hex":      {[]string{"-message-encryption-key", hexKey}, nil},
+		"environment":    {nil, map[string]string{"ZAQAR_MESSAGE_ENCRYPTION_KEY": b64}},
+		"key file":       {[]string{"-message-encryption-key-file", keyFile}, nil},
+		"key file, env":  {nil, map[string]string{"ZAQAR_MESSAGE_ENCRYPTION_KEY_FILE": keyFile}},
+		"config file":    {[]string{"-config", configFile}, nil},
+		"no key is none": {nil, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o, err := parseOptions(tc.args, envFrom(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := o.serverConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name == "no key is none" {
+				if cfg.MessageKeys != nil {
+					t.Fatal("a keyring without a key")
+				}
+				return
+			}
+			if cfg.MessageKeys == nil || cfg.MessageKeys.SealingKeyID() != bodycrypt.IDOf(key) {
+				t.Fatalf("keyring %v, want key id %s", cfg.MessageKeys, bodycrypt.IDOf(key))
+			}
+		})
+	}
+}
+
+func TestOptions_RefusesABadMessageEncryptionKeyWithoutQuotingIt(t *testing.T) {
+	dir := t.TempDir()
+	short := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 16))
+	shortFile := filepath.Join(dir, "short.key")
+	_ = os.WriteFile(shortFile, []byte(short), 0o600)
+	good := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	for name, args := range map[string][]string{
+		"16 bytes":         {"-message-encryption-key", short},
+		"a pass phrase":    {"-message-encryption-key", "hunter2hunter2"},
+		"a short key file": {"-message-encryption-key-file", shortFile},
+		"a missing file":   {"-message-encryption-key-file", filepath.Join(dir, "absent.key")},
+		"both spellings":   {"-message-encryption-key", good, "-message-encryption-key-file", shortFile},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o, err := parseOptions(args, envFrom(nil))
+			if err == nil {
+				_, err = o.serverConfig()
+			}
+			if err == nil {
+				t.Fatalf("%v accepted", args)
+			}
+			for _, secret := range []string{short, good, "hunter2"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Fatalf("the error quotes the key: %v", err)
+				}
+			}
+		})
 	}
 }
