@@ -108,7 +108,9 @@ func TestCompat_TempestV2SuitePassesAgainstAKeystoneCluster(t *testing.T) {
 	setUp := time.Since(start)
 
 	ws := filepath.Join(dir, "tempest")
-	if out, err := exec.Command("tempest", "init", "--workspace-path", filepath.Join(dir, "workspace.yaml"), ws).CombinedOutput(); err != nil {
+	// Run in dir: tempest writes its tempest.log into the working directory.
+	initCmd := tempestCommand(context.Background(), dir, "init", "--workspace-path", filepath.Join(dir, "workspace.yaml"), ws)
+	if out, err := initCmd.CombinedOutput(); err != nil {
 		t.Fatalf("tempest init: %v\n%s", err, out)
 	}
 	if err := os.WriteFile(filepath.Join(ws, "etc", "tempest.conf"), []byte(tempestConf(ks, ws)), 0o644); err != nil {
@@ -182,7 +184,7 @@ func (s compatSelection) args() []string {
 	return args
 }
 
-// tempestCommand is a tempest command run in the workspace with Debian's
+// tempestCommand is a tempest command run in directory ws with Debian's
 // Python first on PATH (stestr starts its workers with the interpreter
 // that runs it) and no OS_* variables of the caller's cloud.
 func tempestCommand(ctx context.Context, ws string, args ...string) *exec.Cmd {
