@@ -21,6 +21,13 @@ const clientID = "3381af92-2b9e-11e3-b191-718613007343"
 // schema stage, and a function counting the commands proposed so far.
 func newService(t *testing.T) (*service.Service, func() int) {
 	t.Helper()
+	n, st := openNode(t)
+	return service.New(n, st, service.Config{Stages: []service.Stage{msgschema.New(4)}}), n.Proposals
+}
+
+// openNode opens a store and a one-replica node over it.
+func openNode(t *testing.T) (*fsmnode.Node, *store.Store) {
+	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{CacheBytes: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +37,7 @@ func newService(t *testing.T) (*service.Service, func() int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return service.New(n, st, service.Config{Stages: []service.Stage{msgschema.New(4)}}), n.Proposals
+	return n, st
 }
 
 const orderSchema = `{"_message_schema": {
@@ -158,15 +165,7 @@ func TestSchema_MetadataMustHoldAUsableSchema(t *testing.T) {
 // posts rather than letting everything through.
 func TestSchema_AnUnusableStoredSchemaRefusesPosts(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(t.TempDir(), store.Options{CacheBytes: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	n, err := fsmnode.New(st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, st := openNode(t)
 	c := service.Caller{Project: "p", ClientID: clientID}
 	without := service.New(n, st, service.Config{})
 	if _, e := without.CreateQueue(ctx, c, "q", []byte(`{"_message_schema": {"type": "nonsense"}}`)); e != nil {
