@@ -18,10 +18,11 @@ build:
 run: build
 	./$(BIN)/zaqar-server local-cluster -nodes 3 -data-dir ./data
 
-## test: first the Debian packages the system tests need (scripts/test-deps.sh: installed if root or passwordless
-## sudo, else it stops with the command), formatting and vet checks, a short run of every fuzz target, unit and
-## in-process cluster tests with -race (the committed fuzz seeds run there as ordinary tests), then the system tests
-test: test-deps fmt vet test-scripts fuzz-smoke test-unit test-system bench-smoke
+## test: first the Debian packages the system tests and the conformance suite need (scripts/test-deps.sh compat:
+## installed if root or passwordless sudo, else it stops with the command), formatting and vet checks, a short run
+## of every fuzz target, unit and in-process cluster tests with -race (the committed fuzz seeds run there as
+## ordinary tests), the system tests, the upstream conformance suite without its 140 s sleeper (compat-smoke)
+test: compat-deps fmt vet test-scripts fuzz-smoke test-unit test-system compat-smoke bench-smoke
 
 ## test-deps: check (and if possible install) the Debian packages the system tests need
 test-deps:
