@@ -11,7 +11,6 @@ import (
 
 	"github.com/zaqar-raft/zaqar/msgschema"
 	"github.com/zaqar-raft/zaqar/service"
-	"github.com/zaqar-raft/zaqar/store"
 	"github.com/zaqar-raft/zaqar/testkit/fsmnode"
 )
 
@@ -21,23 +20,8 @@ const clientID = "3381af92-2b9e-11e3-b191-718613007343"
 // schema stage, and a function counting the commands proposed so far.
 func newService(t *testing.T) (*service.Service, func() int) {
 	t.Helper()
-	n, st := openNode(t)
+	n, st := fsmnode.OpenForTest(t)
 	return service.New(n, st, service.Config{Stages: []service.Stage{msgschema.New(4)}}), n.Proposals
-}
-
-// openNode opens a store and a one-replica node over it.
-func openNode(t *testing.T) (*fsmnode.Node, *store.Store) {
-	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{CacheBytes: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	n, err := fsmnode.New(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, st
 }
 
 const orderSchema = `{"_message_schema": {
@@ -165,7 +149,7 @@ func TestSchema_MetadataMustHoldAUsableSchema(t *testing.T) {
 // posts rather than letting everything through.
 func TestSchema_AnUnusableStoredSchemaRefusesPosts(t *testing.T) {
 	ctx := context.Background()
-	n, st := openNode(t)
+	n, st := fsmnode.OpenForTest(t)
 	c := service.Caller{Project: "p", ClientID: clientID}
 	without := service.New(n, st, service.Config{})
 	if _, e := without.CreateQueue(ctx, c, "q", []byte(`{"_message_schema": {"type": "nonsense"}}`)); e != nil {

@@ -277,6 +277,23 @@ func TestEmail(t *testing.T) {
 		checkMail(t, got[0], "noreply@example.com", "dev@example.com", "Hello", want)
 		checkMail(t, got[1], "zaqar@example.com", "ops@example.com", "Disk alert", want)
 	}
+	// deliverThroughTLSRelay posts to both subscribers through a relay
+	// that must see TLS (how: the kind) and authentication.
+	deliverThroughTLSRelay := func(t *testing.T, sink *smtpSink, cfg notify.EmailConfig, how string) {
+		t.Helper()
+		c, a := emailCluster(t, cfg, false)
+		subscribeBoth(a)
+		m := snapshotCounters(t, c, deliveries("mailto", "delivered"))
+		a.post("/v2/queues/mailq", `{"body": {"disk": "full"}, "ttl": 300}`)
+		got := sink.waitMessages(2)
+		checkBoth(t, got)
+		for _, m := range got {
+			if !m.TLS || m.User != "zaqar" {
+				t.Fatalf("session tls %v user %q, want %s and authentication", m.TLS, m.User, how)
+			}
+		}
+		m.waitDelta(deliveries("mailto", "delivered"), 2)
+	}
 
 	t.Run("through an SMTP relay with PLAIN authentication", func(t *testing.T) {
 		sink := startSMTP(t, "zaqar", "pa55", nil)
@@ -296,44 +313,22 @@ func TestEmail(t *testing.T) {
 	t.Run("through an SMTP relay with STARTTLS", func(t *testing.T) {
 		sink := startSMTP(t, "zaqar", "pa55", selfSignedTLS(t))
 		host, port := sink.hostPort()
-		c, a := emailCluster(t, notify.EmailConfig{
+		deliverThroughTLSRelay(t, sink, notify.EmailConfig{
 			SMTPHost: host, SMTPPort: port, StartTLS: true, InsecureSkipVerify: true,
 			Username: "zaqar", Password: "pa55", From: "noreply@example.com",
-		}, false)
-		subscribeBoth(a)
-		m := snapshotCounters(t, c, deliveries("mailto", "delivered"))
-		a.post("/v2/queues/mailq", `{"body": {"disk": "full"}, "ttl": 300}`)
-		got := sink.waitMessages(2)
-		checkBoth(t, got)
-		for _, m := range got {
-			if !m.TLS || m.User != "zaqar" {
-				t.Fatalf("session tls %v user %q, want STARTTLS and authentication", m.TLS, m.User)
-			}
-		}
-		m.waitDelta(deliveries("mailto", "delivered"), 2)
+		}, "STARTTLS")
 	})
 
 	t.Run("through an SMTP relay with implicit TLS (smtps://), its certificate verified", func(t *testing.T) {
 		serverTLS, roots := relayCertificate(t)
 		sink := startSMTPS(t, "zaqar", "pa55", serverTLS)
 		host, port := sink.hostPort()
-		c, a := emailCluster(t, notify.EmailConfig{
+		// The relay offers no STARTTLS and allows PLAIN only on TLS: an
+		// authenticated session was TLS from its first byte.
+		deliverThroughTLSRelay(t, sink, notify.EmailConfig{
 			SMTPHost: host, SMTPPort: port, ImplicitTLS: true, RootCAs: roots,
 			Username: "zaqar", Password: "pa55", From: "noreply@example.com",
-		}, false)
-		subscribeBoth(a)
-		m := snapshotCounters(t, c, deliveries("mailto", "delivered"))
-		a.post("/v2/queues/mailq", `{"body": {"disk": "full"}, "ttl": 300}`)
-		got := sink.waitMessages(2)
-		checkBoth(t, got)
-		for _, m := range got {
-			// The relay offers no STARTTLS and allows PLAIN only on TLS:
-			// an authenticated session was TLS from its first byte.
-			if !m.TLS || m.User != "zaqar" {
-				t.Fatalf("session tls %v user %q, want implicit TLS and authentication", m.TLS, m.User)
-			}
-		}
-		m.waitDelta(deliveries("mailto", "delivered"), 2)
+		}, "implicit TLS")
 	})
 
 	t.Run("implicit TLS sends nothing to a relay whose certificate the configured CA did not issue", func(t *testing.T) {

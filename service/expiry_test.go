@@ -70,11 +70,7 @@ func (c *capturedConfirmations) last(t *testing.T) map[string]any {
 // confirmations and keeps them.
 func newExpiryService(t *testing.T) (*Service, *recordingNode, *store.Store, *capturedConfirmations) {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{CacheBytes: 8 << 20})
-	must(t, err)
-	t.Cleanup(func() { st.Close() })
-	fn, err := fsmnode.New(st)
-	must(t, err)
+	fn, st := fsmnode.OpenForTest(t)
 	n := &recordingNode{Node: fn}
 	conf := &capturedConfirmations{}
 	svc := New(n, st, Config{SignedURLSecret: "k", Confirmer: conf, Notifications: NotificationConfig{RequireConfirmation: true}})

@@ -4,17 +4,12 @@ import (
 	"context"
 	"testing"
 
-	"github.com/zaqar-raft/zaqar/store"
 	"github.com/zaqar-raft/zaqar/testkit/fsmnode"
 )
 
 func TestSubscriberTypes_OnlyTheConfiguredSchemesAreAcceptedWithUpstreamsRefusal(t *testing.T) {
 	open := func(t *testing.T, types []string) *Service {
-		st, err := store.Open(t.TempDir(), store.Options{CacheBytes: 8 << 20})
-		must(t, err)
-		t.Cleanup(func() { st.Close() })
-		n, err := fsmnode.New(st)
-		must(t, err)
+		n, st := fsmnode.OpenForTest(t)
 		return New(n, st, Config{SubscriberTypes: types})
 	}
 	c := Caller{Project: "p-types", ClientID: "3381af922b9e11e3b191718613007343"}

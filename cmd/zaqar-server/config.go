@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -457,15 +456,9 @@ func (o *options) serverConfig() (server.Config, error) {
 		}
 	}
 	if o.smtpCA != "" {
-		pem, err := os.ReadFile(o.smtpCA)
-		if err != nil {
+		if cfg.Notify.Email.RootCAs, err = tlsconf.LoadCAPool(o.smtpCA); err != nil {
 			return cfg, fmt.Errorf("smtp-ca: %w", err)
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return cfg, fmt.Errorf("smtp-ca: %s holds no PEM certificate", o.smtpCA)
-		}
-		cfg.Notify.Email.RootCAs = pool
 	}
 	return cfg, nil
 }
