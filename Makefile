@@ -36,7 +36,7 @@ test-unit:
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /cluster-test)
 
 test-system: test-deps
-	$(GO) test -count=1 -timeout 20m -v ./cluster-test/ 2>&1 | tee cluster-test.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|chaos:)' ; exit $${PIPESTATUS[0]}
+	$(GO) test -count=1 -timeout 20m -v ./cluster-test/ 2>&1 | scripts/gotest-summary.sh cluster-test.out chaos: ; exit $${PIPESTATUS[0]}
 
 ## fuzz-smoke: every fuzz target (package:Target) for FUZZTIME each, seeds from testdata/fuzz first; a failure
 ## prints the fuzzer's output and leaves the failing input in that package's testdata/fuzz/<Target>/
@@ -58,11 +58,11 @@ fuzz-smoke:
 ## cluster in Keystone mode with a real Keystone (cluster-test/compat_test.go); prints pass/fail counts; the tests
 ## known not to pass yet are in cluster-test/testdata/compat/expected-failures.txt; COMPAT_KEEP=1 keeps the workspace
 compat: compat-deps
-	COMPAT=full $(GO) test -count=1 -timeout 30m -v -run '^TestCompat_' ./cluster-test/ 2>&1 | tee compat.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|compat:)' ; exit $${PIPESTATUS[0]}
+	COMPAT=full $(GO) test -count=1 -timeout 30m -v -run '^TestCompat_' ./cluster-test/ 2>&1 | scripts/gotest-summary.sh compat.out compat: ; exit $${PIPESTATUS[0]}
 
 ## compat-smoke: the same without test_dead_letter_queue, which sleeps 140 s
 compat-smoke: compat-deps
-	COMPAT=smoke $(GO) test -count=1 -timeout 30m -v -run '^TestCompat_' ./cluster-test/ 2>&1 | tee compat.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|compat:)' ; exit $${PIPESTATUS[0]}
+	COMPAT=smoke $(GO) test -count=1 -timeout 30m -v -run '^TestCompat_' ./cluster-test/ 2>&1 | scripts/gotest-summary.sh compat.out compat: ; exit $${PIPESTATUS[0]}
 
 ## compat-deps: the system tests' Debian packages and tempest's (scripts/test-deps.sh compat)
 compat-deps:
@@ -73,7 +73,7 @@ compat-deps:
 CHAOS_DURATION ?= 10m
 CHAOS_TIMEOUT  ?= 90m
 chaos:
-	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_KEEP=1 $(GO) test -count=1 -timeout $(CHAOS_TIMEOUT) -v -run '^TestChaos' ./cluster-test/ 2>&1 | tee chaos.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|chaos:)' ; exit $${PIPESTATUS[0]}
+	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_KEEP=1 $(GO) test -count=1 -timeout $(CHAOS_TIMEOUT) -v -run '^TestChaos' ./cluster-test/ 2>&1 | scripts/gotest-summary.sh chaos.out chaos: ; exit $${PIPESTATUS[0]}
 
 ## chaos-tls: the chaos suite with TLS on every port (CHAOS_TLS=1): the load over https and wss, mutual TLS between
 ## the nodes through the fault proxies, a certificate issued for every replacement node
