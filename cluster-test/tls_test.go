@@ -271,6 +271,7 @@ func tlsSwapUnderLoad(t *testing.T, c *cluster, p *proc) {
 		t.Fatalf("%s serves %s (%v), its file holds %s", p.ID, got, err, serials[0])
 	}
 	load := startSwapLoad(p, "tls-swap")
+	load.mark(serials[0])
 	time.Sleep(time.Second)
 
 	swap := func(how string, after func()) {
@@ -361,7 +362,12 @@ type swapLoad struct {
 	mu     sync.Mutex
 	res    swapResult
 	newest string // the newest certificate the node is known to serve
-	since  time.Time
+	// superseded holds each certificate the node served before newest,
+	// with the time a newer one was seen served: a new connection started
+	// after that must not get it. A certificate not marked yet may be
+	// newer than newest (the next swap, served before the test has seen
+	// it), so only superseded ones count as stale.
+	superseded map[string]time.Time
 }
 
 // swapResult is what the load saw.
@@ -374,7 +380,7 @@ type swapResult struct {
 }
 
 func startSwapLoad(p *proc, queue string) *swapLoad {
-	l := &swapLoad{p: p, queue: queue, stopc: make(chan struct{}), res: swapResult{servedFresh: map[string]int{}}}
+	l := &swapLoad{p: p, queue: queue, stopc: make(chan struct{}), res: swapResult{servedFresh: map[string]int{}}, superseded: map[string]time.Time{}}
 	fresh := p.tls.http1Transport()
 	fresh.DisableKeepAlives = true
 	for w := 0; w < 4; w++ {
@@ -414,8 +420,8 @@ func (l *swapLoad) worker(c *restClient, fresh bool) {
 			if fresh {
 				l.res.fresh++
 				l.res.servedFresh[serial]++
-				if l.newest != "" && started.After(l.since) && serial != l.newest {
-					l.res.stale = append(l.res.stale, fmt.Sprintf("%s at %s, after %s was served", serial, started.Format("15:04:05.000"), l.newest))
+				if at, ok := l.superseded[serial]; ok && started.After(at) {
+					l.res.stale = append(l.res.stale, fmt.Sprintf("%s at %s, superseded at %s", serial, started.Format("15:04:05.000"), at.Format("15:04:05.000")))
 				}
 			} else {
 				l.res.kept++
@@ -433,7 +439,10 @@ func (l *swapLoad) worker(c *restClient, fresh bool) {
 func (l *swapLoad) mark(serial string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.newest, l.since = serial, time.Now()
+	if l.newest != "" && l.newest != serial {
+		l.superseded[l.newest] = time.Now()
+	}
+	l.newest = serial
 }
 
 // stop stops the workers and returns what they saw.
