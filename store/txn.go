@@ -192,6 +192,7 @@ func (t *Txn) DeleteQueue(project, name string) {
 	t.del(queueKey(project, name))
 	t.del(counterKey(project, name))
 	t.addProjectQueues(project, -1)
+	t.retireQueueTrusts(project, name)
 	// Expiry index entries of the deleted messages and claims stay behind;
 	// GC recognises them as stale (their target is gone) and drops them.
 	for _, space := range []byte{spaceMessage, spaceMessageID, spaceClaim, spaceSubscription, spaceSubscriber, spaceCursor, spaceOutbox} {
@@ -213,6 +214,7 @@ func (t *Txn) PurgeQueue(project, name string, messages, subscriptions bool) {
 		t.putCounters(project, name, c)
 	}
 	if subscriptions {
+		t.retireQueueTrusts(project, name)
 		for _, space := range []byte{spaceSubscription, spaceSubscriber, spaceCursor, spaceOutbox} {
 			t.delPrefix(queueScoped(space, project, name))
 		}
