@@ -230,6 +230,12 @@ func (s *Server) openNode() error {
 	nc := s.cfg.Notify
 	nc.Store, nc.Node, nc.Registry, nc.Logger = s.store, s.node, s.registry, s.log.With("component", "notify")
 	nc.RequireConfirmation = s.cfg.Notifications.RequireConfirmation
+	var trusts service.TrustMaker
+	if s.keystone != nil {
+		// Trust subscribers deliver with trusts to the service account
+		// that validates tokens.
+		nc.Trusts, trusts = s.keystone, s.keystone
+	}
 	s.notifier = notify.New(nc)
 	s.node.HandleInternal(s.notifier.PushHandler())
 	s.applyHook.Store(s.notifier)
@@ -238,7 +244,7 @@ func (s *Server) openNode() error {
 	// refuse it (a literal address on the deny list, say).
 	s.svc = service.New(node, s.store, service.Config{
 		Limits: s.cfg.Limits, SignedURLSecret: s.cfg.SignedURLSecret, GCInterval: s.cfg.GCInterval, Logger: s.log,
-		Notifications: s.cfg.Notifications, Confirmer: s.notifier, Subscribers: s.notifier.Registry(),
+		Notifications: s.cfg.Notifications, Confirmer: s.notifier, Subscribers: s.notifier.Registry(), Trusts: trusts,
 		Policy: s.policy, RateLimit: s.cfg.RateLimit, AuthRequired: s.keystone != nil,
 	})
 	registerNodeMetrics(s.registry, node, s.store)

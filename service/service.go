@@ -48,6 +48,10 @@ type Config struct {
 	// Subscribers judges subscriber URIs (default: a notify registry with
 	// no deny list).
 	Subscribers SubscriberChecker
+	// Trusts creates the Keystone trusts of trust+http(s) subscribers
+	// (auth.Keystone); nil without Keystone, when Subscribers refuses such
+	// subscribers.
+	Trusts TrustMaker
 	// Policy says which roles each operation needs (default: the
 	// reference's, auth.DefaultPolicy).
 	Policy *auth.Policy
@@ -83,6 +87,7 @@ type Service struct {
 
 	subscriberTypes []string
 	subscribers     SubscriberChecker
+	trusts          TrustMaker
 	notify          NotificationConfig
 	confirmer       Confirmer
 	policy          *auth.Policy
@@ -117,7 +122,7 @@ func New(node Node, st *store.Store, cfg Config) *Service {
 	}
 	s := &Service{
 		node: node, store: st, limits: cfg.Limits, gcInterval: cfg.GCInterval, gcBatch: cfg.GCBatch, log: cfg.Logger,
-		subscriberTypes: cfg.SubscriberTypes, subscribers: cfg.Subscribers, notify: cfg.Notifications, confirmer: cfg.Confirmer,
+		subscriberTypes: cfg.SubscriberTypes, subscribers: cfg.Subscribers, trusts: cfg.Trusts, notify: cfg.Notifications, confirmer: cfg.Confirmer,
 		policy: cfg.Policy, limiter: newProjectLimiter(cfg.RateLimit), authRequired: cfg.AuthRequired,
 	}
 	if cfg.SignedURLSecret != "" {
@@ -152,7 +157,10 @@ type Caller struct {
 	ClientID  string // normalised (see NormalizeClientID)
 	// UserID is the Keystone user ("" without Keystone).
 	UserID string
-	Roles  []string
+	// Token is the caller's Keystone token ("" without one): trust
+	// subscriptions create a trust with it. Never logged.
+	Token string
+	Roles []string
 	// Stale serves reads from this node's state without the read barrier:
 	// faster, possibly behind the cluster by a few milliseconds.
 	Stale bool

@@ -97,6 +97,9 @@ func (s *Service) parseSubscription(body []byte, create bool) (SubscriptionReque
 				return r, e
 			}
 		}
+		if err := notify.CheckWebhookOptions(raw); err != nil {
+			return r, badRequest("%s", err.Error())
+		}
 		r.Options = jsonx.Compact(raw)
 	}
 	if raw, ok := obj["ttl"]; ok {
@@ -192,9 +195,21 @@ func (s *Service) subscribe(ctx context.Context, c Caller, queue string, r Subsc
 	if opts == nil {
 		opts = []byte("{}")
 	}
-	res, _, e := s.propose(ctx, "Subscription could not be created.", &fsm.Subscribe{
+	const what = "Subscription could not be created."
+	cmd := &fsm.Subscribe{
 		Project: c.scope(), Queue: queue, ID: newSubscriptionID(), Subscriber: r.Subscriber, TTL: ttl, Options: opts, Confirmed: confirmed,
-	})
+	}
+	var hold *fsm.HoldTrust
+	if notify.IsTrustSubscriber(r.Subscriber) {
+		trust, e := s.trustFor(ctx, c, what)
+		if e != nil {
+			return SubscriptionResult{}, e
+		}
+		// A duplicate or a conflict does not take the trust: HoldTrust
+		// retires it then.
+		hold = &fsm.HoldTrust{Project: cmd.Project, Queue: queue, ID: cmd.ID, Subscriber: r.Subscriber, TrustID: trust}
+	}
+	res, e := s.proposeWithTrust(ctx, what, cmd, hold)
 	if e != nil {
 		return SubscriptionResult{}, e
 	}
@@ -258,7 +273,10 @@ func (s *Service) ListSubscriptions(ctx context.Context, c Caller, queue, marker
 }
 
 // UpdateSubscription patches a subscription (contract §9.5): ttl restarts
-// its expiry, options replace the stored options.
+// its expiry, options replace the stored options. A trust subscriber given
+// in the patch gets a new trust from the caller (the old one was delegated
+// for sending elsewhere, or by someone else); another subscriber ends the
+// trust.
 func (s *Service) UpdateSubscription(ctx context.Context, c Caller, queue, id string, body []byte) *Error {
 	r, e := s.parseSubscription(body, false)
 	if e != nil {
@@ -271,7 +289,16 @@ func (s *Service) UpdateSubscription(ctx context.Context, c Caller, queue, id st
 	if r.Options != nil {
 		cmd.Options = r.Options
 	}
-	res, _, e := s.propose(ctx, "Subscription could not be updated.", cmd)
+	const what = "Subscription could not be updated."
+	var hold *fsm.HoldTrust
+	if notify.IsTrustSubscriber(r.Subscriber) {
+		trust, e := s.trustFor(ctx, c, what)
+		if e != nil {
+			return e
+		}
+		hold = &fsm.HoldTrust{Project: cmd.Project, Queue: queue, ID: id, Subscriber: r.Subscriber, TrustID: trust}
+	}
+	res, e := s.proposeWithTrust(ctx, what, cmd, hold)
 	if e != nil {
 		return e
 	}
