@@ -30,6 +30,9 @@ var (
 	// it has been processed, so expiry scans start after it instead of
 	// walking the tombstones of entries deleted before they were due.
 	keyGCLow = []byte{spaceMeta, 'g'}
+	// keyCommandLevel holds the highest gated command type the log has
+	// committed (one byte; absent: none).
+	keyCommandLevel = []byte{spaceMeta, 'l'}
 )
 
 // appendString appends s escaped so that it sorts like s and ends with a

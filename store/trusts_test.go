@@ -174,3 +174,21 @@ func TestHoldTrust_TrustsSurviveSnapshotAndRestore(t *testing.T) {
 		t.Fatalf("restored retired trusts %v", got)
 	}
 }
+
+func TestRaiseCommandLevel_NeverGoesDown(t *testing.T) {
+	s := openTestStore(t)
+	level := func() byte {
+		var lv byte
+		s.read(func(v *store.View) (err error) { lv, err = v.CommandLevel(); return })
+		return lv
+	}
+	if level() != 0 {
+		t.Fatal("a new store has a command level")
+	}
+	for _, tc := range []struct{ raise, want byte }{{19, 19}, {20, 20}, {19, 20}, {20, 20}} {
+		s.apply(func(tx *store.Txn) { tx.RaiseCommandLevel(tc.raise) })
+		if got := level(); got != tc.want {
+			t.Fatalf("after raising to %d: level %d, want %d", tc.raise, got, tc.want)
+		}
+	}
+}

@@ -619,6 +619,16 @@ func (t *Txn) collect(space byte, now int64, limit int, fn func(expiryEntry, []b
 }
 
 // SetSecretIfAbsent stores the cluster's signing secret unless one exists.
+// RaiseCommandLevel records that the log holds a command of a gated type
+// (fsm.UngatedMax and below are not recorded): the command gate admits
+// every type up to the highest recorded without asking the voters again.
+func (t *Txn) RaiseCommandLevel(level byte) {
+	if v, ok := must2(t.r.get(keyCommandLevel)); ok && len(v) == 1 && v[0] >= level {
+		return
+	}
+	t.set(keyCommandLevel, []byte{level})
+}
+
 func (t *Txn) SetSecretIfAbsent(secret []byte) bool {
 	if _, ok := must2(t.r.get(keySecret)); ok {
 		return false
