@@ -220,7 +220,8 @@ func (k *fakeKeystone) issueTrustToken(w http.ResponseWriter, id string) {
 	}
 	tr := k.trusts[id]
 	if tr == nil || tr.deletedBy != "" {
-		writeKeystoneError(w, http.StatusNotFound, "Could not find trust: "+id+".")
+		// As Keystone: its TrustNotFound becomes Unauthorized at login.
+		writeKeystoneError(w, http.StatusUnauthorized, "The request you have made requires authentication.")
 		return
 	}
 	lifetime := k.trustLifetime
@@ -243,6 +244,16 @@ func (k *fakeKeystone) issueTrustToken(w http.ResponseWriter, id string) {
 func (k *fakeKeystone) serveTrusts(w http.ResponseWriter, r *http.Request) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if r.Method == http.MethodGet && r.Header.Get("X-Auth-Token") == k.serviceToken && k.serviceToken != "" {
+		// The trustee (the service account) looks a trust up.
+		tr := k.trusts[strings.TrimPrefix(r.URL.Path, "/v3/OS-TRUST/trusts/")]
+		if tr == nil || tr.deletedBy != "" {
+			writeKeystoneError(w, http.StatusNotFound, "Could not find trust.")
+			return
+		}
+		writeJSONBody(w, http.StatusOK, map[string]any{"trust": map[string]any{"id": strings.TrimPrefix(r.URL.Path, "/v3/OS-TRUST/trusts/")}})
+		return
+	}
 	caller, ok := k.tokens[r.Header.Get("X-Auth-Token")]
 	if !ok || !time.Now().Before(caller.expires) {
 		writeKeystoneError(w, http.StatusUnauthorized, "The request you have made requires authentication.")

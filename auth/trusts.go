@@ -182,6 +182,13 @@ func (k *Keystone) issueTrustToken(ctx context.Context, trustID string) (string,
 			if lerr := k.checkServiceLogin(ctx); lerr != nil {
 				return "", time.Time{}, lerr
 			}
+			// Keystone answers 401, not 404, to a login scoped to a trust
+			// it no longer has; the trustee may look the trust up.
+			if gone, gerr := k.trustGone(ctx, trustID); gerr != nil {
+				return "", time.Time{}, gerr
+			} else if gone {
+				return "", time.Time{}, &TrustRefusal{Status: http.StatusNotFound, Message: "the trust no longer exists (deleted, revoked or expired): " + refusal.Message}
+			}
 		}
 		return "", time.Time{}, err
 	}
@@ -190,6 +197,25 @@ func (k *Keystone) issueTrustToken(ctx context.Context, trustID string) (string,
 		return "", time.Time{}, fmt.Errorf("%w: trust token answer: %v", ErrUnavailable, err)
 	}
 	return tok.ID, tok.ExpiresAt, nil
+}
+
+// trustGone reports whether Keystone no longer has a trust, asking as the
+// service account (the trustee may read its trusts).
+func (k *Keystone) trustGone(ctx context.Context, trustID string) (bool, error) {
+	client, err := k.client(ctx)
+	if err != nil {
+		return false, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, k.cfg.Timeout)
+	defer cancel()
+	_, err = trusts.Get(cctx, client, trustID).Extract()
+	switch {
+	case err == nil:
+		return false, nil
+	case gophercloud.ResponseCodeIs(err, http.StatusNotFound):
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: look up trust: %v", ErrUnavailable, err)
 }
 
 // checkServiceLogin logs the service account in afresh, scoped as
@@ -210,9 +236,9 @@ func (k *Keystone) checkServiceLogin(ctx context.Context) error {
 // DeleteTrust deletes a trust in Keystone with a token of the trust
 // itself: Keystone lets the trustor (or an administrator) delete a trust,
 // and a token of an impersonating trust is the trustor's. A trust Keystone
-// no longer knows is deleted already: nil. A trust it refuses a token for
-// otherwise (a disabled trustor) cannot be deleted by the service: the
-// *TrustRefusal is returned.
+// no longer has (deleted, revoked, expired) is deleted already: nil. A
+// trust it refuses a token for otherwise (a disabled trustor) cannot be
+// deleted by the service: the *TrustRefusal is returned.
 func (k *Keystone) DeleteTrust(ctx context.Context, trustID string) error {
 	defer k.ForgetTrustToken(trustID)
 	for attempt := 0; ; attempt++ {

@@ -198,8 +198,9 @@ func TestDeleteTrust_DeletesWithATokenOfTheTrustAndAGoneTrustIsDone(t *testing.T
 	if err := k.DeleteTrust(trustCtx(t), id); err != nil {
 		t.Fatalf("deleting a deleted trust: %v, want nil", err)
 	}
-	if _, err := k.TrustToken(trustCtx(t), id); !errors.Is(err, ErrTrustRefused) {
-		t.Fatalf("a token of a deleted trust: %v", err)
+	var refusal *TrustRefusal
+	if _, err := k.TrustToken(trustCtx(t), id); !errors.As(err, &refusal) || refusal.Reason() != "not_found" {
+		t.Fatalf("a token of a deleted trust: %v, want a not_found refusal", err)
 	}
 
 	other, err := k.CreateTrust(trustCtx(t), aliceTrust(ks))
