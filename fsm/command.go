@@ -37,14 +37,18 @@ const (
 	TypeDeleteSubscription  Type = 16
 	TypeConfirmSubscription Type = 17
 	TypeAdvanceCursors      Type = 18
-	TypeHoldTrust           Type = 19
-	TypeForgetTrusts        Type = 20
+	// ForgetTrusts is numbered below HoldTrust although it was added with
+	// it: a trust is only ever forgotten after a HoldTrust committed, so
+	// the log then holds a type at least as high, which the gate admits
+	// without asking every voter (raftnode's holdsType).
+	TypeForgetTrusts Type = 19
+	TypeHoldTrust    Type = 20
 )
 
 // MaxType is the highest command type this build knows. Types are numbered
 // in the order they were added, so a build knows every type up to its
 // MaxType: that number is its command level.
-const MaxType = TypeForgetTrusts
+const MaxType = TypeHoldTrust
 
 // UngatedMax is the highest type that every build able to join a cluster
 // knows (all types from before the version gate). A type above it is

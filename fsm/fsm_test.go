@@ -363,11 +363,12 @@ func TestApplyBatch_RecordsTheHighestGatedTypeTheLogHolds(t *testing.T) {
 		t.Fatal("the queue was not created")
 	}
 	n.fsm.ApplyBatch([]*raft.Log{cmdLog(2, t0, &fsm.ForgetTrusts{}), cmdLog(3, t0, &fsm.HoldTrust{Project: "p", Queue: "q", ID: "s", TrustID: "t"})})
-	if got := level(); got != byte(fsm.TypeForgetTrusts) {
-		t.Fatalf("level %d after ForgetTrusts and HoldTrust, want %d (it never goes down)", got, fsm.TypeForgetTrusts)
+	if got := level(); got != byte(fsm.TypeHoldTrust) {
+		t.Fatalf("level %d after ForgetTrusts and HoldTrust, want %d", got, fsm.TypeHoldTrust)
 	}
+	n.fsm.ApplyBatch([]*raft.Log{cmdLog(4, t0, &fsm.ForgetTrusts{})})
 	n.restart()
-	if got := level(); got != byte(fsm.TypeForgetTrusts) {
+	if got := level(); got != byte(fsm.TypeHoldTrust) {
 		t.Fatalf("level %d after a restart", got)
 	}
 }

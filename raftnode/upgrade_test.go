@@ -69,7 +69,7 @@ func TestGate_ATypeTheLogHoldsIsAdmittedByANewLeaderWithAVoterDown(t *testing.T)
 	c.startAll(3, false)
 	waitClusterLevel(t, c, fsm.MaxType)
 	leader := c.leader()
-	c.propose(leader, &fsm.ForgetTrusts{TrustIDs: []string{"t"}})
+	c.propose(leader, &fsm.HoldTrust{Project: "p", Queue: "q", ID: "s", Subscriber: "trust+http://h/", TrustID: "t"})
 
 	// A follower goes down and leadership moves to the other one, which
 	// has never heard the stopped node's level.
