@@ -1,6 +1,7 @@
 // Package notify delivers notifications of posted messages to the
-// subscriptions of their queue or topic: webhooks, email and websocket
-// connections (contract §10). Delivery runs on the leader only. What has
+// subscriptions of their queue or topic: webhooks (trust+http(s) ones
+// with a Keystone trust's token), email and websocket connections
+// (contract §10). Delivery runs on the leader only. What has
 // been handled is recorded through the Raft log as per-subscription cursors
 // (fsm.AdvanceCursors), so a new leader resumes where the old one stopped:
 // every notification is delivered at least once, never silently skipped.
