@@ -68,9 +68,6 @@ func (e *TrustRefusal) Reason() string {
 	return "bad_request"
 }
 
-// TrustRefusalReasons are every value Reason returns.
-var TrustRefusalReasons = []string{"not_found", "forbidden", "unauthorized", "bad_request"}
-
 // trustTokens caches the tokens issued with each trust.
 type trustTokens struct {
 	mu     sync.Mutex

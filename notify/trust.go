@@ -89,10 +89,6 @@ func (d *trustDeliverer) Check(subscriber string) error {
 	return (&webhookDeliverer{deny: d.deny}).Check(strings.TrimPrefix(subscriber, "trust+"))
 }
 
-// HasTrusts reports whether trust subscribers can be served (Keystone is
-// configured).
-func (d *trustDeliverer) HasTrusts() bool { return d.trusts != nil }
-
 func (d *trustDeliverer) Deliver(ctx context.Context, sub *store.Subscription, payload []byte) error {
 	switch {
 	case d.trusts == nil:
