@@ -37,12 +37,15 @@ const (
 	TypeDeleteSubscription  Type = 16
 	TypeConfirmSubscription Type = 17
 	TypeAdvanceCursors      Type = 18
+	// Gated: proposed only once every voter knows them (see UngatedMax).
+	TypeSubscribeLong          Type = 19
+	TypeUpdateSubscriptionLong Type = 20
 	// ForgetTrusts is numbered below HoldTrust although it was added with
 	// it: a trust is only ever forgotten after a HoldTrust committed, so
 	// the log then holds a type at least as high, which the gate admits
 	// without asking every voter (raftnode's holdsType).
-	TypeForgetTrusts Type = 19
-	TypeHoldTrust    Type = 20
+	TypeForgetTrusts Type = 21
+	TypeHoldTrust    Type = 22
 )
 
 // MaxType is the highest command type this build knows. Types are numbered
@@ -86,8 +89,11 @@ var commandTable = map[Type]func() Command{
 	TypeDeleteSubscription:  func() Command { return &DeleteSubscription{} },
 	TypeConfirmSubscription: func() Command { return &ConfirmSubscription{} },
 	TypeAdvanceCursors:      func() Command { return &AdvanceCursors{} },
-	TypeHoldTrust:           func() Command { return &HoldTrust{} },
-	TypeForgetTrusts:        func() Command { return &ForgetTrusts{} },
+
+	TypeSubscribeLong:          func() Command { return &SubscribeLong{} },
+	TypeUpdateSubscriptionLong: func() Command { return &UpdateSubscriptionLong{} },
+	TypeHoldTrust:              func() Command { return &HoldTrust{} },
+	TypeForgetTrusts:           func() Command { return &ForgetTrusts{} },
 }
 
 // entryVersion is the first byte of every log entry this code writes.
@@ -561,6 +567,27 @@ func (c *Subscribe) apply(t *store.Txn, now int64) Result {
 	return Result{Changed: true, ID: id}
 }
 
+// MaxShortTTL is the longest TTL, in seconds (100 years), that the
+// commands of the ungated types carry: Subscribe and UpdateSubscription,
+// and — by the limits the service refuses to start beyond — every message
+// TTL and delay and every claim TTL and grace. Builds from before expiries
+// saturated (store.Deadline) compute now + ttl*1e9 with wrap-around; for
+// any now before 2062, now plus twice this (a claim's TTL plus its grace)
+// stays below 2262, so those builds and later ones store the same
+// deadlines for such commands.
+const MaxShortTTL int64 = 100 * 365 * 24 * 3600
+
+// SubscribeLong is Subscribe for a TTL above MaxShortTTL (OpenStack Heat
+// subscribes for about 6983 years); the store saturates its expiry at
+// store.Never. Body and effect are Subscribe's. It has a type of its own
+// so that the command gate proposes it only once every voter runs a build
+// that saturates: an older one would wrap the expiry into the past and
+// diverge from the others.
+type SubscribeLong struct{ Subscribe }
+
+// Type implements Command.
+func (*SubscribeLong) Type() Type { return TypeSubscribeLong }
+
 // UpdateSubscription patches a subscription (contract §9.5).
 type UpdateSubscription struct {
 	Project, Queue, ID string
@@ -614,6 +641,13 @@ func (c *UpdateSubscription) apply(t *store.Txn, now int64) Result {
 	}
 	return Result{Changed: true}
 }
+
+// UpdateSubscriptionLong is UpdateSubscription setting a TTL above
+// MaxShortTTL, gated as SubscribeLong is.
+type UpdateSubscriptionLong struct{ UpdateSubscription }
+
+// Type implements Command.
+func (*UpdateSubscriptionLong) Type() Type { return TypeUpdateSubscriptionLong }
 
 // DeleteSubscription removes a subscription.
 type DeleteSubscription struct{ Project, Queue, ID string }

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/zaqar-raft/zaqar/fsm"
 	"github.com/zaqar-raft/zaqar/internal/codec"
 	"github.com/zaqar-raft/zaqar/store"
@@ -39,6 +41,8 @@ func sampleCommands() []fsm.Command {
 		&fsm.UpdateSubscription{Project: "p", Queue: "q", ID: cid(2)},
 		&fsm.DeleteSubscription{Project: "p", Queue: "q", ID: cid(2)},
 		&fsm.ConfirmSubscription{Project: "p", Queue: "q", ID: cid(2), Confirmed: true},
+		&fsm.SubscribeLong{Subscribe: fsm.Subscribe{Project: "p", Queue: "q", ID: cid(3), Subscriber: "mailto:a@b.c", TTL: 220367260800, Options: []byte(`{}`), Confirmed: true}},
+		&fsm.UpdateSubscriptionLong{UpdateSubscription: fsm.UpdateSubscription{Project: "p", Queue: "q", ID: cid(3), TTL: ptr(int64(220367260800))}},
 		&fsm.AdvanceCursors{Advances: []store.CursorAdvance{{Project: "p", Queue: "q", ID: cid(2), Seq: 1<<64 - 1}, {Project: "", Queue: "r", ID: "", Seq: 0}}},
 		&fsm.HoldTrust{Project: "p", Queue: "q", ID: cid(2), Subscriber: "trust+https://h/x", TrustID: "0f1e2d3c4b5a69788796a5b4c3d2e1f0"},
 		&fsm.ForgetTrusts{TrustIDs: []string{"a", "", "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}},
@@ -251,4 +255,43 @@ func mustBody(entry []byte) []byte {
 	}
 	d.Byte()
 	return append([]byte(nil), d.Bytes()...)
+}
+
+func TestSubscribeLong_AppliesExactlyAsSubscribeAndUpdateSubscription(t *testing.T) {
+	const heatTTL int64 = 220367260800
+	sub := fsm.Subscribe{Project: "p", Queue: "q", ID: cid(1), Subscriber: "http://h/x", TTL: heatTTL, Options: []byte(`{}`)}
+	upd := fsm.UpdateSubscription{Project: "p", Queue: "q", ID: cid(1), TTL: ptr(heatTTL)}
+	plain, long := newNode(t), newNode(t)
+	plain.fsm.ApplyBatch([]*raft.Log{cmdLog(1, t0, &sub), cmdLog(2, t0+sec, &upd)})
+	rs := long.fsm.ApplyBatch([]*raft.Log{cmdLog(1, t0, &fsm.SubscribeLong{Subscribe: sub}), cmdLog(2, t0+sec, &fsm.UpdateSubscriptionLong{UpdateSubscription: upd})})
+	// The long commands leave the state the plain ones do, and record in
+	// it that the log holds a gated type (which the command gate reads).
+	var subs [2]*store.Subscription
+	var levels [2]byte
+	for i, n := range []*node{plain, long} {
+		n.view(func(v *store.View) (err error) {
+			if subs[i], err = v.Subscription("p", "q", cid(1), t0+2*sec); err != nil {
+				return err
+			}
+			levels[i], err = v.CommandLevel()
+			return err
+		})
+	}
+	if subs[0] == nil || subs[1] == nil || !reflect.DeepEqual(*subs[0], *subs[1]) {
+		t.Fatalf("the long commands left subscription %+v, Subscribe and UpdateSubscription %+v", subs[1], subs[0])
+	}
+	if levels[0] != 0 || levels[1] != byte(fsm.TypeUpdateSubscriptionLong) {
+		t.Fatalf("recorded command levels: plain %d, long %d; want 0 and %d", levels[0], levels[1], fsm.TypeUpdateSubscriptionLong)
+	}
+	if r := entryResult(t, rs[0]).Results[0]; !r.Changed || r.ID != cid(1) {
+		t.Fatalf("SubscribeLong result %+v", r)
+	}
+	if r := entryResult(t, rs[1]).Results[0]; !r.Changed || r.Status != fsm.StatusOK {
+		t.Fatalf("UpdateSubscriptionLong result %+v", r)
+	}
+	var got *store.Subscription
+	long.view(func(v *store.View) (err error) { got, err = v.Subscription("p", "q", cid(1), store.Never-1); return })
+	if got == nil || got.TTL != heatTTL || got.ExpiresAt != store.Never {
+		t.Fatalf("subscription %+v, want ttl %d expiring at Never", got, heatTTL)
+	}
 }

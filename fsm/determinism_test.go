@@ -202,6 +202,10 @@ func (w *workload) subscriptionCommand(q queueRef) fsm.Command {
 	case k < 3:
 		c := &fsm.Subscribe{Project: p, Queue: name, ID: w.id(), Subscriber: subscriber, TTL: 60 + w.r.Int63n(600), Options: []byte(`{}`), Confirmed: w.r.Intn(3) == 0}
 		w.subs[q] = append(w.subs[q], c.ID)
+		if w.r.Intn(5) == 0 { // Heat's TTL: an expiry past 2262, saturated
+			c.TTL = 220367260800
+			return &fsm.SubscribeLong{Subscribe: *c}
+		}
 		return c
 	case k < 5:
 		c := &fsm.UpdateSubscription{Project: p, Queue: name, ID: w.pick(w.subs[q])}
@@ -214,6 +218,11 @@ func (w *workload) subscriptionCommand(q queueRef) fsm.Command {
 		}
 		if w.r.Intn(2) == 0 {
 			c.Options = []byte(`{"post_headers":{"X":"1"}}`)
+		}
+		if w.r.Intn(8) == 0 {
+			ttl := int64(220367260800)
+			c.TTL = &ttl
+			return &fsm.UpdateSubscriptionLong{UpdateSubscription: *c}
 		}
 		return c
 	case k < 6:

@@ -1,10 +1,16 @@
 package httpapi_test
 
 import (
+	"context"
+	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/zaqar-raft/zaqar/httpapi"
+	"github.com/zaqar-raft/zaqar/service"
 	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
@@ -59,4 +65,47 @@ func TestAdmin_JoinAndRemoveRefuseEmptyAndUnknownBodies(t *testing.T) {
 	if m := c.Nodes[0].Server.Node().Members(); len(m) != 1 {
 		t.Fatalf("members %v after refused requests", m)
 	}
+}
+
+// drainingOps is a node that has been told to drain.
+type drainingOps struct{}
+
+func (drainingOps) Drain(context.Context) error { return nil }
+func (drainingOps) Draining() bool              { return true }
+func (drainingOps) Backup(context.Context, io.Writer) (uint64, error) {
+	return 0, errors.New("not in this test")
+}
+
+// TestAdmin_ADrainingNodeRefusesClientsBeforeAuthenticationButServesOperators
+// checks where draining sits among the REST layers: after the request id,
+// before authentication. Client requests get 503 with Retry-After (no
+// token needed to learn it: a load balancer's ping is refused too), while
+// administration still authenticates and answers and metrics are served.
+func TestAdmin_ADrainingNodeRefusesClientsBeforeAuthenticationButServesOperators(t *testing.T) {
+	c := testcluster.Start(t, 1)
+	ks := newKeystoneStub()
+	ks.issue("tok-admin", "alpha", "admin")
+	base := keystoneFront(t, c.Leader(), ks, func(cfg *httpapi.Config) { cfg.Operations = drainingOps{} })
+	cl := tokenClient(t, base, "alpha")
+	for _, rt := range []struct{ method, path string }{
+		{"GET", "/v2/ping"}, {"HEAD", "/v2/ping"}, {"GET", "/v2/queues"}, {"POST", "/v2/queues/q/messages"}, {"GET", "/"}, {"GET", "/v2/no-such-route"},
+	} {
+		r := cl.do(rt.method, rt.path, nil)
+		r.status(http.StatusServiceUnavailable)
+		if rt.method != "HEAD" {
+			r.apiError(service.TitleServiceUnavailable, "This node is draining before it stops. Please use another node.")
+		}
+		if r.Header.Get("Retry-After") != "1" || !strings.HasPrefix(r.Header.Get("X-Openstack-Request-Id"), "req-") {
+			t.Fatalf("%s: headers %v", r.what, r.Header)
+		}
+	}
+	cl.do("GET", "/admin/node", nil).is401()
+	var node struct {
+		Draining bool `json:"draining"`
+	}
+	cl.expect(http.StatusOK, "GET", "/admin/node", nil, authed("tok-admin")).decode(&node)
+	if !node.Draining {
+		t.Fatal("/admin/node does not report draining")
+	}
+	cl.expect(http.StatusOK, "GET", "/metrics", nil, bare())
 }

@@ -98,21 +98,25 @@ func uuid4() string {
 }
 
 // admit runs a REST route through the service's admission pipeline
-// (contract §2.1): first what is REST's own — form-encoded bodies and the
-// Accept header — then service.Admit with the request's credentials and
-// the operation (op's Name is the route's {queue_name} or {topic_name},
-// its Method and Resource the request's). The handler runs as the caller
-// Admit returns.
+// (contract §2.1): service.Admit with the request's credentials and the
+// operation (op's Name is the route's {queue_name} or {topic_name}, its
+// Method and Resource the request's, its Framing REST's own check of
+// form-encoded bodies and the Accept header, which Admit runs after the
+// pre-signed URL check). The handler runs as the caller Admit returns.
 func (h *handler) admit(route service.Operation, fn http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !route.Unscoped && !h.checkFraming(w, r) {
-			return
-		}
 		op := route // each request fills in its own copy
 		op.Name = queueName(r)
 		op.Method, op.Resource = r.Method, r.URL.Path
+		if !route.Unscoped {
+			op.Framing = func() *service.Error { return checkFraming(r) }
+		}
 		c, e := h.svc.Admit(r.Context(), credentials(r), op)
-		if e != nil {
+		switch {
+		case e == errNotAcceptable:
+			writeNotAcceptable(w)
+			return
+		case e != nil:
 			if e.Status == http.StatusTooManyRequests {
 				w.Header().Set("Retry-After", "1")
 			}
@@ -123,29 +127,37 @@ func (h *handler) admit(route service.Operation, fn http.HandlerFunc) http.Handl
 	}
 }
 
+// errNotAcceptable is checkFraming's answer to an Accept header that
+// excludes JSON; admit renders it with Zaqar's help link.
+var errNotAcceptable = &service.Error{Status: http.StatusNotAcceptable, Title: "406 Not Acceptable",
+	Description: "Endpoint only serves `application/json`; specify client-side media type support with the \"Accept\" header."}
+
 // checkFraming refuses form-encoded bodies and an Accept header that
-// excludes JSON, and reports whether the request may go on.
-func (h *handler) checkFraming(w http.ResponseWriter, r *http.Request) bool {
+// excludes JSON.
+func checkFraming(r *http.Request) *service.Error {
 	if r.ContentLength > 0 || r.Header.Get("Content-Length") != "" {
 		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
-			writeError(w, &service.Error{Status: http.StatusBadRequest, Title: "Invalid Content-Type",
-				Description: "Form-encoded bodies are not accepted; send JSON."})
-			return false
+			return &service.Error{Status: http.StatusBadRequest, Title: "Invalid Content-Type",
+				Description: "Form-encoded bodies are not accepted; send JSON."}
 		}
 	}
 	if !acceptsJSON(r.Header.Values("Accept")) {
-		writeJSON(w, http.StatusNotAcceptable, map[string]any{
-			"title":       "406 Not Acceptable",
-			"description": "Endpoint only serves `application/json`; specify client-side media type support with the \"Accept\" header.",
-			"link": map[string]string{
-				"text": "Documentation related to this error",
-				"href": "http://docs.openstack.org/api/openstack-messaging/v2/content/",
-				"rel":  "help",
-			},
-		})
-		return false
+		return errNotAcceptable
 	}
-	return true
+	return nil
+}
+
+// writeNotAcceptable writes Zaqar's 406 document, which links to help.
+func writeNotAcceptable(w http.ResponseWriter) {
+	writeJSON(w, http.StatusNotAcceptable, map[string]any{
+		"title":       errNotAcceptable.Title,
+		"description": errNotAcceptable.Description,
+		"link": map[string]string{
+			"text": "Documentation related to this error",
+			"href": "http://docs.openstack.org/api/openstack-messaging/v2/content/",
+			"rel":  "help",
+		},
+	})
 }
 
 // credentials reads who sends the request: Client-ID, project and roles

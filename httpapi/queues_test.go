@@ -169,6 +169,9 @@ func TestQueues(t *testing.T) {
 			{`{"_enable_encrypt_messages": false}`, true},
 			{`{"_enable_encrypt_messages": "yes"}`, false},
 			{`{"_enable_encrypt_messages": 1}`, false},
+			// This cluster has no message encryption key (encryption_test.go
+			// covers clusters with one).
+			{`{"_enable_encrypt_messages": true}`, false},
 			{`{"_dead_letter_queue": "dlq"}`, true},
 			{`{"_dead_letter_queue": null}`, true},
 			{`{"_retry_policy": {}}`, true},
@@ -200,10 +203,10 @@ func TestQueues(t *testing.T) {
 		jsonEqual(t, "falsy", n.leader.expect(http.StatusOK, "GET", "/v2/queues/falsy", nil).Body, withDefaults(`"_flavor": "gold"`))
 		n.f1.expect(http.StatusCreated, "PUT", "/v2/queues/set", `{"_max_messages_post_size": 1000, "_default_message_ttl": 120,
 			"_default_message_delay": 5, "_dead_letter_queue": "dlq", "_dead_letter_queue_messages_ttl": 600,
-			"_max_claim_count": 3, "_enable_encrypt_messages": true, "_retry_policy": {"minimum_delay": 1, "maximum_delay": 20}}`)
+			"_max_claim_count": 3, "_retry_policy": {"minimum_delay": 1, "maximum_delay": 20}}`)
 		jsonEqual(t, "set", n.f2.expect(http.StatusOK, "GET", "/v2/queues/set", nil).Body, `{"_max_messages_post_size": 1000,
 			"_default_message_ttl": 120, "_default_message_delay": 5, "_dead_letter_queue": "dlq",
-			"_dead_letter_queue_messages_ttl": 600, "_max_claim_count": 3, "_enable_encrypt_messages": true,
+			"_dead_letter_queue_messages_ttl": 600, "_max_claim_count": 3, "_enable_encrypt_messages": false,
 			"_retry_policy": {"minimum_delay": 1, "maximum_delay": 20}}`)
 	})
 
@@ -345,6 +348,18 @@ func TestQueues(t *testing.T) {
 		}
 	})
 
+	s.run(t, "a queue's _message_schema refuses posts that do not match it, from every node", func(t *testing.T, n nodes) {
+		n.leader.expect(http.StatusBadRequest, "PUT", "/v2/queues/typed", `{"_message_schema": {"type": "nonsense"}}`)
+		n.f1.expect(http.StatusCreated, "PUT", "/v2/queues/typed", `{"_message_schema": {"type": "object", "required": ["id"]}}`)
+		n.f2.expect(http.StatusCreated, "POST", "/v2/queues/typed/messages", `{"messages": [{"body": {"id": 1}}]}`)
+		r := n.leader.expect(http.StatusBadRequest, "POST", "/v2/queues/typed/messages", `{"messages": [{"body": {"id": 2}}, {"body": {"no": "id"}}]}`)
+		if d, _ := r.object()["description"].(string); !strings.HasPrefix(d, "Message 1 does not match the queue's _message_schema") {
+			t.Fatalf("refusal says %q", d)
+		}
+		if page := n.f1.list("typed", "echo=true"); len(page.Messages) != 1 {
+			t.Fatalf("the queue holds %d messages, want the one that matched", len(page.Messages))
+		}
+	})
 	s.run(t, "PATCH needs exactly the json-patch media type", func(t *testing.T, n nodes) {
 		n.f1.expect(http.StatusCreated, "PUT", "/v2/queues/pq", `{"a": 1}`)
 		for _, opts := range [][]opt{

@@ -185,7 +185,8 @@ func New(cfg Config) http.Handler {
 	r.Post("/admin/node/drain", admin(h.nodeDrain))
 
 	// Outermost first: CORS, then request id, recovery and metrics, header
-	// and concurrency limits, authentication, and the router.
+	// and concurrency limits, the draining refusal, authentication, and the
+	// router (see DESIGN.md for why in this order).
 	return withCORS(cfg.CORS, h.outer(h.limitHeaders(h.limitConcurrency(h.refuseWhileDraining(h.authenticate(r))))))
 }
 

@@ -445,6 +445,10 @@ func TestSecurity_CORS(t *testing.T) {
 		if got := r.Header.Get("Access-Control-Allow-Methods"); !strings.Contains(got, "POST") {
 			t.Fatalf("Access-Control-Allow-Methods %q", got)
 		}
+		// The CORS layer is outside the request-id layer (contract §2.1).
+		if got := r.Header.Get("X-Openstack-Request-Id"); got != "" {
+			t.Fatalf("a preflight answered by the CORS layer has request id %q", got)
+		}
 	})
 	run("a preflight from another origin gets no CORS headers", func(t *testing.T, cl *client) {
 		r := preflight(t, withCORS, "https://evil.example", "POST")
@@ -471,10 +475,14 @@ func TestSecurity_CORS(t *testing.T) {
 			t.Fatalf("Access-Control-Allow-Origin %q without Origin", v)
 		}
 	})
-	run("with CORS off a preflight is an ordinary unrouted OPTIONS request", func(t *testing.T, cl *client) {
+	run("with CORS off a preflight is an ordinary OPTIONS request: 405 with Allow, no token needed", func(t *testing.T, cl *client) {
 		r := preflight(t, withoutCORS, "https://console.example", "POST")
-		if r.Status < 400 || r.Header.Get("Access-Control-Allow-Origin") != "" {
-			t.Fatalf("preflight with CORS off: %d %v", r.Status, r.Header)
+		r.status(http.StatusMethodNotAllowed).apiError("405 Method Not Allowed", "")
+		if r.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("preflight with CORS off has CORS headers: %v", r.Header)
+		}
+		if got := strings.Join(r.Header.Values("Allow"), ","); got != "GET,POST,DELETE" {
+			t.Fatalf("Allow %q", got)
 		}
 	})
 }

@@ -163,6 +163,14 @@ func TestTopics(t *testing.T) {
 		if allow := r.Header.Values("Allow"); len(allow) != 1 || allow[0] != "POST" {
 			t.Fatalf("Allow %v", allow)
 		}
+		// Claims and single messages are no routes of a topic at all.
+		for _, rt := range []struct{ method, path string }{
+			{"POST", "/v2/topics/st/claims"}, {"GET", "/v2/topics/st/claims/" + ids[0]},
+			{"GET", "/v2/topics/st/messages/" + ids[0]}, {"DELETE", "/v2/topics/st/messages/" + ids[0]},
+			{"POST", "/v2/topics/st/share"},
+		} {
+			n.next().expect(http.StatusNotFound, rt.method, rt.path, nil).apiError("404 Not Found", "")
+		}
 		// Posts are validated like queue posts.
 		n.f2.expect(http.StatusBadRequest, "POST", "/v2/topics/st/messages", `{"messages": []}`)
 		n.f2.expect(http.StatusBadRequest, "POST", "/v2/topics/st/messages", `{"messages": [{"body": 1, "ttl": 10}]}`)

@@ -159,6 +159,8 @@ func TestTransport(t *testing.T) {
 			n.next().do("GET", "/v2/queues", nil, without("Client-ID")),
 			n.next().do("GET", "/v2/nothing", nil),
 			n.next().do("HEAD", "/v2/ping", nil),
+			// The node makes the id; a client's own is not used.
+			n.next().do("GET", "/v2/queues", nil, hdr("X-Openstack-Request-Id", "req-chosen-by-the-client")),
 		} {
 			id := r.Header.Get("X-Openstack-Request-Id")
 			if !re.MatchString(id) || seen[id] {
@@ -317,6 +319,23 @@ func TestTransport(t *testing.T) {
 		n.f2.expect(http.StatusNotFound, "HEAD", "/v2/queues/formq", nil)
 		// Without a body the content type does not matter.
 		n.f2.expect(http.StatusOK, "GET", "/v2/queues", nil, hdr("Content-Type", "application/x-www-form-urlencoded"))
+	})
+
+	s.run(t, "checks run in the contract's order: signature, framing, Client-ID, project, name, policy", func(t *testing.T, n nodes) {
+		form := hdr("Content-Type", "application/x-www-form-urlencoded")
+		html := hdr("Accept", "text/html")
+		badSig := []opt{hdr("URL-Signature", strings.Repeat("0", 64)), hdr("URL-Paths", "/v2/queues/q/messages"),
+			hdr("URL-Methods", "POST"), hdr("URL-Expires", "2099-01-01T00:00:00")}
+		// A bad signature is 404 whatever else is wrong with the request.
+		n.next().expect(http.StatusNotFound, "POST", "/v2/queues/q/messages", "a=b", append(badSig, form, html, without("Client-ID"))...).apiError("404 Not Found", "")
+		// Then the form body, then Accept, then Client-ID, project, name and policy.
+		n.next().expect(http.StatusBadRequest, "POST", "/v2/queues/a@b/messages", "a=b", form, html, without("Client-ID")).errorLike("Invalid Content-Type", "")
+		n.next().expect(http.StatusNotAcceptable, "GET", "/v2/queues/a@b/messages", nil, html, without("Client-ID"))
+		n.next().expect(http.StatusBadRequest, "GET", "/v2/health", nil, without("Client-ID"), without("X-Project-ID")).
+			apiError("Missing header value", `The "Client-Id" header is required.`)
+		n.next().expect(http.StatusBadRequest, "GET", "/v2/queues/a@b/stats", nil, without("X-Project-ID")).apiError("Project-Id Missing", "The header X-PROJECT-ID was missing")
+		n.next().expect(http.StatusBadRequest, "GET", "/v2/queues/a@b/stats", nil, hdr("X-Roles", "nobody")).errorLike("Invalid queue identification", "")
+		n.next().expect(http.StatusForbidden, "GET", "/v2/health", nil).apiError("Not authorized", "You are not authorized to complete this action.")
 	})
 
 	s.run(t, "unparsable JSON, invalid UTF-8 and integers beyond int64 are 400 on every body", func(t *testing.T, n nodes) {

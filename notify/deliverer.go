@@ -25,12 +25,17 @@ type Deliverer interface {
 	Deliver(ctx context.Context, sub *store.Subscription, payload []byte) error
 }
 
-// confirmationRenderer is implemented by deliverers whose subscription
-// confirmations are not the bare payload (email sends a message with a
-// link).
-type confirmationRenderer interface {
-	Confirmation(sub store.Subscription, project string, payload []byte) (store.Subscription, []byte)
+// confirmationDeliverer is implemented by deliverers whose subscription
+// confirmations are not the bare payload (email sends a message made from
+// a template, with a link): DeliverConfirmation makes one attempt.
+type confirmationDeliverer interface {
+	DeliverConfirmation(ctx context.Context, sub *store.Subscription, project string, payload []byte) error
 }
+
+// selfSubscribing is implemented by deliverers whose subscribers no client
+// names (websocket connections subscribe themselves): their schemes are
+// not subscriber types a deployment can allow.
+type selfSubscribing interface{ selfSubscribing() }
 
 // Registry maps subscriber schemes to their deliverers.
 type Registry struct {
@@ -62,6 +67,44 @@ func (r *Registry) register(d Deliverer) {
 
 // Schemes are the registered schemes, in registration order.
 func (r *Registry) Schemes() []string { return append([]string(nil), r.schemes...) }
+
+// SubscriberTypes are the registered schemes clients may name as
+// subscribers, in registration order: the subscriber types a deployment
+// can allow.
+func (r *Registry) SubscriberTypes() []string {
+	var out []string
+	for _, s := range r.schemes {
+		if _, self := r.byScheme[s].(selfSubscribing); !self {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// CheckSubscriberTypes checks a deployment's allowed subscriber types
+// (-subscriber-types) at start-up: each must be a subscriber type of a
+// registered transport, listed once. An empty list is valid: clients then
+// cannot subscribe anything (websocket connections still subscribe
+// themselves).
+func (r *Registry) CheckSubscriberTypes(types []string) error {
+	known := r.SubscriberTypes()
+	seen := map[string]bool{}
+	var errs []error
+	for _, t := range types {
+		d, registered := r.byScheme[t]
+		_, self := d.(selfSubscribing)
+		switch {
+		case seen[t]:
+			errs = append(errs, fmt.Errorf("subscriber type %q is listed twice", t))
+		case registered && self:
+			errs = append(errs, fmt.Errorf("subscriber type %q cannot be allowed: its subscribers subscribe themselves", t))
+		case !registered:
+			errs = append(errs, fmt.Errorf("subscriber type %q has no notification transport (this build has %s)", t, strings.Join(known, ", ")))
+		}
+		seen[t] = true
+	}
+	return errors.Join(errs...)
+}
 
 // CheckSubscriber judges a subscriber URI with its scheme's deliverer.
 func (r *Registry) CheckSubscriber(subscriber string) error {

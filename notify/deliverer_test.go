@@ -79,3 +79,33 @@ func TestRegistry_ChecksEachSubscriberWithItsTransport(t *testing.T) {
 		t.Errorf("refusal %v", err)
 	}
 }
+
+func TestRegistry_SubscriberTypesAreTheSchemesClientsMayName(t *testing.T) {
+	r := NewRegistry(Config{})
+	want := "http,https,mailto,trust+http,trust+https"
+	if got := strings.Join(r.SubscriberTypes(), ","); got != want {
+		t.Fatalf("subscriber types %s, want %s (no %s: connections subscribe themselves)", got, want, WebsocketScheme)
+	}
+	cases := []struct {
+		types   []string
+		refusal string // "" accepted
+	}{
+		{[]string{"http", "https", "mailto", "trust+http", "trust+https"}, ""},
+		{[]string{"https"}, ""},
+		{[]string{}, ""}, // nobody may subscribe
+		{nil, ""},
+		{[]string{"https", "gopher"}, `"gopher" has no notification transport (this build has http, https, mailto, trust+http, trust+https)`},
+		{[]string{"HTTP"}, `"HTTP" has no notification transport`},
+		{[]string{WebsocketScheme}, `"wsconn" cannot be allowed: its subscribers subscribe themselves`},
+		{[]string{"mailto", "http", "mailto"}, `"mailto" is listed twice`},
+	}
+	for _, c := range cases {
+		err := r.CheckSubscriberTypes(c.types)
+		switch {
+		case c.refusal == "" && err != nil:
+			t.Errorf("%q refused: %v", c.types, err)
+		case c.refusal != "" && (err == nil || !strings.Contains(err.Error(), c.refusal)):
+			t.Errorf("%q: %v, want a refusal saying %s", c.types, err, c.refusal)
+		}
+	}
+}

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net"
+	"net/mail"
 	"net/smtp"
 	"net/textproto"
 	"net/url"
@@ -40,22 +43,33 @@ func (d *emailDeliverer) Deliver(ctx context.Context, sub *store.Subscription, p
 	return sendEmail(ctx, d.cfg, m)
 }
 
-// Confirmation renders a confirmation as the reference's email: a text
-// with a link to the confirmation page, under its subject.
-func (d *emailDeliverer) Confirmation(sub store.Subscription, project string, payload []byte) (store.Subscription, []byte) {
-	sub.Options = confirmationEmailOptions(sub.Options, payload)
-	return sub, []byte(confirmationEmail(d.cfg.ExternalConfirmationURL, project, payload))
+// DeliverConfirmation sends a confirmation as the reference does: an
+// email made from the configured template, with a link to the
+// confirmation page (contract §10.5).
+func (d *emailDeliverer) DeliverConfirmation(ctx context.Context, sub *store.Subscription, project string, payload []byte) error {
+	m, err := confirmationMessage(sub.Subscriber, sub.Options, project, payload, d.cfg)
+	if err != nil {
+		return err
+	}
+	return sendEmail(ctx, d.cfg, m)
 }
 
-// EmailConfig says how email notifications leave the node.
+// EmailConfig says how email notifications leave the node. The zero value
+// sends through the sendmail command with the reference's templates.
 type EmailConfig struct {
 	// SMTPHost and SMTPPort name the relay; with SMTPHost empty, email goes
-	// through SendmailCommand instead.
+	// through SendmailCommand instead. SMTPPort 0 is 465 with ImplicitTLS,
+	// else 25.
 	SMTPHost string
 	SMTPPort int
-	// StartTLS upgrades the SMTP session with STARTTLS (the server
-	// certificate is verified unless InsecureSkipVerify).
+	// ImplicitTLS speaks TLS from the first byte (smtps://, the
+	// reference's smtp_mode self_local); StartTLS upgrades a plain session
+	// with STARTTLS. Either way the relay's certificate is verified
+	// against RootCAs (nil: the system's roots) for SMTPHost, unless
+	// InsecureSkipVerify.
+	ImplicitTLS        bool
 	StartTLS           bool
+	RootCAs            *x509.CertPool
 	InsecureSkipVerify bool
 	Username, Password string
 	// From is the sender when the subscription's options give none.
@@ -66,6 +80,62 @@ type EmailConfig struct {
 	// ExternalConfirmationURL is the page subscribers open to confirm an
 	// email subscription; the link carries the signature as parameters.
 	ExternalConfirmationURL string
+	// SubscriptionConfirmation and UnsubscribeConfirmation are the emails
+	// confirmations are sent as (the reference's
+	// subscription_confirmation_email_template and
+	// unsubscribe_confirmation_email_template); empty fields are the
+	// reference's defaults.
+	SubscriptionConfirmation, UnsubscribeConfirmation EmailTemplate
+}
+
+// Check refuses settings that cannot work: both kinds of TLS at once, or
+// a template body with a placeholder the reference does not fill.
+func (c EmailConfig) Check() error {
+	var errs []error
+	if c.ImplicitTLS && c.StartTLS {
+		errs = append(errs, errors.New("email: implicit TLS (smtps://) and STARTTLS exclude each other"))
+	}
+	if c.SMTPPort < 0 || c.SMTPPort > 65535 {
+		errs = append(errs, fmt.Errorf("email: SMTP port %d", c.SMTPPort))
+	}
+	for name, t := range map[string]EmailTemplate{"subscription-confirmation-email-body": c.SubscriptionConfirmation, "unsubscribe-confirmation-email-body": c.UnsubscribeConfirmation} {
+		if _, err := formatTemplate(t.Body, "q", "p", "https://x"); err != nil {
+			errs = append(errs, fmt.Errorf("email: %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ParseSMTPURL reads an SMTP relay URL: smtp://host[:port] (port 25) or
+// smtps://host[:port] (implicit TLS, port 465). Credentials and paths are
+// refused: they have flags of their own.
+func ParseSMTPURL(s string) (host string, port int, implicitTLS bool, err error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", 0, false, fmt.Errorf("SMTP URL %q: %w", s, err)
+	}
+	switch u.Scheme {
+	case "smtp":
+		port = 25
+	case "smtps":
+		port, implicitTLS = 465, true
+	default:
+		return "", 0, false, fmt.Errorf("SMTP URL %q: the scheme must be smtp or smtps", s)
+	}
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return "", 0, false, fmt.Errorf("SMTP URL %q: only smtp[s]://host[:port] (credentials go in -smtp-user and -smtp-password)", s)
+	}
+	if host = u.Hostname(); host == "" {
+		return "", 0, false, fmt.Errorf("SMTP URL %q has no host", s)
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return "", 0, false, fmt.Errorf("SMTP URL %q: bad port", s)
+		}
+		port = n
+	}
+	return host, port, implicitTLS, nil
 }
 
 // emailMessage is one email to send.
@@ -104,7 +174,9 @@ func (m emailMessage) bytes() []byte {
 	if m.From != "" {
 		fmt.Fprintf(&b, "From: %s\r\n", clean(m.From))
 	}
-	fmt.Fprintf(&b, "To: %s\r\nSubject: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n", clean(m.To), clean(m.Subject))
+	// A subject that is not plain ASCII (a configured topic, say) is sent
+	// as an RFC 2047 encoded word; plain ASCII is left as it is.
+	fmt.Fprintf(&b, "To: %s\r\nSubject: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n", clean(m.To), mime.QEncoding.Encode("utf-8", clean(m.Subject)))
 	b.WriteString(strings.ReplaceAll(m.Body, "\n", "\r\n"))
 	b.WriteString("\r\n")
 	return b.Bytes()
@@ -118,10 +190,23 @@ func sendEmail(ctx context.Context, cfg EmailConfig, m emailMessage) error {
 	port := cfg.SMTPPort
 	if port == 0 {
 		port = 25
+		if cfg.ImplicitTLS {
+			port = 465
+		}
 	}
 	addr := net.JoinHostPort(cfg.SMTPHost, strconv.Itoa(port))
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	tlsConfig := &tls.Config{ServerName: cfg.SMTPHost, RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.InsecureSkipVerify}
+	var conn net.Conn
+	var err error
+	if cfg.ImplicitTLS {
+		// smtp.NewClient sees a *tls.Conn and treats the session as
+		// encrypted, so PLAIN authentication is allowed on it.
+		d := tls.Dialer{Config: tlsConfig}
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	} else {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return err
 	}
@@ -135,7 +220,7 @@ func sendEmail(ctx context.Context, cfg EmailConfig, m emailMessage) error {
 	}
 	defer c.Close()
 	if cfg.StartTLS {
-		if err := c.StartTLS(&tls.Config{ServerName: cfg.SMTPHost, InsecureSkipVerify: cfg.InsecureSkipVerify}); err != nil {
+		if err := c.StartTLS(tlsConfig); err != nil {
 			return err
 		}
 	}
@@ -144,11 +229,7 @@ func sendEmail(ctx context.Context, cfg EmailConfig, m emailMessage) error {
 			return permanent(err)
 		}
 	}
-	from := m.From
-	if from == "" {
-		from = "zaqar@localhost"
-	}
-	if err := c.Mail(from); err != nil {
+	if err := c.Mail(envelopeSender(m.From)); err != nil {
 		return smtpError(err)
 	}
 	if err := c.Rcpt(m.To); err != nil {
@@ -165,6 +246,20 @@ func sendEmail(ctx context.Context, cfg EmailConfig, m emailMessage) error {
 		return smtpError(err)
 	}
 	return c.Quit()
+}
+
+// envelopeSender is the SMTP envelope sender (MAIL FROM) of an email from
+// the From header from: its address alone, without a display name
+// ("Zaqar Notifications <no-reply@example.com>" is no-reply@example.com),
+// or zaqar@localhost when there is none.
+func envelopeSender(from string) string {
+	if a, err := mail.ParseAddress(from); err == nil {
+		return a.Address
+	}
+	if from == "" {
+		return "zaqar@localhost"
+	}
+	return from
 }
 
 // smtpError makes 5xx SMTP replies permanent; 4xx and others are retried.

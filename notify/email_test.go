@@ -24,6 +24,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/server"
 	"github.com/zaqar-raft/zaqar/testkit/testcluster"
@@ -33,7 +34,7 @@ import (
 type receivedMail struct {
 	From string
 	To   []string
-	TLS  bool   // the session was upgraded with STARTTLS
+	TLS  bool   // the session was TLS (STARTTLS or from the first byte)
 	User string // the authenticated user, "" if none
 	Msg  *mail.Message
 	Body string
@@ -55,23 +56,63 @@ type smtpSink struct {
 // STARTTLS and allows authentication only after it.
 func startSMTP(t testing.TB, user, password string, tlsConfig *tls.Config) *smtpSink {
 	t.Helper()
+	return serveSMTP(t, user, password, tlsConfig, false)
+}
+
+// startSMTPS starts an SMTP server on loopback that speaks TLS from the
+// first byte (smtps://, port 465's kind) and offers no STARTTLS: it
+// allows authentication only because the connection is TLS.
+func startSMTPS(t testing.TB, user, password string, tlsConfig *tls.Config) *smtpSink {
+	t.Helper()
+	return serveSMTP(t, user, password, tlsConfig, true)
+}
+
+func serveSMTP(t testing.TB, user, password string, tlsConfig *tls.Config, implicit bool) *smtpSink {
+	t.Helper()
 	sink := &smtpSink{t: t, user: user, password: password}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &smtpSession{sink: sink, conn: c}, nil
 	}))
 	srv.Domain = "localhost"
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
-	srv.TLSConfig = tlsConfig
-	srv.AllowInsecureAuth = tlsConfig == nil
 	srv.ErrorLog = nopLogger{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sink.addr = ln.Addr().String()
+	if implicit {
+		ln = tls.NewListener(ln, tlsConfig)
+	} else {
+		srv.TLSConfig = tlsConfig
+		srv.AllowInsecureAuth = tlsConfig == nil
+	}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return sink
+}
+
+// relayCertificate issues the SMTP server a certificate for 127.0.0.1 from
+// a fresh development CA (internal/tlsconf) and returns the server's TLS
+// configuration and a pool holding only that CA, for the client to verify
+// the server with.
+func relayCertificate(t testing.TB) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	ca, err := tlsconf.NewAuthority("smtp test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := ca.Issue("smtp.test", tlsconf.RoleNode, []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(issued.CertPEM, issued.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, roots
 }
 
 type nopLogger struct{}
@@ -236,6 +277,23 @@ func TestEmail(t *testing.T) {
 		checkMail(t, got[0], "noreply@example.com", "dev@example.com", "Hello", want)
 		checkMail(t, got[1], "zaqar@example.com", "ops@example.com", "Disk alert", want)
 	}
+	// deliverThroughTLSRelay posts to both subscribers through a relay
+	// that must see TLS (how: the kind) and authentication.
+	deliverThroughTLSRelay := func(t *testing.T, sink *smtpSink, cfg notify.EmailConfig, how string) {
+		t.Helper()
+		c, a := emailCluster(t, cfg, false)
+		subscribeBoth(a)
+		m := snapshotCounters(t, c, deliveries("mailto", "delivered"))
+		a.post("/v2/queues/mailq", `{"body": {"disk": "full"}, "ttl": 300}`)
+		got := sink.waitMessages(2)
+		checkBoth(t, got)
+		for _, m := range got {
+			if !m.TLS || m.User != "zaqar" {
+				t.Fatalf("session tls %v user %q, want %s and authentication", m.TLS, m.User, how)
+			}
+		}
+		m.waitDelta(deliveries("mailto", "delivered"), 2)
+	}
 
 	t.Run("through an SMTP relay with PLAIN authentication", func(t *testing.T) {
 		sink := startSMTP(t, "zaqar", "pa55", nil)
@@ -255,21 +313,90 @@ func TestEmail(t *testing.T) {
 	t.Run("through an SMTP relay with STARTTLS", func(t *testing.T) {
 		sink := startSMTP(t, "zaqar", "pa55", selfSignedTLS(t))
 		host, port := sink.hostPort()
-		c, a := emailCluster(t, notify.EmailConfig{
+		deliverThroughTLSRelay(t, sink, notify.EmailConfig{
 			SMTPHost: host, SMTPPort: port, StartTLS: true, InsecureSkipVerify: true,
 			Username: "zaqar", Password: "pa55", From: "noreply@example.com",
-		}, false)
-		subscribeBoth(a)
-		m := snapshotCounters(t, c, deliveries("mailto", "delivered"))
-		a.post("/v2/queues/mailq", `{"body": {"disk": "full"}, "ttl": 300}`)
-		got := sink.waitMessages(2)
-		checkBoth(t, got)
-		for _, m := range got {
-			if !m.TLS || m.User != "zaqar" {
-				t.Fatalf("session tls %v user %q, want STARTTLS and authentication", m.TLS, m.User)
-			}
+		}, "STARTTLS")
+	})
+
+	t.Run("through an SMTP relay with implicit TLS (smtps://), its certificate verified", func(t *testing.T) {
+		serverTLS, roots := relayCertificate(t)
+		sink := startSMTPS(t, "zaqar", "pa55", serverTLS)
+		host, port := sink.hostPort()
+		// The relay offers no STARTTLS and allows PLAIN only on TLS: an
+		// authenticated session was TLS from its first byte.
+		deliverThroughTLSRelay(t, sink, notify.EmailConfig{
+			SMTPHost: host, SMTPPort: port, ImplicitTLS: true, RootCAs: roots,
+			Username: "zaqar", Password: "pa55", From: "noreply@example.com",
+		}, "implicit TLS")
+	})
+
+	t.Run("implicit TLS sends nothing to a relay whose certificate the configured CA did not issue", func(t *testing.T) {
+		serverTLS, _ := relayCertificate(t)
+		_, otherRoots := relayCertificate(t)
+		sink := startSMTPS(t, "", "", serverTLS)
+		host, port := sink.hostPort()
+		c, a := emailCluster(t, notify.EmailConfig{SMTPHost: host, SMTPPort: port, ImplicitTLS: true, RootCAs: otherRoots}, false)
+		a.subscribe("/v2/queues/mailq", map[string]any{"subscriber": "mailto:ops@example.com"})
+		m := snapshotCounters(t, c, retries("mailto"))
+		a.post("/v2/queues/mailq", `{"body": 1}`)
+		m.waitDelta(retries("mailto"), 1) // the first attempt failed
+		if n := len(sink.messages()); n != 0 {
+			t.Fatalf("the relay got %d messages over an unverified connection", n)
 		}
-		m.waitDelta(deliveries("mailto", "delivered"), 2)
+	})
+
+	t.Run("confirmation emails are made from the configured templates", func(t *testing.T) {
+		sink := startSMTP(t, "", "", nil)
+		host, port := sink.hostPort()
+		_, a := emailCluster(t, notify.EmailConfig{
+			SMTPHost: host, SMTPPort: port, From: "noreply@example.com",
+			ExternalConfirmationURL: "https://confirm.example.com/page",
+			SubscriptionConfirmation: notify.EmailTemplate{
+				Topic: "Confirm {0}, please", Body: "Queue {0} of project {1} {{needs you}}: {2}", Sender: "Ops Team <ops-noreply@example.com>",
+			},
+			UnsubscribeConfirmation: notify.EmailTemplate{Topic: "Goodbye", Body: "{0} is quiet now; to hear from it again: {2}"},
+		}, true)
+		id := a.subscribe("/v2/queues/mailq", map[string]any{
+			"subscriber": "mailto:ops@example.com?subject=Not%20for%20confirmations", "options": map[string]any{"from": "zaqar@example.com"},
+		})
+		conf := sink.waitMessages(1)[0]
+		// The topic is the subject as written (it has no placeholders
+		// upstream either), whatever the URI's subject; the sender is the
+		// template's, its address alone on the envelope.
+		h := conf.Msg.Header
+		if h.Get("Subject") != "Confirm {0}, please" || h.Get("From") != "Ops Team <ops-noreply@example.com>" ||
+			conf.From != "ops-noreply@example.com" || conf.To[0] != "ops@example.com" {
+			t.Fatalf("confirmation envelope from %q to %v, headers %v", conf.From, conf.To, h)
+		}
+		const prefix = "Queue mailq of project p-mail {needs you}: https://confirm.example.com/page?"
+		if !strings.HasPrefix(conf.Body, prefix) {
+			t.Fatalf("confirmation body %q, want it to start %q", conf.Body, prefix)
+		}
+		link, err := url.Parse(strings.TrimPrefix(conf.Body, "Queue mailq of project p-mail {needs you}: "))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := link.Query()
+		path := "/v2/queues/mailq/subscriptions/" + id + "/confirm"
+		if q.Get("Paths") != path || q.Get("Queue") != "mailq" {
+			t.Fatalf("confirmation link parameters %v", q)
+		}
+		signed := &api{t: t, http: a.http, base: a.base, clientID: newUUID()}
+		signed.expect(204, "PUT", path, `{"confirmed": true}`,
+			"X-Project-ID", q.Get("Project"), "URL-Signature", q.Get("Signature"), "URL-Expires", q.Get("Expires"),
+			"URL-Methods", q.Get("Methods"), "URL-Paths", q.Get("Paths"))
+
+		// Unsubscribing sends the other template; without a sender of its
+		// own it comes from the subscription's options.from.
+		a.expect(204, "PUT", path, `{"confirmed": false}`)
+		bye := sink.waitMessages(2)[1]
+		if bye.Msg.Header.Get("Subject") != "Goodbye" || bye.Msg.Header.Get("From") != "zaqar@example.com" || bye.From != "zaqar@example.com" {
+			t.Fatalf("unsubscribe confirmation headers %v, envelope from %q", bye.Msg.Header, bye.From)
+		}
+		if !strings.HasPrefix(bye.Body, "mailq is quiet now; to hear from it again: https://confirm.example.com/page?") {
+			t.Fatalf("unsubscribe confirmation body %q", bye.Body)
+		}
 	})
 
 	t.Run("a wrong SMTP password fails the delivery without retries", func(t *testing.T) {

@@ -21,7 +21,7 @@ func newMetrics(reg *prometheus.Registry, n *Notifier) *metrics {
 	m := &metrics{
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zaqar_notify_deliveries_total",
-			Help: "Notifications handled, by subscriber scheme and outcome (delivered, failed, expired, withheld, unsubscribed, gone, stopped, confirmation_sent, confirmation_failed).",
+			Help: "Notifications handled, by subscriber scheme and outcome (delivered, failed, expired, withheld, unsubscribed, gone, undecryptable, stopped, confirmation_sent, confirmation_failed).",
 		}, []string{"scheme", "outcome"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zaqar_notify_attempts_total", Help: "Delivery attempts, by subscriber scheme.",

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/internal/bodycrypt"
 	"github.com/zaqar-raft/zaqar/store"
 )
 
@@ -65,8 +66,12 @@ type Config struct {
 	// RequireConfirmation withholds notifications from unconfirmed
 	// subscriptions.
 	RequireConfirmation bool
-	Registry            *prometheus.Registry
-	Logger              *slog.Logger
+	// MessageKeys open the bodies of messages of encrypted queues, which
+	// the store holds sealed in the notification payloads (nil: no key;
+	// such notifications are then not delivered by this node).
+	MessageKeys *bodycrypt.Keyring
+	Registry    *prometheus.Registry
+	Logger      *slog.Logger
 }
 
 // Notifier delivers notifications while this node leads.
@@ -139,8 +144,8 @@ func (n *Notifier) OnApply(results []*fsm.EntryResult) {
 			switch cmd := c.(type) {
 			case *fsm.PostMessages:
 				n.wakeQueue(queueKey{cmd.Project, cmd.Queue})
-			case *fsm.Subscribe, *fsm.UpdateSubscription, *fsm.DeleteSubscription, *fsm.ConfirmSubscription,
-				*fsm.DeleteQueue, *fsm.PurgeQueue, *fsm.HoldTrust:
+			case *fsm.Subscribe, *fsm.SubscribeLong, *fsm.UpdateSubscription, *fsm.UpdateSubscriptionLong,
+				*fsm.DeleteSubscription, *fsm.ConfirmSubscription, *fsm.DeleteQueue, *fsm.PurgeQueue, *fsm.HoldTrust:
 				resync = true
 			case *fsm.CollectGarbage:
 				resync = resync || (i < len(r.Results) && r.Results[i].Count > 0)

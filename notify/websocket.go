@@ -27,6 +27,10 @@ func (d *websocketDeliverer) setPusher(p Pusher) { d.pusher.Store(&p) }
 
 func (d *websocketDeliverer) Schemes() []string { return []string{WebsocketScheme} }
 
+// selfSubscribing marks wsconn as no subscriber type: connections
+// subscribe themselves.
+func (d *websocketDeliverer) selfSubscribing() {}
+
 func (d *websocketDeliverer) Check(string) error {
 	return errors.New("Websocket connections subscribe themselves; this subscriber cannot be named.")
 }

@@ -159,6 +159,16 @@ func (w *worker) deliver(ctx context.Context, note *store.Notification) bool {
 		m.outcome(scheme, "withheld")
 		return true
 	}
+	// A payload whose body this leader cannot open is not handled: the
+	// subscription's cursor stays before it, so a leader with the key
+	// delivers it (at least once, as across any leader change).
+	payload, err := w.n.cfg.MessageKeys.OpenPayload(note.Payload)
+	if err != nil {
+		m.outcome(scheme, "undecryptable")
+		w.n.log.Error("notification not delivered: its message body cannot be decrypted on this leader; it waits for a leader with the key",
+			"queue", w.key.queue, "subscriber", redactSubscriber(sub.Subscriber), "err", err)
+		return false
+	}
 	var opts struct {
 		RetryPolicy json.RawMessage `json:"_retry_policy"`
 	}
@@ -175,7 +185,7 @@ func (w *worker) deliver(ctx context.Context, note *store.Notification) bool {
 			return false
 		}
 		m.attempts.WithLabelValues(scheme).Inc()
-		err := w.n.attempt(ctx, sub, note.Payload)
+		err := w.n.attempt(ctx, sub, payload)
 		<-w.n.global
 		if ctx.Err() != nil {
 			return false

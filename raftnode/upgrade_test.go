@@ -96,3 +96,40 @@ func TestGate_ATypeTheLogHoldsIsAdmittedByANewLeaderWithAVoterDown(t *testing.T)
 	c.propose(next, &fsm.ForgetTrusts{TrustIDs: []string{"u"}})
 	c.propose(leader, &fsm.HoldTrust{Project: "p", Queue: "q", ID: "s", Subscriber: "trust+http://h/", TrustID: "v"})
 }
+
+func TestMixedVersions_SubscriptionsPast2262WaitForBuildsThatSaturateExpiries(t *testing.T) {
+	// node3 stands in for a build from before expiries saturated: it knows
+	// every ungated type and would wrap Heat's TTL into the past.
+	upgraded := false
+	c := &peerCluster{t: t, configure: func(id string, cfg *raftnode.Config) {
+		if id == "node3" && !upgraded {
+			cfg.CommandLevel = fsm.UngatedMax
+		}
+	}}
+	c.startAll(3, false)
+	waitClusterLevel(t, c, fsm.UngatedMax)
+
+	sub := fsm.Subscribe{Project: "p", Queue: "q", ID: "s1", Subscriber: "http://h/x", TTL: fsm.MaxShortTTL, Options: []byte(`{}`)}
+	c.propose(c.nodes[0], &sub) // a short TTL travels as before
+	before := c.state()
+	long := sub
+	long.ID, long.Subscriber, long.TTL = "s2", "http://h/y", 220367260800
+	ttl := long.TTL
+	for _, cmd := range []fsm.Command{
+		&fsm.SubscribeLong{Subscribe: long},
+		&fsm.UpdateSubscriptionLong{UpdateSubscription: fsm.UpdateSubscription{Project: "p", Queue: "q", ID: "s1", TTL: &ttl}},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := c.nodes[1].node.Propose(ctx, cmd)
+		cancel()
+		if !errors.Is(err, raftnode.ErrUpgradeInProgress) {
+			t.Fatalf("%T proposed with a voter at level %d: %v, want ErrUpgradeInProgress", cmd, fsm.UngatedMax, err)
+		}
+	}
+	c.unchanged(before)
+
+	upgraded = true
+	c.restart(c.nodes[2])
+	waitClusterLevel(t, c, fsm.MaxType)
+	c.propose(c.nodes[2], &fsm.SubscribeLong{Subscribe: long})
+}

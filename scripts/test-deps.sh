@@ -9,11 +9,22 @@
 # otherwise the script stops at once, printing the one command that
 # installs them.
 #
-# TEST_DEPS_PACKAGES replaces the package list (the script's own tests use
-# it); the list below is the only place that names the packages.
+# With the argument "compat", the packages of the upstream conformance
+# suite (make compat: tempest, zaqar-tempest-plugin, and subunit to read
+# tempest's results) are needed too.
+#
+# TEST_DEPS_PACKAGES and TEST_DEPS_COMPAT_PACKAGES replace the package lists
+# (the script's own tests use them); the lists below are the only place that
+# names the packages.
 set -euo pipefail
 
 packages=${TEST_DEPS_PACKAGES-python3-zaqarclient python3-openstackclient python3-websocket python3-keystone sqlite3}
+if [ "${1:-}" = compat ]; then
+	packages="$packages ${TEST_DEPS_COMPAT_PACKAGES-python3-tempest zaqar-tempest-plugin subunit}"
+elif [ $# -gt 0 ]; then
+	echo "usage: test-deps.sh [compat]" >&2
+	exit 2
+fi
 
 installed() {
 	[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]

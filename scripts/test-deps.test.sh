@@ -110,6 +110,19 @@ stand_ins "$d" 0 no
 run "$d" "zaqar-raft-no-such-package"
 [ $code -ne 0 ] && [[ $err == *"did not install: zaqar-raft-no-such-package"* ]] || fail "still missing: exit $code: $err"
 
+# compat: the conformance suite's packages are added to the list.
+d=$tmp/compat
+stand_ins "$d" 1000 no
+code=0
+env PATH="$d/bin:$PATH" TEST_DEPS_PACKAGES=bash TEST_DEPS_COMPAT_PACKAGES=fake-compat-pkg "$script" compat >"$d/out" 2>"$d/err" || code=$?
+[ $code -ne 0 ] && grep -q 'not installed: fake-compat-pkg' "$d/err" || fail "compat: exit $code: $(cat "$d/err")"
+code=0
+env PATH="$d/bin:$PATH" TEST_DEPS_PACKAGES=bash TEST_DEPS_COMPAT_PACKAGES=fake-compat-pkg "$script" >"$d/out" 2>"$d/err" || code=$?
+[ $code -eq 0 ] || fail "without compat: the compat packages are asked for: $(cat "$d/err")"
+code=0
+"$script" bogus >/dev/null 2>&1 || code=$?
+[ $code -eq 2 ] || fail "an unknown argument: exit $code"
+
 if [ $failures -gt 0 ]; then
 	echo "test-deps.test.sh: $failures failures" >&2
 	exit 1

@@ -23,7 +23,9 @@ import (
 	"github.com/zaqar-raft/zaqar/auth"
 	"github.com/zaqar-raft/zaqar/fsm"
 	"github.com/zaqar-raft/zaqar/httpapi"
+	"github.com/zaqar-raft/zaqar/internal/bodycrypt"
 	"github.com/zaqar-raft/zaqar/internal/tlsconf"
+	"github.com/zaqar-raft/zaqar/msgschema"
 	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/service"
@@ -58,6 +60,10 @@ type Config struct {
 	// and Notifications the subscription confirmation flow.
 	Notify        notify.Config
 	Notifications service.NotificationConfig
+	// SubscriberTypes are the subscriber URI schemes clients may subscribe
+	// (default service.DefaultSubscriberTypes; empty: none). Start refuses
+	// a scheme no registered notification transport serves.
+	SubscriberTypes []string
 
 	// Keystone, when its AuthURL is set, turns authentication on.
 	Keystone auth.KeystoneConfig
@@ -78,6 +84,11 @@ type Config struct {
 	SignedURLSecret string
 	RequestTimeout  time.Duration
 	GCInterval      time.Duration
+
+	// MessageKeys encrypt the bodies of messages of queues with
+	// `_enable_encrypt_messages` (nil: no key, and the flag is refused).
+	// Every node must hold the same keys.
+	MessageKeys *bodycrypt.Keyring
 
 	// CacheBytes is Pebble's block cache (0: the store's default).
 	CacheBytes int64
@@ -134,6 +145,12 @@ func Start(cfg Config) (*Server, error) {
 	if err := cfg.Limits.Check(); err != nil {
 		return nil, fmt.Errorf("server: limits: %w", err)
 	}
+	if err := notify.NewRegistry(cfg.Notify).CheckSubscriberTypes(cfg.SubscriberTypes); err != nil {
+		return nil, fmt.Errorf("server: subscriber types: %w", err)
+	}
+	if err := cfg.Notify.Email.Check(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID)}
 	steps := []struct {
 		name string
@@ -154,6 +171,10 @@ func Start(cfg Config) (*Server, error) {
 	s.serve()
 	s.warnIfNodePortOpen()
 	s.log.Info("node started", "api", s.APIAddr(), "tls", cfg.TLS != nil, "raft", s.node.Addr(), "peer_tls", cfg.Raft.PeerTLS != nil, "data_dir", cfg.DataDir)
+	if cfg.MessageKeys != nil {
+		// The id, never the key: operators compare it across nodes.
+		s.log.Info("message encryption at rest available", "key_id", cfg.MessageKeys.SealingKeyID().String())
+	}
 	return s, nil
 }
 
@@ -163,6 +184,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Limits == (service.Limits{}) {
 		c.Limits = service.DefaultLimits()
+	}
+	if c.SubscriberTypes == nil {
+		c.SubscriberTypes = service.DefaultSubscriberTypes
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 64 << 10
@@ -230,6 +254,7 @@ func (s *Server) openNode() error {
 	nc := s.cfg.Notify
 	nc.Store, nc.Node, nc.Registry, nc.Logger = s.store, s.node, s.registry, s.log.With("component", "notify")
 	nc.RequireConfirmation = s.cfg.Notifications.RequireConfirmation
+	nc.MessageKeys = s.cfg.MessageKeys
 	var trusts service.TrustMaker
 	if s.keystone != nil {
 		// Trust subscribers deliver with trusts to the service account
@@ -244,8 +269,9 @@ func (s *Server) openNode() error {
 	// refuse it (a literal address on the deny list, say).
 	s.svc = service.New(node, s.store, service.Config{
 		Limits: s.cfg.Limits, SignedURLSecret: s.cfg.SignedURLSecret, GCInterval: s.cfg.GCInterval, Logger: s.log,
-		Notifications: s.cfg.Notifications, Confirmer: s.notifier, Subscribers: s.notifier.Registry(), Trusts: trusts,
-		Policy: s.policy, RateLimit: s.cfg.RateLimit, AuthRequired: s.keystone != nil,
+		Notifications: s.cfg.Notifications, Confirmer: s.notifier, Subscribers: s.notifier.Registry(), SubscriberTypes: s.cfg.SubscriberTypes,
+		Policy: s.policy, RateLimit: s.cfg.RateLimit, AuthRequired: s.keystone != nil, MessageKeys: s.cfg.MessageKeys,
+		Stages: pipelineStages(), Trusts: trusts,
 	})
 	registerNodeMetrics(s.registry, node, s.store)
 	return nil
@@ -536,4 +562,13 @@ func (s *Server) teardown() error {
 		}
 	}
 	return err
+}
+
+// pipelineStages are the service pipeline's stages, in order (see
+// service.Stage; docs/architecture.md shows how to write one). A new
+// stage is one package and one line here.
+func pipelineStages() []service.Stage {
+	return []service.Stage{
+		msgschema.New(1024), // per-queue JSON Schema of message bodies
+	}
 }

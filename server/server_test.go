@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zaqar-raft/zaqar/server"
+	"github.com/zaqar-raft/zaqar/service"
 	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
@@ -171,5 +174,50 @@ func TestTransferLeadership_ThroughAdminAPI(t *testing.T) {
 	defer cancel()
 	if err := old.Server.Node().ReadBarrier(ctx); err != nil {
 		t.Fatalf("read barrier on old leader after transfer: %v", err)
+	}
+}
+
+// TestWebsocketPush_ASubscriptionOfAConnectionThatIsGoneEnds checks the
+// chain from the notifier to this node's websocket connections: the
+// server's adapter reports a connection the websocket server does not hold
+// as gone, and the notifier then ends its subscription instead of
+// retrying it.
+func TestWebsocketPush_ASubscriptionOfAConnectionThatIsGoneEnds(t *testing.T) {
+	c := testcluster.Start(t, 1)
+	node := c.Leader()
+	svc := node.Server.Service()
+	caller := service.Caller{Project: "restart", ClientID: "6f0b2a4c0d6e4b539a775b2d1b3b7e01"}
+	ctx := context.Background()
+	sub, e := svc.SubscribeConnection(ctx, caller, "gone", node.ID, "no-such-connection", nil)
+	if e != nil {
+		t.Fatal(e)
+	}
+	post(t, node, "gone", 1)
+	c.Eventually(10*time.Second, func() bool {
+		_, e := svc.GetSubscription(ctx, caller, "gone", sub.ID)
+		return e != nil && e.Status == http.StatusNotFound
+	}, "the subscription of a connection that does not exist was not ended")
+}
+
+func TestSubscriberTypes_StartRefusesASchemeNoTransportServesAndTheServiceEnforcesTheList(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	for _, types := range [][]string{{"https", "gopher"}, {"wsconn"}} {
+		_, err := server.Start(server.Config{NodeID: "node1", DataDir: dir, SubscriberTypes: types, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err == nil || !strings.Contains(err.Error(), "subscriber types") {
+			t.Fatalf("Start with subscriber types %q: %v, want a refusal", types, err)
+		}
+		if _, statErr := os.Stat(dir); !os.IsNotExist(statErr) {
+			t.Fatalf("a refused start created its data directory: %v", statErr)
+		}
+	}
+
+	c := testcluster.Start(t, 1, testcluster.WithConfig(func(cfg *server.Config) { cfg.SubscriberTypes = []string{"https"} }))
+	code, out := request(t, c.Leader(), http.MethodPost, "/v2/queues/q/subscriptions", `{"subscriber": "http://127.0.0.1:9/hook"}`, nil)
+	want := `"The subscriber type of subscription must be supported in the list ['https']."`
+	if code != http.StatusBadRequest || !strings.Contains(out, want) {
+		t.Fatalf("http subscriber with only https allowed: %d %s", code, out)
+	}
+	if code, out := request(t, c.Leader(), http.MethodPost, "/v2/queues/q/subscriptions", `{"subscriber": "https://example.com/hook"}`, nil); code != http.StatusCreated {
+		t.Fatalf("https subscriber: %d %s", code, out)
 	}
 }

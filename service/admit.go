@@ -44,6 +44,12 @@ type Operation struct {
 	// and "" (no grant covers it) for the others.
 	Method   string
 	Resource string
+	// Framing, if set, is the transport's own check of how the request is
+	// framed (REST: form-encoded bodies, Accept). Admit runs it right after
+	// deciding who the caller is, where contract §2.1 puts it: after the
+	// pre-signed URL check, so a request with a bad signature is 404
+	// whatever else is wrong with it, and before Client-ID.
+	Framing func() *Error
 }
 
 // Admission errors a transport may render in its own way.
@@ -60,9 +66,10 @@ var (
 
 // Admit is the one admission pipeline every transport runs before it calls
 // an operation (contract §2.1): who the caller is (the Keystone identity,
-// or in no-auth mode the headers), the pre-signed URL check, Client-ID,
-// project, the project's rate limit, the queue or topic name, and the
-// policy rule. It returns the caller the operation runs as.
+// or in no-auth mode the headers), the pre-signed URL check, the
+// transport's framing check, Client-ID, project, the project's rate limit,
+// the queue or topic name, and the policy rule. It returns the caller the
+// operation runs as.
 //
 // With Keystone the project is the token's: a request whose project header
 // names another project is refused (403) on every transport, rather than
@@ -86,7 +93,7 @@ func (s *Service) Admit(ctx context.Context, cred Credentials, op Operation) (Ca
 		// A signed request acts in the project its grant names.
 		c.Project = cred.Project
 		if !s.authRequired {
-			c.Roles = ParseRoles(cred.Roles)
+			c.Roles = parseRoles(cred.Roles)
 		}
 		grant := *cred.Signature
 		grant.Project = cred.Project
@@ -96,18 +103,23 @@ func (s *Service) Admit(ctx context.Context, cred Credentials, op Operation) (Ca
 	case s.authRequired:
 		return Caller{}, ErrNotAuthenticated
 	default:
-		c.Project, c.Roles = cred.Project, ParseRoles(cred.Roles)
+		c.Project, c.Roles = cred.Project, parseRoles(cred.Roles)
+	}
+	if op.Framing != nil {
+		if e := op.Framing(); e != nil {
+			return Caller{}, e
+		}
 	}
 	if !op.Unscoped {
-		cid, e := s.NormalizeClientID(cred.HasClientID, cred.ClientID)
+		cid, e := s.normalizeClientID(cred.HasClientID, cred.ClientID)
 		if e != nil {
 			return Caller{}, e
 		}
 		c.ClientID = cid
-		if e := CheckProject(cred.HasProject, c.Project); e != nil {
+		if e := checkProject(cred.HasProject, c.Project); e != nil {
 			return Caller{}, e
 		}
-		if e := s.Throttle(c); e != nil {
+		if e := s.throttle(c); e != nil {
 			return Caller{}, e
 		}
 		if op.Name != "" {
@@ -117,15 +129,15 @@ func (s *Service) Admit(ctx context.Context, cred Credentials, op Operation) (Ca
 		}
 	}
 	if op.Rule != "" {
-		if e := s.Authorize(c, op.Rule); e != nil {
+		if e := s.authorize(c, op.Rule); e != nil {
 			return Caller{}, e
 		}
 	}
 	return c, nil
 }
 
-// ParseRoles splits an X-Roles header ("admin, member") into roles.
-func ParseRoles(header string) []string {
+// parseRoles splits an X-Roles header ("admin, member") into roles.
+func parseRoles(header string) []string {
 	var out []string
 	for _, r := range strings.Split(header, ",") {
 		if r = strings.TrimSpace(r); r != "" {
@@ -139,9 +151,9 @@ func ParseRoles(header string) []string {
 // namespace.
 func (ns Namespace) validateName(project, name string) *Error {
 	if ns == Topics {
-		return ValidateTopicName(project, name)
+		return validateTopicName(project, name)
 	}
-	return ValidateQueueName(project, name)
+	return validateQueueName(project, name)
 }
 
 // Path returns the API path of a queue's or topic's collection, as

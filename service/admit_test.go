@@ -30,6 +30,11 @@ func TestAdmit_DecidesOnceForEveryTransport(t *testing.T) {
 		return c
 	}
 	msgs := Operation{Rule: "messages:get_all", Name: "q", Method: http.MethodGet, Resource: "/v2/queues/q/messages"}
+	// framed gives op a transport framing check that refuses with status.
+	framed := func(op Operation, status int) Operation {
+		op.Framing = func() *Error { return &Error{Status: status, Title: "framing"} }
+		return op
+	}
 	cases := []struct {
 		name    string
 		svc     *Service
@@ -58,6 +63,14 @@ func TestAdmit_DecidesOnceForEveryTransport(t *testing.T) {
 		{"keystone: a signature does not cover a method it lacks", keystone, with(func(c *Credentials) { c.Signature = grant(keystone, "alpha", "q") }),
 			Operation{Rule: "messages:delete", Name: "q", Method: http.MethodDelete, Resource: "/v2/queues/q/messages/x"}, http.StatusNotFound, "", 0},
 		{"keystone: an identity needs no signature", keystone, with(func(c *Credentials) { c.Identity, c.Signature = alice, &SignedRequest{} }), msgs, 0, "alpha", 1},
+		{"a bad signature is refused before the transport's framing check", noauth, with(func(c *Credentials) { c.Signature = grant(noauth, "alpha", "other") }),
+			framed(msgs, http.StatusNotAcceptable), http.StatusNotFound, "", 0},
+		{"a good signature still gets the framing check", noauth, with(func(c *Credentials) { c.Signature = grant(noauth, "alpha", "q") }),
+			framed(msgs, http.StatusNotAcceptable), http.StatusNotAcceptable, "", 0},
+		{"the framing check comes before Client-ID", noauth, with(func(c *Credentials) { c.HasClientID = false }),
+			framed(msgs, http.StatusNotAcceptable), http.StatusNotAcceptable, "", 0},
+		{"keystone: the framing check comes after the project rule", keystone, with(func(c *Credentials) { c.Identity, c.Project = alice, "beta" }),
+			framed(msgs, http.StatusNotAcceptable), http.StatusForbidden, "", 0},
 		{"unscoped: no Client-ID or project needed", noauth, Credentials{Roles: "admin"}, Operation{Rule: "cluster:admin", Unscoped: true}, 0, "", 1},
 		{"unscoped: a signature grants nothing", keystone, with(func(c *Credentials) { c.Signature = grant(keystone, "alpha", "q") }), Operation{Rule: "cluster:admin", Unscoped: true}, http.StatusForbidden, "", 0},
 	}

@@ -40,8 +40,8 @@ func (s *Service) ParseClaimBody(body []byte, required bool) (ClaimParams, *Erro
 	return p, nil
 }
 
-// ValidateClaim checks claim TTL, grace and (if non-nil) limit.
-func (s *Service) ValidateClaim(p ClaimParams, limit *int) *Error {
+// validateClaim checks claim TTL, grace and (if non-nil) limit.
+func (s *Service) validateClaim(p ClaimParams, limit *int) *Error {
 	if p.TTL < MinClaimTTL || p.TTL > s.limits.MaxClaimTTL {
 		return badRequest("The TTL for a claim may not exceed %d seconds, and must be at least %d seconds long.", s.limits.MaxClaimTTL, MinClaimTTL)
 	}
@@ -65,15 +65,19 @@ type ClaimResult struct {
 // CreateClaim claims up to limit messages (contract §7.2). An empty
 // result (no id) means nothing could be claimed.
 func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit *int, p ClaimParams) (ClaimResult, *Error) {
-	if e := s.ValidateClaim(p, limit); e != nil {
+	if e := s.validateClaim(p, limit); e != nil {
 		return ClaimResult{}, e
 	}
 	n := defaultPageSize
 	if limit != nil {
 		n = *limit
 	}
+	const what = "Messages could not be claimed."
+	if e := s.checkKeysBeforeTake(c, queue, n, what); e != nil {
+		return ClaimResult{}, e
+	}
 	cid := ids.New()
-	res, now, e := s.propose(ctx, "Messages could not be claimed.", &fsm.CreateClaim{
+	res, now, e := s.propose(ctx, what, &fsm.CreateClaim{
 		Project: c.scope(), Queue: queue, ClaimID: cid, TTL: p.TTL, Grace: p.Grace, Limit: n,
 	})
 	if e != nil {
@@ -82,7 +86,14 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 	if len(res.Messages) == 0 {
 		return ClaimResult{}, nil
 	}
-	return ClaimResult{ID: cid, Messages: messagesAt(res.Messages, now)}, nil
+	msgs, err := s.messagesAt(res.Messages, now)
+	if err != nil {
+		// The claim is committed; its id lets the client release it.
+		e := s.sealedFailure(what, err)
+		e.Description += " The messages are held by claim " + cid + " until it expires or is released."
+		return ClaimResult{}, e
+	}
+	return ClaimResult{ID: cid, Messages: msgs}, nil
 }
 
 // GetClaim returns an active claim and its remaining messages.
@@ -104,12 +115,16 @@ func (s *Service) GetClaim(ctx context.Context, c Caller, queue, claimID string)
 	if cl == nil {
 		return ClaimResult{}, missing
 	}
-	return ClaimResult{ID: claimID, TTL: cl.TTL, Age: cl.Age(now), Messages: messagesAt(msgs, now)}, nil
+	out, err := s.messagesAt(msgs, now)
+	if err != nil {
+		return ClaimResult{}, s.sealedFailure(what, err)
+	}
+	return ClaimResult{ID: claimID, TTL: cl.TTL, Age: cl.Age(now), Messages: out}, nil
 }
 
 // RenewClaim restarts an active claim (contract §7.4).
 func (s *Service) RenewClaim(ctx context.Context, c Caller, queue, claimID string, p ClaimParams) *Error {
-	if e := s.ValidateClaim(p, nil); e != nil {
+	if e := s.validateClaim(p, nil); e != nil {
 		return e
 	}
 	missing := notFound("Claim %s does not exist in queue %s for project %s", claimID, queue, c.Project)

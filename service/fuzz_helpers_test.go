@@ -26,10 +26,6 @@ func must(t testing.TB, err error) {
 // directory, proposing through a one-replica fsmnode.
 func newLocalService(t testing.TB, limits Limits) (*Service, *fsmnode.Node, *store.Store) {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{CacheBytes: 8 << 20})
-	must(t, err)
-	t.Cleanup(func() { st.Close() })
-	n, err := fsmnode.New(st)
-	must(t, err)
+	n, st := fsmnode.OpenForTest(t)
 	return New(n, st, Config{Limits: limits, SignedURLSecret: "fuzz-secret"}), n, st
 }

@@ -164,20 +164,25 @@ func FuzzRequestBodies(f *testing.F) {
 		case 6:
 			var res ShareResult
 			res, e = svc.Share(ctx, fx.c, "q", body)
+			// What is granted verifies: every granted method on every
+			// granted path, with the grant sent back as a holder sends it
+			// (comma-separated headers), until it expires.
 			check = func() {
-				exp, err := ParseExpires(res.Expires)
-				if err != nil {
-					// Reported bug: an expiry past year 9999 (after the
-					// offset is applied) is granted but never verifies.
-					return
+				exp, err := parseExpires(res.Expires)
+				if err != nil || res.Expires != exp.Format(expiresLayout) {
+					t.Fatalf("share %+v granted an expiry that does not parse back: %v", res, err)
 				}
-				if !exp.After(time.Now().Add(time.Second)) || !allTrimmed(res.Methods) {
-					return
+				if len(res.Methods) == 0 || len(res.Paths) == 0 {
+					t.Fatalf("share %+v grants nothing", res)
 				}
-				sr := SignedRequest{Signature: res.Signature, Expires: res.Expires, Methods: res.Methods, Paths: res.Paths, Project: res.Project}
+				if !exp.After(time.Now().Add(time.Second)) {
+					return // it may have expired since: time passes
+				}
+				sr := SignedRequest{Signature: res.Signature, Expires: res.Expires, Project: res.Project,
+					Methods: strings.Split(strings.Join(res.Methods, ","), ","), Paths: strings.Split(strings.Join(res.Paths, ","), ",")}
 				for _, m := range res.Methods {
 					for _, p := range res.Paths {
-						if m != "" && !svc.verifySigned(Operation{Method: m, Resource: p}, sr) {
+						if !svc.verifySigned(Operation{Method: m, Resource: p}, sr) {
 							t.Fatalf("share %+v does not verify for %s %s", res, m, p)
 						}
 					}
@@ -286,15 +291,6 @@ func FuzzParsePatch(f *testing.F) {
 	})
 }
 
-func allTrimmed(list []string) bool {
-	for _, v := range list {
-		if strings.TrimSpace(v) != v {
-			return false
-		}
-	}
-	return true
-}
-
 func mustJSON(t *testing.T, v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -325,7 +321,7 @@ func FuzzIdentityHeaders(f *testing.F) {
 	offLimits.ClientIDMode = "off"
 	off := &Service{limits: offLimits}
 	f.Fuzz(func(t *testing.T, clientID, project, name string, present bool) {
-		got, e := strict.NormalizeClientID(present, clientID)
+		got, e := strict.normalizeClientID(present, clientID)
 		switch {
 		case !present:
 			if e == nil || e.Status != 400 {
@@ -339,30 +335,30 @@ func FuzzIdentityHeaders(f *testing.F) {
 			if !hex32RE.MatchString(got) {
 				t.Fatalf("strict %q normalised to %q", clientID, got)
 			}
-			if again, e := strict.NormalizeClientID(true, got); e != nil || again != got {
+			if again, e := strict.normalizeClientID(true, got); e != nil || again != got {
 				t.Fatalf("normalising %q again: %q %v", got, again, e)
 			}
 			dashed := strings.ToUpper(got[:8] + "-" + got[8:12] + "-" + got[12:16] + "-" + got[16:20] + "-" + got[20:])
-			if again, e := strict.NormalizeClientID(true, dashed); e != nil || again != got {
+			if again, e := strict.normalizeClientID(true, dashed); e != nil || again != got {
 				t.Fatalf("the dashed upper-case spelling %q: %q %v", dashed, again, e)
 			}
 		}
-		if got, e := off.NormalizeClientID(true, clientID); (e == nil) != (len(clientID) >= 10 && len(clientID) <= 36) || (e == nil && got != clientID) {
+		if got, e := off.normalizeClientID(true, clientID); (e == nil) != (len(clientID) >= 10 && len(clientID) <= 36) || (e == nil && got != clientID) {
 			t.Fatalf("off mode %q (%d bytes): %q %v", clientID, len(clientID), got, e)
 		} else if e != nil && e.Status != 400 {
 			t.Fatalf("off mode: %+v", e)
 		}
-		if e := CheckProject(present, project); (e == nil) != (present && project != "") {
-			t.Fatalf("CheckProject(%v, %q) = %v", present, project, e)
+		if e := checkProject(present, project); (e == nil) != (present && project != "") {
+			t.Fatalf("checkProject(%v, %q) = %v", present, project, e)
 		}
-		qe := ValidateQueueName(project, name)
+		qe := validateQueueName(project, name)
 		// Upstream's pattern, less the dot-segments "." and "..".
 		want := validNameRE.MatchString(name) && name != "." && name != ".." && len(project) <= MaxProjectLength
 		if (qe == nil) != want || (qe != nil && qe.Status != 400) {
-			t.Fatalf("ValidateQueueName(%q, %q) = %v, want accepted: %v", project, name, qe, want)
+			t.Fatalf("validateQueueName(%q, %q) = %v, want accepted: %v", project, name, qe, want)
 		}
-		if te := ValidateTopicName(project, name); (te == nil) != want {
-			t.Fatalf("ValidateTopicName(%q, %q) = %v, want accepted: %v", project, name, te, want)
+		if te := validateTopicName(project, name); (te == nil) != want {
+			t.Fatalf("validateTopicName(%q, %q) = %v, want accepted: %v", project, name, te, want)
 		}
 	})
 }
@@ -385,9 +381,9 @@ func FuzzSignedURL(f *testing.F) {
 		}
 		s := &Service{secret: []byte(key)}
 		pathList, methodList := strings.Split(paths, ","), strings.Split(methods, ",")
-		exp, err := ParseExpires(expires)
+		exp, err := parseExpires(expires)
 		if err == nil && exp.Year() >= 1 && exp.Year() <= 9999 {
-			back, err := ParseExpires(exp.Format(expiresLayout))
+			back, err := parseExpires(exp.Format(expiresLayout))
 			if err != nil || !back.Equal(exp.Truncate(time.Second)) {
 				t.Fatalf("expires %q → %s does not survive its own format: %s %v", expires, exp, back, err)
 			}

@@ -3,6 +3,7 @@ package service
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/zaqar-raft/zaqar/fsm"
 )
@@ -93,15 +94,17 @@ func (l Limits) Check() error {
 			errs = append(errs, fmt.Errorf("%s is %d; it must be from %d to %d", name, v, min, max))
 		}
 	}
-	atLeast("max-message-ttl", l.MaxMessageTTL, MinMessageTTL)
-	atLeast("max-claim-ttl", l.MaxClaimTTL, MinClaimTTL)
-	atLeast("max-claim-grace", l.MaxClaimGrace, MinClaimGrace)
-	atLeast("max-message-delay", l.MaxMessageDelay, 0)
+	// Message and claim deadlines travel in ungated commands, which must
+	// stay within fsm.MaxShortTTL (fsm/DESIGN.md, "Expiries past 2262").
+	within("max-message-ttl", l.MaxMessageTTL, MinMessageTTL, fsm.MaxShortTTL)
+	within("max-claim-ttl", l.MaxClaimTTL, MinClaimTTL, fsm.MaxShortTTL)
+	within("max-claim-grace", l.MaxClaimGrace, MinClaimGrace, fsm.MaxShortTTL)
+	within("max-message-delay", l.MaxMessageDelay, 0, fsm.MaxShortTTL)
 	within("default-message-ttl", l.DefaultMessageTTL, MinMessageTTL, l.MaxMessageTTL)
 	within("default-message-delay", l.DefaultMessageDelay, 0, l.MaxMessageDelay)
 	within("default-claim-ttl", l.DefaultClaimTTL, MinClaimTTL, l.MaxClaimTTL)
 	within("default-claim-grace", l.DefaultClaimGrace, MinClaimGrace, l.MaxClaimGrace)
-	atLeast("default-subscription-ttl", l.DefaultSubscriptionTTL, MinSubscriptionTTL)
+	within("default-subscription-ttl", l.DefaultSubscriptionTTL, MinSubscriptionTTL, maxSubscriptionTTL(time.Now()))
 	atLeast("max-queues-per-page", int64(l.MaxQueuesPerPage), 1)
 	atLeast("max-messages-per-page", int64(l.MaxMessagesPerPage), 1)
 	atLeast("max-subscriptions-per-page", int64(l.MaxSubscriptionsPerPage), 1)

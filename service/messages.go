@@ -18,10 +18,11 @@ import (
 // (contract §6.2) and returns their ids in request order. The queue is
 // created with the messages, never by a rejected post.
 func (s *Service) PostMessages(ctx context.Context, c Caller, queue string, body []byte) ([]string, *Error) {
-	settings, e := s.queueSettings(ctx, c, queue, body)
+	target, e := s.postTarget(ctx, c, queue, body)
 	if e != nil {
 		return nil, e
 	}
+	settings := target.settings
 	limit := s.limits.MaxMessagesPostSize
 	if settings.MaxPostSize > 0 && int(settings.MaxPostSize) < limit && len(body) > int(settings.MaxPostSize) {
 		// The queue's own cap as this node knows it; the FSM checks it
@@ -45,7 +46,7 @@ func (s *Service) PostMessages(ctx context.Context, c Caller, queue string, body
 	if !ok {
 		return nil, badRequest("No messages were found in the request body.")
 	}
-	return s.postMessageList(ctx, c, queue, settings, list, int64(len(body)))
+	return s.postMessageList(ctx, c, queue, target, list, int64(len(body)))
 }
 
 func (s *Service) tooLarge(queueMax int64) *Error {
@@ -53,37 +54,60 @@ func (s *Service) tooLarge(queueMax int64) *Error {
 		queueMax, s.limits.MaxMessagesPostSize, queueMax)
 }
 
-// queueSettings reads the settings a post is checked against (size cap,
-// delay) from this node's state, without the read barrier: the FSM checks
-// the size cap again when the post applies, and decides whether a delay
-// counts from the queue as it is then. Only whether a delay is rejected as
-// invalid depends on this read, so a post that carries a "delay" to a
-// queue this node does not know as delayed reads again after the barrier
-// (the node may be behind the command that made the queue delayed).
-func (s *Service) queueSettings(ctx context.Context, c Caller, queue string, body []byte) (store.QueueSettings, *Error) {
-	read := func(v *store.View) (store.QueueSettings, *Error) {
+// postTarget is what a post needs to know of its queue: the settings it
+// is checked against (size cap, delay) and whether its bodies are sealed.
+type postTarget struct {
+	settings store.QueueSettings
+	encrypt  bool
+	// metadata is the queue's metadata, for the pipeline's stages (nil
+	// for a queue this node does not know).
+	metadata []byte
+}
+
+// postTarget reads the queue from this node's state, without the read
+// barrier: the FSM checks the size cap again when the post applies, and
+// decides whether a delay counts from the queue as it is then. Two answers
+// depend on this read alone, and for them the node reads again after the
+// barrier when its state may be behind a command that changed them:
+//
+//   - whether a delay is rejected as invalid: a post that carries a
+//     "delay" to a queue this node does not know as delayed;
+//   - whether bodies are sealed, on a node with a key: a queue this node
+//     does not know as encrypted (say, created with the flag through
+//     another node a moment ago). A body proposed in clear stays in the
+//     log in clear, so this is checked before proposing, at the price of
+//     one barrier per post to such queues. A node without a key refuses
+//     posts to queues it knows as encrypted and does not pay the barrier
+//     (all nodes must share the key; docs/security.md).
+func (s *Service) postTarget(ctx context.Context, c Caller, queue string, body []byte) (postTarget, *Error) {
+	read := func(v *store.View) (postTarget, *Error) {
 		defer v.Close()
 		q, err := v.Queue(c.scope(), queue)
 		if err != nil {
-			return store.QueueSettings{}, storeFailure("Messages could not be enqueued.", err)
+			return postTarget{}, storeFailure("Messages could not be enqueued.", err)
 		}
 		if q == nil {
-			return store.QueueSettings{}, nil
+			return postTarget{}, nil
 		}
-		return q.Settings, nil
+		return postTarget{settings: q.Settings, encrypt: encryptsMessages(q.Metadata), metadata: q.Metadata}, nil
 	}
-	settings, e := read(s.store.View())
-	if e != nil || settings.DefaultDelay != 0 || !bytes.Contains(body, []byte(`"delay"`)) {
-		return settings, e
+	t, e := read(s.store.View())
+	if e != nil {
+		return t, e
+	}
+	delayUnknown := t.settings.DefaultDelay == 0 && bytes.Contains(body, []byte(`"delay"`))
+	encryptUnknown := s.keys != nil && !t.encrypt
+	if !delayUnknown && !encryptUnknown {
+		return t, nil
 	}
 	v, _, e := s.view(ctx, c, "Messages could not be enqueued.")
 	if e != nil {
-		return store.QueueSettings{}, e
+		return postTarget{}, e
 	}
 	return read(v)
 }
 
-func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, settings store.QueueSettings, list json.RawMessage, bodySize int64) ([]string, *Error) {
+func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, target postTarget, list json.RawMessage, bodySize int64) ([]string, *Error) {
 	if jsonx.Kind(list) != '[' {
 		return nil, badBody("Document type not supported.")
 	}
@@ -94,7 +118,7 @@ func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, s
 	if len(items) == 0 {
 		return nil, badRequest("No messages to enqueu.")
 	}
-	delayed := settings.DefaultDelay != 0
+	delayed := target.settings.DefaultDelay != 0
 	msgs := make([]store.NewMessage, len(items))
 	out := make([]string, len(items))
 	for i, item := range items {
@@ -130,11 +154,24 @@ func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, s
 		case hasDelay && validDelay:
 			nm.Delay = delay
 		}
-		if s.limits.EnableChecksum && !isNull(body) {
-			nm.Checksum = checksum(body)
-		}
 		msgs[i] = nm
 		out[i] = nm.ID
+	}
+	op, e := s.beforePost(ctx, c, queue, target.metadata, msgs)
+	if e != nil {
+		return nil, e
+	}
+	if s.limits.EnableChecksum {
+		for i := range msgs {
+			if !isNull(msgs[i].Body) {
+				msgs[i].Checksum = checksum(msgs[i].Body)
+			}
+		}
+	}
+	if target.encrypt {
+		if e := s.sealBodies(msgs); e != nil {
+			return nil, e
+		}
 	}
 	res, _, e := s.propose(ctx, "Messages could not be enqueued.", &fsm.PostMessages{
 		Project: c.scope(), Queue: queue, ClientID: c.ClientID, DefaultTTL: s.limits.DefaultMessageTTL, Messages: msgs,
@@ -146,7 +183,30 @@ func (s *Service) postMessageList(ctx context.Context, c Caller, queue string, s
 	if res.Status == fsm.StatusTooLarge {
 		return nil, s.tooLarge(int64(res.Count))
 	}
+	if op != nil {
+		s.pipeline.after(ctx, op)
+	}
 	return out, nil
+}
+
+// beforePost runs the pipeline's stages on a post and takes back the
+// bodies they may have changed; it returns the Op for after (nil when no
+// stage is registered).
+func (s *Service) beforePost(ctx context.Context, c Caller, queue string, metadata []byte, msgs []store.NewMessage) (*Op, *Error) {
+	if len(s.pipeline) == 0 {
+		return nil, nil
+	}
+	op := &Op{Kind: OpPostMessages, Caller: c, Queue: queue, Metadata: metadata, Messages: make([]OpMessage, len(msgs))}
+	for i, m := range msgs {
+		op.Messages[i] = OpMessage{ID: m.ID, Body: m.Body, TTL: m.TTL}
+	}
+	if e := s.pipeline.before(ctx, op); e != nil {
+		return nil, e
+	}
+	for i := range msgs {
+		msgs[i].Body = op.Messages[i].Body
+	}
+	return op, nil
 }
 
 // MessageListOptions select messages for ListMessages (contract §6.3).
@@ -222,7 +282,9 @@ func (s *Service) ListMessages(ctx context.Context, c Caller, queue string, o Me
 	if n := len(msgs); n > 0 {
 		out.Marker = strconv.FormatUint(msgs[n-1].Seq, 10)
 	}
-	out.Messages = messagesAt(msgs, now)
+	if out.Messages, err = s.messagesAt(msgs, now); err != nil {
+		return MessageList{}, s.sealedFailure(what, err)
+	}
 	return out, nil
 }
 
@@ -241,7 +303,11 @@ func (s *Service) GetMessage(ctx context.Context, c Caller, queue, id string) (M
 	if m == nil {
 		return Message{}, notFound("Message %s does not exist in queue %s for project %s", id, queue, c.Project)
 	}
-	return messageAt(m, now), nil
+	msg, err := s.messageAt(m, now)
+	if err != nil {
+		return Message{}, s.sealedFailure(what, err)
+	}
+	return msg, nil
 }
 
 // validateIDs checks the count of ids in a get-many or bulk delete.
@@ -281,7 +347,11 @@ func (s *Service) GetMessages(ctx context.Context, c Caller, queue string, idLis
 	if len(out) == 0 {
 		return nil, notFound("No messages with IDs: %s found in the queue %s for project %s.", strings.Join(idList, ", "), queue, c.Project)
 	}
-	return messagesAt(out, now), nil
+	msgs, err := s.messagesAt(out, now)
+	if err != nil {
+		return nil, s.sealedFailure(what, err)
+	}
+	return msgs, nil
 }
 
 // DeleteMessage deletes one message under the claim rules (contract §6.6).
@@ -325,11 +395,19 @@ func (s *Service) DeleteMessages(ctx context.Context, c Caller, queue string, r 
 		if r.Pop < 1 || r.Pop > s.limits.MaxMessagesPerClaimOrPop {
 			return nil, badRequest("Pop value must be at least 1 and may not be greater than %d.", s.limits.MaxMessagesPerClaimOrPop)
 		}
-		res, now, e := s.propose(ctx, "Messages could not be popped.", &fsm.PopMessages{Project: c.scope(), Queue: queue, Limit: r.Pop})
+		const what = "Messages could not be popped."
+		if e := s.checkKeysBeforeTake(c, queue, r.Pop, what); e != nil {
+			return nil, e
+		}
+		res, now, e := s.propose(ctx, what, &fsm.PopMessages{Project: c.scope(), Queue: queue, Limit: r.Pop})
 		if e != nil {
 			return nil, e
 		}
-		return poppedAt(res.Messages, now), nil
+		popped, err := s.poppedAt(res.Messages, now)
+		if err != nil {
+			return nil, s.sealedFailure(what, err)
+		}
+		return popped, nil
 	}
 	if e := s.validateIDs(r.IDs); e != nil {
 		return nil, e

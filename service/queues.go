@@ -69,11 +69,19 @@ func (s *Service) CreateQueue(ctx context.Context, c Caller, name string, body [
 	if e != nil {
 		return false, e
 	}
+	encoded := encodeMetadata(meta)
+	op := &Op{Kind: OpSetQueueMetadata, Caller: c, Queue: name, Metadata: encoded}
+	if e := s.pipeline.before(ctx, op); e != nil {
+		return false, e
+	}
 	res, _, e := s.propose(ctx, "Queue could not be created.", &fsm.CreateQueue{
-		Project: c.scope(), Queue: name, Settings: settings, Metadata: encodeMetadata(meta),
+		Project: c.scope(), Queue: name, Settings: settings, Metadata: encoded,
 	})
 	if e != nil {
 		return false, e
+	}
+	if res.Changed {
+		s.pipeline.after(ctx, op)
 	}
 	return res.Changed, nil
 }
@@ -376,6 +384,10 @@ func (s *Service) PatchQueue(ctx context.Context, c Caller, name string, ops []P
 		if e != nil {
 			return nil, e
 		}
+		op := &Op{Kind: OpSetQueueMetadata, Caller: c, Queue: name, Metadata: encoded}
+		if e := s.pipeline.before(ctx, op); e != nil {
+			return nil, e
+		}
 		res, _, e := s.propose(ctx, what, &fsm.SetQueueMetadata{
 			Project: c.scope(), Queue: name, ExpectVersion: q.MetaVersion, Settings: settings, Metadata: encoded,
 		})
@@ -384,6 +396,7 @@ func (s *Service) PatchQueue(ctx context.Context, c Caller, name string, ops []P
 		}
 		switch res.Status {
 		case fsm.StatusOK:
+			s.pipeline.after(ctx, op)
 			return meta, nil
 		case fsm.StatusNotFound:
 			return nil, notFound("Queue %s does not exist for project %s", name, c.Project)
@@ -533,9 +546,12 @@ func (s *Service) validateMetadata(meta map[string]json.RawMessage) (store.Queue
 		}
 		st.DeadLetter = name
 	}
-	if v, ok := meta["_enable_encrypt_messages"]; ok && !isNull(v) && !isFalsy(v) {
+	if v, ok := meta[encryptFlag]; ok && !isNull(v) && !isFalsy(v) {
 		if _, isBool := asBool(v); !isBool {
 			return st, badRequest("_enable_encrypt_messages must be boolean.")
+		}
+		if e := s.checkEncryptFlag(meta); e != nil {
+			return st, e
 		}
 	}
 	if v, ok := meta["_flavor"]; ok && !isNull(v) && !isFalsy(v) {

@@ -31,9 +31,9 @@ func newProjectLimiter(cfg RateLimit) *projectLimiter {
 	return &projectLimiter{cfg: cfg, buckets: expirable.NewLRU[string, *rate.Limiter](100000, nil, 10*time.Minute)}
 }
 
-// Throttle answers 429 when the caller's project is over its rate limit.
+// throttle answers 429 when the caller's project is over its rate limit.
 // The error's description says when to retry.
-func (s *Service) Throttle(c Caller) *Error {
+func (s *Service) throttle(c Caller) *Error {
 	if s.limiter == nil {
 		return nil
 	}

@@ -22,20 +22,30 @@ type Message struct {
 	ClaimID string
 }
 
-func messageAt(m *store.Message, now int64) Message {
-	out := Message{ID: m.ID, TTL: m.TTL, Age: m.Age(now), Body: m.Body, Checksum: m.Checksum}
+// messageAt is m as the API shows it at now, its body opened.
+func (s *Service) messageAt(m *store.Message, now int64) (Message, error) {
+	body, sum, err := s.openBody(m)
+	if err != nil {
+		return Message{}, err
+	}
+	out := Message{ID: m.ID, TTL: m.TTL, Age: m.Age(now), Body: body, Checksum: sum}
 	if m.Claimed(now) {
 		out.ClaimID = m.ClaimID
 	}
-	return out
+	return out, nil
 }
 
-func messagesAt(msgs []*store.Message, now int64) []Message {
+// messagesAt is messageAt of each message; one body that cannot be opened
+// fails them all, so a page is never shown with a hole in it.
+func (s *Service) messagesAt(msgs []*store.Message, now int64) ([]Message, error) {
 	out := make([]Message, len(msgs))
 	for i, m := range msgs {
-		out[i] = messageAt(m, now)
+		var err error
+		if out[i], err = s.messageAt(m, now); err != nil {
+			return nil, err
+		}
 	}
-	return out
+	return out, nil
 }
 
 // PoppedMessage is a message a pop removed, in the one shape both
@@ -49,17 +59,21 @@ type PoppedMessage struct {
 	ClaimCount int64           `json:"claim_count"`
 }
 
-func poppedAt(msgs []*store.Message, now int64) []PoppedMessage {
+func (s *Service) poppedAt(msgs []*store.Message, now int64) ([]PoppedMessage, error) {
 	out := make([]PoppedMessage, len(msgs))
 	for i, m := range msgs {
-		p := PoppedMessage{ID: m.ID, Body: m.Body, TTL: m.TTL, Age: m.Age(now), ClaimCount: m.ClaimCount}
+		body, _, err := s.openBody(m)
+		if err != nil {
+			return nil, err
+		}
+		p := PoppedMessage{ID: m.ID, Body: body, TTL: m.TTL, Age: m.Age(now), ClaimCount: m.ClaimCount}
 		if m.ClaimID != "" {
 			cid := m.ClaimID
 			p.ClaimID = &cid
 		}
 		out[i] = p
 	}
-	return out
+	return out, nil
 }
 
 // Subscription is a subscription in the one shape both transports answer

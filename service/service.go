@@ -10,6 +10,7 @@ import (
 
 	"github.com/zaqar-raft/zaqar/auth"
 	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/internal/bodycrypt"
 	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/store"
@@ -38,13 +39,17 @@ type Config struct {
 	GCInterval time.Duration
 	// GCBatch is the most expiry entries one GC command processes.
 	GCBatch int
-	// SubscriberTypes are the accepted subscriber URI schemes (default
-	// DefaultSubscriberTypes).
+	// SubscriberTypes are the accepted subscriber URI schemes (nil:
+	// DefaultSubscriberTypes; empty: none, clients cannot subscribe).
 	SubscriberTypes []string
 	// Notifications configures subscription confirmation.
 	Notifications NotificationConfig
 	// Confirmer sends confirmation requests; nil disables sending them.
+	// The service sends them from its own last pipeline stage.
 	Confirmer Confirmer
+	// Stages are the pipeline's stages (see Stage), run in this order
+	// before the service's own.
+	Stages []Stage
 	// Subscribers judges subscriber URIs (default: a notify registry with
 	// no deny list).
 	Subscribers SubscriberChecker
@@ -61,7 +66,12 @@ type Config struct {
 	// Admit then refuses a request with neither an identity nor a
 	// signature, and never believes X-Roles.
 	AuthRequired bool
-	Logger       *slog.Logger
+	// MessageKeys seal the bodies of messages posted to queues with
+	// `_enable_encrypt_messages` and open them on every read; nil means
+	// no key, and then the flag is refused. Every node of a cluster must
+	// hold the same keys (docs/security.md).
+	MessageKeys *bodycrypt.Keyring
+	Logger      *slog.Logger
 }
 
 // NotificationConfig is the service side of notifications (contract §10.5).
@@ -93,6 +103,8 @@ type Service struct {
 	policy          *auth.Policy
 	limiter         *projectLimiter
 	authRequired    bool
+	pipeline        pipeline
+	keys            *bodycrypt.Keyring // nil: no message encryption key
 
 	lastGC time.Time // the maintenance loop's last GC proposal
 }
@@ -124,9 +136,14 @@ func New(node Node, st *store.Store, cfg Config) *Service {
 		node: node, store: st, limits: cfg.Limits, gcInterval: cfg.GCInterval, gcBatch: cfg.GCBatch, log: cfg.Logger,
 		subscriberTypes: cfg.SubscriberTypes, subscribers: cfg.Subscribers, trusts: cfg.Trusts, notify: cfg.Notifications, confirmer: cfg.Confirmer,
 		policy: cfg.Policy, limiter: newProjectLimiter(cfg.RateLimit), authRequired: cfg.AuthRequired,
+		keys: cfg.MessageKeys,
 	}
 	if cfg.SignedURLSecret != "" {
 		s.secret = []byte(cfg.SignedURLSecret)
+	}
+	s.pipeline = append(pipeline(nil), cfg.Stages...)
+	if s.confirmer != nil && s.notify.RequireConfirmation {
+		s.pipeline = append(s.pipeline, confirmationStage{s})
 	}
 	return s
 }
@@ -154,7 +171,7 @@ const (
 type Caller struct {
 	Project   string
 	Namespace Namespace
-	ClientID  string // normalised (see NormalizeClientID)
+	ClientID  string // normalised (see normalizeClientID)
 	// UserID is the Keystone user ("" without Keystone).
 	UserID string
 	// Token is the caller's Keystone token ("" without one): trust
@@ -187,10 +204,10 @@ func (c Caller) scope() string {
 	return c.Project
 }
 
-// Authorize checks the policy rule of an operation (e.g. "queues:create",
+// authorize checks the policy rule of an operation (e.g. "queues:create",
 // contract §1) against the caller's roles and project, the target being
 // the caller's own project: 403 Not authorized if denied.
-func (s *Service) Authorize(c Caller, rule string) *Error {
+func (s *Service) authorize(c Caller, rule string) *Error {
 	creds := auth.Credentials{Roles: c.Roles, ProjectID: c.Project, UserID: c.UserID}
 	if s.policy.Enforce(rule, creds, map[string]string{"project_id": c.Project}) {
 		return nil

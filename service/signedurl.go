@@ -48,10 +48,15 @@ func (s *Service) Share(ctx context.Context, c Caller, queue string, body []byte
 		sort.Strings(unknown)
 		return ShareResult{}, badRequest("Unknown keys: {%s}", strings.Join(unknown, ", "))
 	}
+	// An empty or null list means the default, as upstream's "or".
 	paths := []string{"messages"}
 	if raw, ok := obj["paths"]; ok {
-		if json.Unmarshal(raw, &paths) != nil {
+		var given []string
+		if json.Unmarshal(raw, &given) != nil {
 			return ShareResult{}, badRequest("paths must be a list of strings.")
+		}
+		if len(given) > 0 {
+			paths = given
 		}
 		var bad []string
 		for _, p := range paths {
@@ -65,8 +70,25 @@ func (s *Service) Share(ctx context.Context, c Caller, queue string, body []byte
 	}
 	methods := []string{"GET"}
 	if raw, ok := obj["methods"]; ok {
-		if json.Unmarshal(raw, &methods) != nil {
+		var given []string
+		if json.Unmarshal(raw, &given) != nil {
 			return ShareResult{}, badRequest("methods must be a list of strings.")
+		}
+		// The holder sends the methods back comma-separated in
+		// URL-Methods, trimmed: a method that does not survive that
+		// (empty, holding a comma, or with surrounding spaces) makes a
+		// grant that never verifies, so it is refused here.
+		var bad []string
+		for _, m := range given {
+			if m == "" || strings.TrimSpace(m) != m || strings.Contains(m, ",") {
+				bad = append(bad, strconv.Quote(m))
+			}
+		}
+		if len(bad) > 0 {
+			return ShareResult{}, badRequest("Invalid methods: %s; a method is a non-empty string without commas or surrounding spaces.", strings.Join(bad, ", "))
+		}
+		if len(given) > 0 {
+			methods = given
 		}
 	}
 	expires := time.Now().UTC().Add(24 * time.Hour)
@@ -75,11 +97,13 @@ func (s *Service) Share(ctx context.Context, c Caller, queue string, body []byte
 		if !isStr {
 			return ShareResult{}, badRequest("expires must be an ISO 8601 date-time string.")
 		}
-		t, err := ParseExpires(str)
+		t, err := parseExpires(str)
 		if err != nil {
 			return ShareResult{}, badRequest("%v", err)
 		}
-		if !t.After(time.Now()) {
+		// The grant is signed in whole seconds: it is the truncated time
+		// that must lie ahead, or the grant is born expired.
+		if !t.Truncate(time.Second).After(time.Now()) {
 			return ShareResult{}, badRequest("Expiration date must be in the future.")
 		}
 		expires = t
@@ -101,9 +125,9 @@ func (s *Service) Share(ctx context.Context, c Caller, queue string, body []byte
 	}, nil
 }
 
-// ParseExpires parses an ISO 8601 date-time with or without fraction and
+// parseExpires parses an ISO 8601 date-time with or without fraction and
 // zone (no zone means UTC). Integers are refused.
-func ParseExpires(s string) (time.Time, error) {
+func parseExpires(s string) (time.Time, error) {
 	if _, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64); err == nil {
 		return time.Time{}, fmt.Errorf("expires must be an ISO 8601 date-time, not a number: %q", s)
 	}
@@ -169,7 +193,7 @@ func (s *Service) verifySigned(op Operation, r SignedRequest) bool {
 	if !covered {
 		return false
 	}
-	t, err := ParseExpires(r.Expires)
+	t, err := parseExpires(r.Expires)
 	if err != nil || !t.After(time.Now()) {
 		return false
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -110,12 +109,44 @@ func (s *Service) parseSubscription(body []byte, create bool) (SubscriptionReque
 		if n < MinSubscriptionTTL {
 			return r, badRequest("The TTL for a subscription must be at least %d seconds long.", MinSubscriptionTTL)
 		}
-		if max := (math.MaxInt64-time.Now().UnixNano())/1e9 - 1; n > max {
-			return r, badRequest("The TTL seconds for a subscription plus current time must be less than %s.", time.Unix(0, math.MaxInt64).UTC().Format(time.RFC3339))
+		if n > maxSubscriptionTTL(time.Now()) {
+			return r, badRequest("The TTL seconds for a subscription plus current time must be less than 9999-12-31 23:59:59.999999.")
 		}
 		r.TTL = &n
 	}
 	return r, nil
+}
+
+// lastExpiry is the last second a subscription may live to: upstream
+// accepts a TTL while now plus it is a Python datetime, which ends in year
+// 9999. The store holds such an expiry as store.Never (year 2262 is as far
+// as its clock goes) and the TTL as given.
+var lastExpiry = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+
+// maxSubscriptionTTL is the longest subscription TTL accepted at now: the
+// one that ends at lastExpiry (now counted in whole seconds, as upstream).
+func maxSubscriptionTTL(now time.Time) int64 {
+	return lastExpiry.Unix() - now.Unix()
+}
+
+// signedExpiry is the expiry of a grant lasting ttl seconds from now,
+// never past lastExpiry (the signed form has four-digit years) and computed
+// in seconds, where a time.Duration would overflow after 292 years.
+func signedExpiry(now time.Time, ttl int64) time.Time {
+	if ttl >= maxSubscriptionTTL(now) {
+		return lastExpiry
+	}
+	return time.Unix(now.Unix()+ttl, 0).UTC()
+}
+
+// subscribeCommand is the command that creates sub: a TTL above
+// fsm.MaxShortTTL travels as SubscribeLong, which the command gate keeps
+// from nodes whose builds would wrap its expiry (fsm/DESIGN.md).
+func subscribeCommand(sub fsm.Subscribe) fsm.Command {
+	if sub.TTL > fsm.MaxShortTTL {
+		return &fsm.SubscribeLong{Subscribe: sub}
+	}
+	return &sub
 }
 
 // SubscriberChecker judges subscriber URIs: the notify package's
@@ -196,9 +227,17 @@ func (s *Service) subscribe(ctx context.Context, c Caller, queue string, r Subsc
 		opts = []byte("{}")
 	}
 	const what = "Subscription could not be created."
-	cmd := &fsm.Subscribe{
-		Project: c.scope(), Queue: queue, ID: newSubscriptionID(), Subscriber: r.Subscriber, TTL: ttl, Options: opts, Confirmed: confirmed,
+	op := &Op{Kind: OpSubscribe, Caller: c, Queue: queue, Subscription: &OpSubscription{
+		ID: newSubscriptionID(), Subscriber: r.Subscriber, Options: opts, Confirmed: confirmed,
+	}}
+	if e := s.pipeline.before(ctx, op); e != nil {
+		return SubscriptionResult{}, e
 	}
+	cmd := fsm.Subscribe{
+		Project: c.scope(), Queue: queue, ID: op.Subscription.ID, Subscriber: r.Subscriber, TTL: ttl, Options: opts, Confirmed: confirmed,
+	}
+	// The trust is made once every stage has admitted the subscription,
+	// so that a refused subscription leaves no trust behind.
 	var hold *fsm.HoldTrust
 	if notify.IsTrustSubscriber(r.Subscriber) {
 		trust, e := s.trustFor(ctx, c, what)
@@ -209,7 +248,7 @@ func (s *Service) subscribe(ctx context.Context, c Caller, queue string, r Subsc
 		// retires it then.
 		hold = &fsm.HoldTrust{Project: cmd.Project, Queue: queue, ID: cmd.ID, Subscriber: r.Subscriber, TrustID: trust}
 	}
-	res, e := s.proposeWithTrust(ctx, what, cmd, hold)
+	res, e := s.proposeWithTrust(ctx, what, subscribeCommand(cmd), hold)
 	if e != nil {
 		return SubscriptionResult{}, e
 	}
@@ -218,9 +257,8 @@ func (s *Service) subscribe(ctx context.Context, c Caller, queue string, r Subsc
 			"Such subscription already exists.Subscriptions are unique by project + queue + subscriber URI.")
 	}
 	out := SubscriptionResult{ID: res.ID, Existing: !res.Changed}
-	if !confirmed {
-		s.sendConfirmation(ctx, c, queue, out.ID, true)
-	}
+	op.Subscription.ID, op.Subscription.Existing = res.ID, out.Existing
+	s.pipeline.after(ctx, op)
 	return out, nil
 }
 
@@ -290,6 +328,10 @@ func (s *Service) UpdateSubscription(ctx context.Context, c Caller, queue, id st
 		cmd.Options = r.Options
 	}
 	const what = "Subscription could not be updated."
+	var proposed fsm.Command = cmd
+	if r.TTL != nil && *r.TTL > fsm.MaxShortTTL {
+		proposed = &fsm.UpdateSubscriptionLong{UpdateSubscription: *cmd}
+	}
 	var hold *fsm.HoldTrust
 	if notify.IsTrustSubscriber(r.Subscriber) {
 		trust, e := s.trustFor(ctx, c, what)
@@ -298,7 +340,7 @@ func (s *Service) UpdateSubscription(ctx context.Context, c Caller, queue, id st
 		}
 		hold = &fsm.HoldTrust{Project: cmd.Project, Queue: queue, ID: id, Subscriber: r.Subscriber, TrustID: trust}
 	}
-	res, e := s.proposeWithTrust(ctx, what, cmd, hold)
+	res, e := s.proposeWithTrust(ctx, what, proposed, hold)
 	if e != nil {
 		return e
 	}
@@ -333,6 +375,10 @@ func (s *Service) ConfirmSubscription(ctx context.Context, c Caller, queue, id s
 		return badRequest("The 'confirmed' should be boolean.")
 	}
 	confirmed = v
+	op := &Op{Kind: OpConfirmSubscription, Caller: c, Queue: queue, Subscription: &OpSubscription{ID: id, Confirmed: confirmed}}
+	if e := s.pipeline.before(ctx, op); e != nil {
+		return e
+	}
 	res, _, e := s.propose(ctx, "Subscription could not be confirmed.", &fsm.ConfirmSubscription{Project: c.scope(), Queue: queue, ID: id, Confirmed: confirmed})
 	if e != nil {
 		return e
@@ -340,9 +386,7 @@ func (s *Service) ConfirmSubscription(ctx context.Context, c Caller, queue, id s
 	if res.Status == fsm.StatusNotFound {
 		return notFound("Subscription %s does not exist in %s %s for project %s", id, c.noun(), queue, c.Project)
 	}
-	if !confirmed {
-		s.sendConfirmation(ctx, c, queue, id, false)
-	}
+	s.pipeline.after(ctx, op)
 	return nil
 }
 
@@ -381,7 +425,7 @@ func (s *Service) sendConfirmation(ctx context.Context, c Caller, queue, id stri
 		message = "You have unsubscribed successfully to the queue: " + queue + ", you can resubscribe it by using confirmed=True."
 	}
 	path := "/v2/" + c.noun() + "s/" + queue + "/subscriptions/" + id + "/confirm"
-	expires := time.Now().UTC().Add(time.Duration(ttl) * time.Second).Format(expiresLayout)
+	expires := signedExpiry(time.Now(), ttl).Format(expiresLayout)
 	doc := map[string]any{
 		"Message_Type": msgType, "Message": message,
 		"URL-Signature": Sign(key, []string{path}, []string{"PUT"}, c.Project, expires),

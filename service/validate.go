@@ -12,9 +12,9 @@ import (
 	"github.com/zaqar-raft/zaqar/internal/jsonx"
 )
 
-// ValidateQueueName checks a queue (or topic) name and the project it is
+// validateQueueName checks a queue (or topic) name and the project it is
 // addressed in (contract §5.1, §2.3).
-func ValidateQueueName(project, name string) *Error {
+func validateQueueName(project, name string) *Error {
 	if len(project) > MaxProjectLength {
 		return Errf(http.StatusBadRequest, TitleInvalidQueueID, "Project ids may not be more than %d characters long.", MaxProjectLength)
 	}
@@ -30,9 +30,9 @@ func ValidateQueueName(project, name string) *Error {
 	return nil
 }
 
-// ValidateTopicName checks a topic name and its project (contract §2.1).
-func ValidateTopicName(project, name string) *Error {
-	e := ValidateQueueName(project, name)
+// validateTopicName checks a topic name and its project (contract §2.1).
+func validateTopicName(project, name string) *Error {
+	e := validateQueueName(project, name)
 	if e != nil {
 		e.Title = "Invalid topic identification"
 		e.Description = strings.ReplaceAll(e.Description, "Queue names", "Topic names")
@@ -61,8 +61,8 @@ func validName(name string) bool {
 // (RFC 3986 §3.3).
 func isDotSegment(name string) bool { return name == "." || name == ".." }
 
-// CheckProject applies the project header rules (contract §2.3).
-func CheckProject(present bool, project string) *Error {
+// checkProject applies the project header rules (contract §2.3).
+func checkProject(present bool, project string) *Error {
 	if !present {
 		return &Error{Status: http.StatusBadRequest, Title: "Project-Id Missing", Description: "The header X-PROJECT-ID was missing"}
 	}
@@ -72,10 +72,10 @@ func CheckProject(present bool, project string) *Error {
 	return nil
 }
 
-// NormalizeClientID checks a Client-ID and returns the value used to
+// normalizeClientID checks a Client-ID and returns the value used to
 // compare clients (contract §2.2): in strict mode the 32 lowercase hex
 // digits of the UUID, so dashed and undashed spellings are one client.
-func (s *Service) NormalizeClientID(present bool, v string) (string, *Error) {
+func (s *Service) normalizeClientID(present bool, v string) (string, *Error) {
 	if !present {
 		return "", &Error{Status: http.StatusBadRequest, Title: TitleMissingHeader, Description: `The "Client-Id" header is required.`}
 	}

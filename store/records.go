@@ -121,7 +121,7 @@ type Message struct {
 	ClaimCount     int64
 	ClientID       string // normalised Client-ID of the poster
 	Checksum       string
-	Body           []byte // the posted JSON value, compact
+	Body           []byte // the posted JSON value, compact, or its sealed envelope (internal/bodycrypt)
 }
 
 // Claimed reports whether an active claim holds the message at now.

@@ -194,7 +194,7 @@ func (t *Txn) CreateSubscription(project, queue string, s Subscription, now int6
 	c := must(t.r.counters(project, queue))
 	s.Source = queue
 	s.CreatedAt = now
-	s.ExpiresAt = now + s.TTL*1e9
+	s.ExpiresAt = Deadline(now, s.TTL)
 	if len(s.Options) == 0 {
 		s.Options = []byte("{}")
 	}
@@ -251,7 +251,7 @@ func (t *Txn) UpdateSubscription(project, queue, id string, u SubscriptionUpdate
 	if u.TTL != nil {
 		t.del(subExpiryKey(s.ExpiresAt, project, queue, s.ID))
 		s.TTL = *u.TTL
-		s.ExpiresAt = now + s.TTL*1e9
+		s.ExpiresAt = Deadline(now, s.TTL)
 		t.set(subExpiryKey(s.ExpiresAt, project, queue, s.ID), nil)
 		t.noteExpiry(s.ExpiresAt)
 	}

@@ -280,7 +280,7 @@ func (t *Txn) PostMessages(project, queue, clientID string, now, defaultTTL int6
 		}
 		m := &Message{
 			Seq: c.NextSeq, ID: nm.ID, CreatedAt: now,
-			ExpiresAt: now + ttl*1e9, VisibleAt: now + delay*1e9,
+			ExpiresAt: Deadline(now, ttl), VisibleAt: Deadline(now, delay),
 			TTL: ttl, Delay: delay, ClientID: clientID, Checksum: nm.Checksum, Body: nm.Body,
 		}
 		c.NextSeq++
@@ -457,7 +457,7 @@ func (t *Txn) CreateClaim(project, queue, claimID string, ttl, grace int64, limi
 	if len(selected) > 0 {
 		t.advanceHead(project, queue, first)
 	}
-	claimExpires := now + ttl*1e9
+	claimExpires := Deadline(now, ttl)
 	var claimed []*Message
 	for _, m := range selected {
 		if dlq && m.ClaimCount >= q.Settings.MaxClaimCount {
@@ -486,9 +486,9 @@ func (t *Txn) CreateClaim(project, queue, claimID string, ttl, grace int64, limi
 
 // extendForClaim makes a message outlive its claim (contract §7.7).
 func (t *Txn) extendForClaim(project, queue string, m *Message, now, ttl, grace int64) {
-	if m.ExpiresAt < now+ttl*1e9 {
-		t.setExpiry(project, queue, m, now+(ttl+grace)*1e9)
-		m.TTL = ttl + grace
+	if m.ExpiresAt < Deadline(now, ttl) {
+		t.setExpiry(project, queue, m, Deadline(now, addSeconds(ttl, grace)))
+		m.TTL = addSeconds(ttl, grace)
 	}
 }
 
@@ -507,7 +507,7 @@ func (t *Txn) moveToDeadLetter(project, queue string, s QueueSettings, m *Messag
 	if s.DeadLetterTTL > 0 {
 		moved.TTL = s.DeadLetterTTL
 	}
-	moved.ExpiresAt = now + moved.TTL*1e9
+	moved.ExpiresAt = Deadline(now, moved.TTL)
 	moved.VisibleAt = now
 	c.NextSeq++
 	c.Stored++
@@ -523,7 +523,7 @@ func (t *Txn) RenewClaim(project, queue, claimID string, ttl, grace, now int64) 
 		return false
 	}
 	t.del(claimExpiryKey(c.ExpiresAt, project, queue, claimID))
-	c.UpdatedAt, c.ExpiresAt, c.TTL, c.Grace = now, now+ttl*1e9, ttl, grace
+	c.UpdatedAt, c.ExpiresAt, c.TTL, c.Grace = now, Deadline(now, ttl), ttl, grace
 	t.set(claimKey(project, queue, claimID), encodeClaim(c))
 	t.set(claimExpiryKey(c.ExpiresAt, project, queue, claimID), nil)
 	t.noteExpiry(c.ExpiresAt)
@@ -618,7 +618,6 @@ func (t *Txn) collect(space byte, now int64, limit int, fn func(expiryEntry, []b
 	return len(entries)
 }
 
-// SetSecretIfAbsent stores the cluster's signing secret unless one exists.
 // RaiseCommandLevel records that the log holds a command of a gated type
 // (fsm.UngatedMax and below are not recorded): the command gate admits
 // every type up to the highest recorded without asking the voters again.
@@ -629,6 +628,7 @@ func (t *Txn) RaiseCommandLevel(level byte) {
 	t.set(keyCommandLevel, []byte{level})
 }
 
+// SetSecretIfAbsent stores the cluster's signing secret unless one exists.
 func (t *Txn) SetSecretIfAbsent(secret []byte) bool {
 	if _, ok := must2(t.r.get(keySecret)); ok {
 		return false

@@ -5,6 +5,13 @@
 # admin, member and reader. Prints "READY" once Keystone answers; keeps
 # running until killed (it execs the server, so its pid is Keystone's).
 #
+# KEYSTONE_TOKEN_EXPIRATION sets the tokens' lifetime (s). KEYSTONE_CACHE=memory
+# turns on Keystone's in-process cache: without it, validating one token
+# runs hundreds of SQLite queries (a second or more of CPU on a loaded
+# machine, and the server is single-threaded), which a long run of many
+# requests cannot afford; the default (off) keeps every answer straight from
+# the database.
+#
 # usage: keystone.sh DIR PORT ADMIN_PASSWORD
 set -euo pipefail
 dir=$1 port=$2 password=$3
@@ -24,8 +31,12 @@ key_repository = $dir/fernet-keys
 [credential]
 key_repository = $dir/credential-keys
 [cache]
-enabled = false
 CONF
+if [ "${KEYSTONE_CACHE:-}" = memory ]; then
+  printf 'enabled = true\nbackend = dogpile.cache.memory\n' >> "$dir/keystone.conf"
+else
+  echo 'enabled = false' >> "$dir/keystone.conf"
+fi
 manage() { keystone-manage --config-file "$dir/keystone.conf" "$@" >>"$dir/manage.log" 2>&1; }
 manage db_sync
 # WAL lets a write commit while another connection of the same server

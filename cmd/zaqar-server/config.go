@@ -13,6 +13,7 @@ import (
 
 	"github.com/zaqar-raft/zaqar/auth"
 	"github.com/zaqar-raft/zaqar/httpapi"
+	"github.com/zaqar-raft/zaqar/internal/bodycrypt"
 	"github.com/zaqar-raft/zaqar/internal/tlsconf"
 	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/raftnode"
@@ -42,6 +43,10 @@ type options struct {
 	logFormat     string
 	raftLogLevel  string
 
+	// messageKey and messageKeyFile are the message encryption key
+	// (bodycrypt.ParseKey), given inline or in a file.
+	messageKey, messageKeyFile string
+
 	heartbeat, election, snapshotInterval, requestTimeout, gcInterval time.Duration
 	wsMaxFrame                                                        int64
 	wsMaxInFlight                                                     int
@@ -59,6 +64,8 @@ type options struct {
 	notifyWorkers, notifyPerSub int
 	notifyDeny                  cidrList
 	email                       notify.EmailConfig
+	smtpURL, smtpCA             string
+	subscriberTypes             stringList
 
 	keystone       auth.KeystoneConfig
 	policyFile     string
@@ -116,6 +123,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Float64Var(&o.rateLimit.PerSecond, "rate-limit", 0, "requests per second allowed per project (0: no limit)")
 	fs.IntVar(&o.rateLimit.Burst, "rate-limit-burst", 0, "burst allowed above -rate-limit (default: one second's worth)")
 	fs.StringVar(&o.signedSecret, "signed-url-secret", "", "secret for pre-signed URLs (default: generated once per cluster and replicated)")
+	fs.StringVar(&o.messageKey, "message-encryption-key", "", "AES-256 key that encrypts the messages of queues with _enable_encrypt_messages: 32 bytes as base64 or 64 hex digits, the same on every node (prefer -message-encryption-key-file or the environment: a flag shows in the process list; default: none, and the queue flag is refused)")
+	fs.StringVar(&o.messageKeyFile, "message-encryption-key-file", "", "file holding the message encryption key, as -message-encryption-key")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.raftLogLevel, "raft-log-level", "warn", "hashicorp/raft's own log level")
@@ -144,14 +153,25 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.notifyWorkers, "notify-workers", 10, "notification deliveries in progress at once on the leader")
 	fs.IntVar(&o.notifyPerSub, "notify-per-subscriber", 4, "notification deliveries in progress at once per subscription (1 keeps them in order)")
 	fs.Var(&o.notifyDeny, "notify-deny-cidrs", "address ranges webhooks are never sent to, comma-separated (e.g. 127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7); link-local and unspecified addresses are always refused")
-	fs.StringVar(&o.email.SMTPHost, "smtp-host", "", "SMTP relay for email notifications (empty: use -sendmail-command)")
-	fs.IntVar(&o.email.SMTPPort, "smtp-port", 25, "SMTP relay port")
+	o.subscriberTypes = append(stringList{}, service.DefaultSubscriberTypes...)
+	fs.Var(&o.subscriberTypes, "subscriber-types", "subscriber URI schemes clients may subscribe, comma-separated, each served by a notification transport of this build (empty: none)")
+	fs.StringVar(&o.smtpURL, "smtp-url", "", "SMTP relay for email notifications as a URL: smtp://host[:port] (port 25; -smtp-starttls upgrades the session) or smtps://host[:port] (TLS from the first byte, port 465); instead of -smtp-host and -smtp-port")
+	fs.StringVar(&o.email.SMTPHost, "smtp-host", "", "SMTP relay for email notifications, plain or with -smtp-starttls (empty, and no -smtp-url: use -sendmail-command)")
+	fs.IntVar(&o.email.SMTPPort, "smtp-port", 25, "SMTP relay port of -smtp-host")
 	fs.BoolVar(&o.email.StartTLS, "smtp-starttls", false, "upgrade SMTP sessions with STARTTLS (certificate verified)")
-	fs.StringVar(&o.email.Username, "smtp-user", "", "SMTP user (PLAIN auth; needs STARTTLS unless the relay is on loopback)")
+	fs.StringVar(&o.smtpCA, "smtp-ca", "", "PEM CA bundle that verifies the SMTP relay's certificate, with smtps:// or -smtp-starttls (default: the system's roots)")
+	fs.StringVar(&o.email.Username, "smtp-user", "", "SMTP user (PLAIN auth; needs TLS, smtps:// or STARTTLS, unless the relay is on loopback)")
 	fs.StringVar(&o.email.Password, "smtp-password", "", "SMTP password")
 	fs.StringVar(&o.email.From, "smtp-from", "", "sender of email notifications when a subscription's options give none")
 	fs.StringVar(&o.email.SendmailCommand, "sendmail-command", "/usr/sbin/sendmail -t -oi", "command that sends an email read from its standard input, when -smtp-host is empty")
 	fs.StringVar(&o.email.ExternalConfirmationURL, "external-confirmation-url", "", "page that email subscribers open to confirm a subscription")
+	sub, unsub := &o.email.SubscriptionConfirmation, &o.email.UnsubscribeConfirmation
+	fs.StringVar(&sub.Topic, "subscription-confirmation-email-topic", notify.DefaultSubscriptionConfirmationEmail.Topic, "subject of subscription confirmation emails")
+	fs.StringVar(&sub.Body, "subscription-confirmation-email-body", notify.DefaultSubscriptionConfirmationEmail.Body, "text of subscription confirmation emails: {0} is the queue, {1} the project, {2} the confirmation link; {{ and }} are braces")
+	fs.StringVar(&sub.Sender, "subscription-confirmation-email-sender", "", "From of subscription confirmation emails (empty: the subscription's options.from, else -smtp-from)")
+	fs.StringVar(&unsub.Topic, "unsubscribe-confirmation-email-topic", notify.DefaultUnsubscribeConfirmationEmail.Topic, "subject of unsubscribe confirmation emails")
+	fs.StringVar(&unsub.Body, "unsubscribe-confirmation-email-body", notify.DefaultUnsubscribeConfirmationEmail.Body, "text of unsubscribe confirmation emails: {0} is the queue, {1} the project, {2} the link to subscribe again; {{ and }} are braces")
+	fs.StringVar(&unsub.Sender, "unsubscribe-confirmation-email-sender", "", "From of unsubscribe confirmation emails (empty: the subscription's options.from, else -smtp-from)")
 
 	o.limits = service.DefaultLimits()
 	l := &o.limits
@@ -225,8 +245,15 @@ func parseOptions(args []string, getenv func(string) string) (*options, error) {
 		}
 		if v, ok := file[f.Name]; ok {
 			s := fmt.Sprint(v)
-			if n, isNum := v.(float64); isNum {
-				s = strconv.FormatFloat(n, 'f', -1, 64)
+			switch v := v.(type) {
+			case float64:
+				s = strconv.FormatFloat(v, 'f', -1, 64)
+			case []any: // a list setting written as a JSON array
+				items := make([]string, len(v))
+				for i, item := range v {
+					items[i] = fmt.Sprint(item)
+				}
+				s = strings.Join(items, ",")
 			}
 			if e := f.Value.Set(s); e != nil {
 				err = fmt.Errorf("config file setting %s: %w", f.Name, e)
@@ -272,6 +299,23 @@ func (l *cidrList) Set(s string) error {
 	return nil
 }
 
+// stringList is a flag of comma-separated words (spaces around them and
+// empty entries are dropped); an empty value is the empty list.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(s string) error {
+	out := stringList{}
+	for _, w := range strings.Split(s, ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			out = append(out, w)
+		}
+	}
+	*l = out
+	return nil
+}
+
 func envName(flagName string) string {
 	return "ZAQAR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
@@ -309,7 +353,44 @@ func (o *options) check() error {
 	if err := o.limits.Check(); err != nil {
 		return fmt.Errorf("limits: %w", err)
 	}
-	return nil
+	if err := notify.NewRegistry(notify.Config{}).CheckSubscriberTypes(o.subscriberTypes); err != nil {
+		return fmt.Errorf("subscriber-types: %w", err)
+	}
+	if o.smtpURL != "" {
+		if o.email.SMTPHost != "" || o.email.SMTPPort != 25 {
+			return errors.New("-smtp-url names the relay and its port: leave -smtp-host and -smtp-port out")
+		}
+		host, port, implicitTLS, err := notify.ParseSMTPURL(o.smtpURL)
+		if err != nil {
+			return err
+		}
+		o.email.SMTPHost, o.email.SMTPPort, o.email.ImplicitTLS = host, port, implicitTLS
+	}
+	if o.messageKey != "" && o.messageKeyFile != "" {
+		return errors.New("give the message encryption key once: -message-encryption-key or -message-encryption-key-file")
+	}
+	return o.email.Check()
+}
+
+// messageKeys reads the message encryption key, if one is configured.
+// Errors name the setting, never the key.
+func (o *options) messageKeys() (*bodycrypt.Keyring, error) {
+	text, from := o.messageKey, "-message-encryption-key"
+	if o.messageKeyFile != "" {
+		b, err := os.ReadFile(o.messageKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("message encryption key file: %w", err)
+		}
+		text, from = string(b), "-message-encryption-key-file "+o.messageKeyFile
+	}
+	if text == "" {
+		return nil, nil
+	}
+	key, err := bodycrypt.ParseKey(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", from, err)
+	}
+	return bodycrypt.NewKeyring(key)
 }
 
 // serverConfig turns options into a server configuration. It reads the TLS
@@ -335,7 +416,7 @@ func (o *options) serverConfig() (server.Config, error) {
 			RequireConfirmation: o.requireConfirmation, PublicURL: o.publicURL, PublicWebsocketURL: o.publicWSURL,
 		},
 		Limits: o.limits, SignedURLSecret: o.signedSecret, RequestTimeout: o.requestTimeout, GCInterval: o.gcInterval,
-		CacheBytes: o.cacheBytes, InsecurePeers: o.insecurePeers,
+		CacheBytes: o.cacheBytes, InsecurePeers: o.insecurePeers, SubscriberTypes: append([]string{}, o.subscriberTypes...),
 	}
 	for _, j := range strings.Split(o.join, ",") {
 		if j = strings.TrimSpace(j); j != "" {
@@ -354,6 +435,9 @@ func (o *options) serverConfig() (server.Config, error) {
 		peers = []raftnode.Peer{{ID: o.nodeID, Address: adv}}
 	}
 	cfg.Raft.Bootstrap = peers
+	if cfg.MessageKeys, err = o.messageKeys(); err != nil {
+		return cfg, err
+	}
 	if o.tls.Cert != "" {
 		if cfg.TLS, err = tlsconf.Load(o.tls); err != nil {
 			return cfg, fmt.Errorf("REST TLS: %w", err)
@@ -369,6 +453,11 @@ func (o *options) serverConfig() (server.Config, error) {
 	if o.peerTLS.Cert != "" {
 		if cfg.Raft.PeerTLS, err = tlsconf.Load(o.peerTLS); err != nil {
 			return cfg, fmt.Errorf("peer TLS: %w", err)
+		}
+	}
+	if o.smtpCA != "" {
+		if cfg.Notify.Email.RootCAs, err = tlsconf.LoadCAPool(o.smtpCA); err != nil {
+			return cfg, fmt.Errorf("smtp-ca: %w", err)
 		}
 	}
 	return cfg, nil

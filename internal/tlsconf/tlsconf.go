@@ -141,13 +141,9 @@ func (s *Source) load() (*material, error) {
 		m.cert = &cert
 	}
 	if s.files.CA != "" {
-		caPEM, err := read(s.files.CA)
+		pool, err := LoadCAPool(s.files.CA)
 		if err != nil {
 			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(caPEM) {
-			return nil, fmt.Errorf("tlsconf: %s holds no PEM certificate", s.files.CA)
 		}
 		m.pool = pool
 	}
@@ -334,19 +330,29 @@ func (s *Source) verify(raw [][]byte, usages []x509.ExtKeyUsage) (*x509.Certific
 	return certs[0], nil
 }
 
+// LoadCAPool reads a PEM bundle of CA certificates; a file that holds
+// none is an error.
+func LoadCAPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tlsconf: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("tlsconf: %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
 // StaticClientConfig is a client configuration for the REST port, read
 // once: the server's chain is verified against f.CA (the system roots if
 // empty) with the usual host name check, and f.Cert, if given, is presented.
 func StaticClientConfig(f Files) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if f.CA != "" {
-		b, err := os.ReadFile(f.CA)
+		pool, err := LoadCAPool(f.CA)
 		if err != nil {
-			return nil, fmt.Errorf("tlsconf: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("tlsconf: %s holds no PEM certificate", f.CA)
+			return nil, err
 		}
 		cfg.RootCAs = pool
 	}

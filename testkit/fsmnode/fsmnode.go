@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -112,4 +113,20 @@ func OpenTemp(prefix string) (*Temp, error) {
 func (t *Temp) Close() {
 	t.Store.Close()
 	os.RemoveAll(t.dir)
+}
+
+// OpenForTest opens a store with a small cache in t's temporary directory
+// and a Node over it; both are closed when t ends, and a failure ends t.
+func OpenForTest(t testing.TB) (*Node, *store.Store) {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), store.Options{CacheBytes: 8 << 20})
+	if err != nil {
+		t.Fatalf("fsmnode: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	n, err := New(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, st
 }
