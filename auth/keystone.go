@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -72,8 +71,11 @@ type Keystone struct {
 	valid   *expirable.LRU[[32]byte, *Identity]
 	invalid *expirable.LRU[[32]byte, struct{}]
 
-	mu       sync.Mutex
-	identity *gophercloud.ServiceClient // nil until the service account logged in
+	mu          sync.Mutex
+	identity    *gophercloud.ServiceClient // nil until the service account logged in
+	serviceUser string                     // the service account's user id, once logged in
+
+	trusts trustTokens
 }
 
 // NewKeystone returns a validator. The service account logs in on first
@@ -133,12 +135,14 @@ func (k *Keystone) client(ctx context.Context) (*gophercloud.ServiceClient, erro
 		return nil, fmt.Errorf("%w: identity client: %v", ErrUnavailable, err)
 	}
 	// Validate against the URL we were given, not the catalog's view of it.
-	base := gophercloud.NormalizeURL(k.cfg.AuthURL)
-	if !strings.HasSuffix(base, "v3/") {
-		base += "v3/"
-	}
+	base := identityBase(k.cfg.AuthURL)
 	identity.Endpoint, identity.ResourceBase = base, base
 	k.identity = identity
+	if login, ok := provider.GetAuthResult().(tokens.CreateResult); ok {
+		if u, err := login.ExtractUser(); err == nil && u != nil {
+			k.serviceUser = u.ID
+		}
+	}
 	return identity, nil
 }
 

@@ -64,6 +64,7 @@ var keystoneUsers = []keystoneUser{
 	{"carol", "admin", []string{"alpha"}},
 	{"dave", "member", []string{"gamma"}},
 	{"cliuser", "member", []string{"cli-follower", "cli-leader"}},
+	{"erin", "member", []string{"epsilon"}}, // trust subscriptions (trust_test.go)
 }
 
 // password is a test user's password.

@@ -40,12 +40,18 @@ const (
 	// Gated: proposed only once every voter knows them (see UngatedMax).
 	TypeSubscribeLong          Type = 19
 	TypeUpdateSubscriptionLong Type = 20
+	// ForgetTrusts is numbered below HoldTrust although it was added with
+	// it: a trust is only ever forgotten after a HoldTrust committed, so
+	// the log then holds a type at least as high, which the gate admits
+	// without asking every voter (raftnode's holdsType).
+	TypeForgetTrusts Type = 21
+	TypeHoldTrust    Type = 22
 )
 
 // MaxType is the highest command type this build knows. Types are numbered
 // in the order they were added, so a build knows every type up to its
 // MaxType: that number is its command level.
-const MaxType = TypeUpdateSubscriptionLong
+const MaxType = TypeHoldTrust
 
 // UngatedMax is the highest type that every build able to join a cluster
 // knows (all types from before the version gate). A type above it is
@@ -86,6 +92,8 @@ var commandTable = map[Type]func() Command{
 
 	TypeSubscribeLong:          func() Command { return &SubscribeLong{} },
 	TypeUpdateSubscriptionLong: func() Command { return &UpdateSubscriptionLong{} },
+	TypeHoldTrust:              func() Command { return &HoldTrust{} },
+	TypeForgetTrusts:           func() Command { return &ForgetTrusts{} },
 }
 
 // entryVersion is the first byte of every log entry this code writes.
@@ -708,5 +716,47 @@ func (c *AdvanceCursors) decode(d *codec.Decoder) {
 }
 func (c *AdvanceCursors) apply(t *store.Txn, _ int64) Result {
 	t.AdvanceCursors(c.Advances)
+	return Result{}
+}
+
+// HoldTrust gives a subscription the Keystone trust the service created for
+// its trust+http(s) subscriber, or retires the trust if the subscription
+// is not (or no longer) the one it was made for (store.Txn.HoldTrust). The
+// service proposes it in the entry of the Subscribe or UpdateSubscription
+// the trust was made for, after it; being gated, it also keeps trust
+// subscriptions away from builds that would not retire their trusts.
+type HoldTrust struct {
+	Project, Queue, ID string
+	// Subscriber is the URI the trust was made for sending to.
+	Subscriber string
+	TrustID    string
+}
+
+// Type implements Command.
+func (*HoldTrust) Type() Type { return TypeHoldTrust }
+func (c *HoldTrust) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	e.String(c.ID)
+	e.String(c.Subscriber)
+	e.String(c.TrustID)
+}
+func (c *HoldTrust) decode(d *codec.Decoder) {
+	c.Project, c.Queue, c.ID, c.Subscriber, c.TrustID = d.String(), d.String(), d.String(), d.String(), d.String()
+}
+func (c *HoldTrust) apply(t *store.Txn, now int64) Result {
+	return Result{Changed: t.HoldTrust(c.Project, c.Queue, c.ID, c.Subscriber, c.TrustID, now)}
+}
+
+// ForgetTrusts removes retired trusts the leader has deleted in Keystone
+// (or found gone).
+type ForgetTrusts struct{ TrustIDs []string }
+
+// Type implements Command.
+func (*ForgetTrusts) Type() Type                { return TypeForgetTrusts }
+func (c *ForgetTrusts) encode(e *codec.Encoder) { e.Strings(c.TrustIDs) }
+func (c *ForgetTrusts) decode(d *codec.Decoder) { c.TrustIDs = d.Strings() }
+func (c *ForgetTrusts) apply(t *store.Txn, _ int64) Result {
+	t.ForgetTrusts(c.TrustIDs)
 	return Result{}
 }

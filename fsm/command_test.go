@@ -44,6 +44,8 @@ func sampleCommands() []fsm.Command {
 		&fsm.SubscribeLong{Subscribe: fsm.Subscribe{Project: "p", Queue: "q", ID: cid(3), Subscriber: "mailto:a@b.c", TTL: 220367260800, Options: []byte(`{}`), Confirmed: true}},
 		&fsm.UpdateSubscriptionLong{UpdateSubscription: fsm.UpdateSubscription{Project: "p", Queue: "q", ID: cid(3), TTL: ptr(int64(220367260800))}},
 		&fsm.AdvanceCursors{Advances: []store.CursorAdvance{{Project: "p", Queue: "q", ID: cid(2), Seq: 1<<64 - 1}, {Project: "", Queue: "r", ID: "", Seq: 0}}},
+		&fsm.HoldTrust{Project: "p", Queue: "q", ID: cid(2), Subscriber: "trust+https://h/x", TrustID: "0f1e2d3c4b5a69788796a5b4c3d2e1f0"},
+		&fsm.ForgetTrusts{TrustIDs: []string{"a", "", "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}},
 	}
 }
 
@@ -262,8 +264,24 @@ func TestSubscribeLong_AppliesExactlyAsSubscribeAndUpdateSubscription(t *testing
 	plain, long := newNode(t), newNode(t)
 	plain.fsm.ApplyBatch([]*raft.Log{cmdLog(1, t0, &sub), cmdLog(2, t0+sec, &upd)})
 	rs := long.fsm.ApplyBatch([]*raft.Log{cmdLog(1, t0, &fsm.SubscribeLong{Subscribe: sub}), cmdLog(2, t0+sec, &fsm.UpdateSubscriptionLong{UpdateSubscription: upd})})
-	if plain.digest() != long.digest() {
-		t.Fatal("the long commands left another state than Subscribe and UpdateSubscription")
+	// The long commands leave the state the plain ones do, and record in
+	// it that the log holds a gated type (which the command gate reads).
+	var subs [2]*store.Subscription
+	var levels [2]byte
+	for i, n := range []*node{plain, long} {
+		n.view(func(v *store.View) (err error) {
+			if subs[i], err = v.Subscription("p", "q", cid(1), t0+2*sec); err != nil {
+				return err
+			}
+			levels[i], err = v.CommandLevel()
+			return err
+		})
+	}
+	if subs[0] == nil || subs[1] == nil || !reflect.DeepEqual(*subs[0], *subs[1]) {
+		t.Fatalf("the long commands left subscription %+v, Subscribe and UpdateSubscription %+v", subs[1], subs[0])
+	}
+	if levels[0] != 0 || levels[1] != byte(fsm.TypeUpdateSubscriptionLong) {
+		t.Fatalf("recorded command levels: plain %d, long %d; want 0 and %d", levels[0], levels[1], fsm.TypeUpdateSubscriptionLong)
 	}
 	if r := entryResult(t, rs[0]).Results[0]; !r.Changed || r.ID != cid(1) {
 		t.Fatalf("SubscribeLong result %+v", r)

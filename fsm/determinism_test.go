@@ -33,6 +33,7 @@ type workload struct {
 	pending  []fsm.Command         // commands to add to the current entry
 	postedTo map[string]queueRef   // where each message id was first posted
 	subs     map[queueRef][]string // subscription ids proposed
+	trusts   []string              // trust ids proposed
 }
 
 type queueRef struct{ project, queue string }
@@ -194,7 +195,10 @@ func (w *workload) command() fsm.Command {
 func (w *workload) subscriptionCommand(q queueRef) fsm.Command {
 	p, name := q.project, q.queue
 	subscriber := fmt.Sprintf("http://h%d/hook", w.r.Intn(4)) // few subscribers: duplicates happen
-	switch k := w.r.Intn(10); {
+	if w.r.Intn(2) == 0 {
+		subscriber = "trust+" + subscriber
+	}
+	switch k := w.r.Intn(12); {
 	case k < 3:
 		c := &fsm.Subscribe{Project: p, Queue: name, ID: w.id(), Subscriber: subscriber, TTL: 60 + w.r.Int63n(600), Options: []byte(`{}`), Confirmed: w.r.Intn(3) == 0}
 		w.subs[q] = append(w.subs[q], c.ID)
@@ -225,6 +229,16 @@ func (w *workload) subscriptionCommand(q queueRef) fsm.Command {
 		return &fsm.DeleteSubscription{Project: p, Queue: name, ID: w.pick(w.subs[q])}
 	case k < 7:
 		return &fsm.ConfirmSubscription{Project: p, Queue: name, ID: w.pick(w.subs[q]), Confirmed: w.r.Intn(2) == 0}
+	case k < 9:
+		c := &fsm.HoldTrust{Project: p, Queue: name, ID: w.pick(w.subs[q]), Subscriber: subscriber, TrustID: w.id()}
+		w.trusts = append(w.trusts, c.TrustID)
+		return c
+	case k < 10:
+		c := &fsm.ForgetTrusts{}
+		for i := w.r.Intn(3); i > 0; i-- {
+			c.TrustIDs = append(c.TrustIDs, w.pick(w.trusts))
+		}
+		return c
 	default:
 		c := &fsm.AdvanceCursors{}
 		for i := 1 + w.r.Intn(3); i > 0; i-- {

@@ -346,3 +346,29 @@ func TestSnapshotPersist_CancelsTheSinkOnWriteError(t *testing.T) {
 		t.Fatalf("sink canceled=%v closed=%v, want canceled only", sink.canceled, sink.closed)
 	}
 }
+
+func TestApplyBatch_RecordsTheHighestGatedTypeTheLogHolds(t *testing.T) {
+	n := newNode(t)
+	level := func() byte {
+		var lv byte
+		n.view(func(v *store.View) (err error) { lv, err = v.CommandLevel(); return })
+		return lv
+	}
+	before := n.digest()
+	n.fsm.ApplyBatch([]*raft.Log{cmdLog(1, t0, &fsm.CreateQueue{Project: "p", Queue: "q"}, &fsm.AdvanceCursors{})})
+	if got := level(); got != 0 {
+		t.Fatalf("ungated types recorded level %d", got)
+	}
+	if n.digest() == before {
+		t.Fatal("the queue was not created")
+	}
+	n.fsm.ApplyBatch([]*raft.Log{cmdLog(2, t0, &fsm.ForgetTrusts{}), cmdLog(3, t0, &fsm.HoldTrust{Project: "p", Queue: "q", ID: "s", TrustID: "t"})})
+	if got := level(); got != byte(fsm.TypeHoldTrust) {
+		t.Fatalf("level %d after ForgetTrusts and HoldTrust, want %d", got, fsm.TypeHoldTrust)
+	}
+	n.fsm.ApplyBatch([]*raft.Log{cmdLog(4, t0, &fsm.ForgetTrusts{})})
+	n.restart()
+	if got := level(); got != byte(fsm.TypeHoldTrust) {
+		t.Fatalf("level %d after a restart", got)
+	}
+}

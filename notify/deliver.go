@@ -3,6 +3,8 @@ package notify
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/url"
 )
 
@@ -13,6 +15,18 @@ var errPermanent = errors.New("notify: permanent failure")
 // ErrGone means the subscriber no longer exists (a closed websocket
 // connection): its subscription should end.
 var ErrGone = errors.New("notify: subscriber is gone")
+
+// errStopped means a transport has stopped delivering to a subscription
+// and has said why once (a trust Keystone refuses): the notification is
+// given up (outcome "stopped") without a log line of its own. It is
+// permanent too.
+var errStopped = errors.New("notify: deliveries to this subscription are stopped")
+
+// stopped wraps err as a stopped delivery.
+func stopped(err error) error { return fmt.Errorf("%w: %w: %w", errStopped, errPermanent, err) }
+
+// discardLogger is the logger of components given none.
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // permanent wraps err as a permanent failure.
 func permanent(err error) error { return fmt.Errorf("%w: %w", errPermanent, err) }

@@ -47,9 +47,10 @@ type Registry struct {
 // configured by cfg. This list is the one place transports are named.
 func NewRegistry(cfg Config) *Registry {
 	r := &Registry{byScheme: map[string]Deliverer{}}
-	r.register(newWebhookDeliverer(cfg))
+	hooks := newWebhookDeliverer(cfg)
+	r.register(hooks)
 	r.register(newEmailDeliverer(cfg.Email))
-	r.register(newTrustDeliverer())
+	r.register(newTrustDeliverer(cfg, hooks.client))
 	r.register(newWebsocketDeliverer(cfg.Node))
 	return r
 }
@@ -121,6 +122,17 @@ func (r *Registry) deliverer(subscriber string) (Deliverer, error) {
 		return nil, permanent(errors.New("unsupported subscriber scheme " + schemeOf(subscriber)))
 	}
 	return d, nil
+}
+
+// IsTrustSubscriber reports whether a subscriber URI is a trust
+// subscriber (trust+http, trust+https), for which the service creates a
+// Keystone trust when it subscribes.
+func IsTrustSubscriber(subscriber string) bool {
+	switch schemeOf(subscriber) {
+	case "trust+http", "trust+https":
+		return true
+	}
+	return false
 }
 
 // schemeOf returns a subscriber URI's scheme ("http", "mailto", ...).

@@ -1,6 +1,7 @@
 // Package notify delivers notifications of posted messages to the
-// subscriptions of their queue or topic: webhooks, email and websocket
-// connections (contract §10). Delivery runs on the leader only. What has
+// subscriptions of their queue or topic: webhooks (trust+http(s) ones
+// with a Keystone trust's token), email and websocket connections
+// (contract §10). Delivery runs on the leader only. What has
 // been handled is recorded through the Raft log as per-subscription cursors
 // (fsm.AdvanceCursors), so a new leader resumes where the old one stopped:
 // every notification is delivered at least once, never silently skipped.
@@ -9,11 +10,11 @@ package notify
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +60,9 @@ type Config struct {
 	// resolution and on every redirect.
 	DenyCIDRs []netip.Prefix
 	Email     EmailConfig
+	// Trusts issues and deletes the Keystone trusts of trust+http(s)
+	// subscribers; nil (no Keystone) refuses such subscribers.
+	Trusts Trusts
 	// RequireConfirmation withholds notifications from unconfirmed
 	// subscriptions.
 	RequireConfirmation bool
@@ -79,7 +83,12 @@ type Notifier struct {
 	// websocket is the registry's websocket transport, which receives the
 	// node's connections late (SetPusher).
 	websocket *websocketDeliverer
-	global    chan struct{} // semaphore of Workers
+	// trust is the registry's trust transport, which the leader also asks
+	// to delete the trusts no subscription holds (retire.go).
+	trust  *trustDeliverer
+	global chan struct{} // semaphore of Workers
+	// cleaning is set while a deletion of retired trusts runs.
+	cleaning atomic.Bool
 
 	mu      sync.Mutex
 	workers map[subKey]*worker
@@ -111,7 +120,7 @@ func New(cfg Config) *Notifier {
 		cfg.AttemptTimeout = 10 * time.Second
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = discardLogger()
 	}
 	n := &Notifier{
 		cfg: cfg, log: cfg.Logger, registry: NewRegistry(cfg), global: make(chan struct{}, cfg.Workers),
@@ -119,7 +128,9 @@ func New(cfg Config) *Notifier {
 		resync: make(chan struct{}, 1),
 	}
 	n.websocket = n.registry.byScheme[WebsocketScheme].(*websocketDeliverer)
+	n.trust = n.registry.byScheme["trust+http"].(*trustDeliverer)
 	n.metrics = newMetrics(cfg.Registry, n)
+	n.trust.stopped = func(reason string) { n.metrics.trustStops.WithLabelValues(reason).Inc() }
 	return n
 }
 
@@ -134,7 +145,7 @@ func (n *Notifier) OnApply(results []*fsm.EntryResult) {
 			case *fsm.PostMessages:
 				n.wakeQueue(queueKey{cmd.Project, cmd.Queue})
 			case *fsm.Subscribe, *fsm.SubscribeLong, *fsm.UpdateSubscription, *fsm.UpdateSubscriptionLong,
-				*fsm.DeleteSubscription, *fsm.ConfirmSubscription, *fsm.DeleteQueue, *fsm.PurgeQueue:
+				*fsm.DeleteSubscription, *fsm.ConfirmSubscription, *fsm.DeleteQueue, *fsm.PurgeQueue, *fsm.HoldTrust:
 				resync = true
 			case *fsm.CollectGarbage:
 				resync = resync || (i < len(r.Results) && r.Results[i].Count > 0)
@@ -186,6 +197,7 @@ func (n *Notifier) lead(parent context.Context) {
 	}()
 	n.log.Info("notifier started: this node leads")
 	n.sync(ctx)
+	n.cleanTrusts(ctx)
 	flush := time.NewTicker(n.cfg.FlushInterval)
 	defer flush.Stop()
 	check := time.NewTicker(100 * time.Millisecond)
@@ -198,8 +210,10 @@ func (n *Notifier) lead(parent context.Context) {
 			return
 		case <-n.resync:
 			n.sync(ctx)
+			n.cleanTrusts(ctx)
 		case <-safety.C:
 			n.sync(ctx)
+			n.cleanTrusts(ctx)
 		case <-flush.C:
 			n.flush(ctx)
 		case <-check.C:

@@ -199,6 +199,9 @@ func (w *worker) deliver(ctx context.Context, note *store.Notification) bool {
 			m.outcome(scheme, "gone")
 			w.end(ctx)
 			return false
+		case errors.Is(err, errStopped):
+			m.outcome(scheme, "stopped") // the transport logged why, once
+			return true
 		case errors.Is(err, errPermanent) || attempt >= len(schedule):
 			m.outcome(scheme, "failed")
 			msg := "notification not delivered"

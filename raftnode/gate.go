@@ -59,11 +59,44 @@ func (n *Node) admitEntry(ctx context.Context, entry []byte) error {
 	if missing := n.gate.behind(voters, typ); len(missing) == 0 {
 		return nil
 	}
+	if n.holdsType(ctx, typ) {
+		return nil
+	}
 	n.refreshLevels(ctx)
 	if missing := n.gate.behind(voters, typ); len(missing) > 0 {
 		return fmt.Errorf("%w: command type %d needs every voter at level %d or later; behind: %s", ErrUpgradeInProgress, typ, typ, strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// holdsType reports whether the log has committed a command of type typ
+// or higher: every voter knew it then, and a node that did not could not
+// have applied the log since, so the type is admitted without asking the
+// voters. That is what lets a new leader that cannot reach a voter (which
+// never reported to it) go on proposing gated types the cluster already
+// uses. A new leader may not have applied what it inherited yet: it
+// catches up (the read barrier, no log write) before it says no.
+func (n *Node) holdsType(ctx context.Context, typ fsm.Type) bool {
+	if typ <= n.committedLevel() {
+		return true
+	}
+	idx, err := n.leaderReadIndex()
+	if err != nil || n.waitApplied(ctx, idx) != nil {
+		return false
+	}
+	return typ <= n.committedLevel()
+}
+
+// committedLevel is the highest gated type the log has committed, as this
+// node's store has applied it (0 if none, or if the store cannot say).
+func (n *Node) committedLevel() fsm.Type {
+	v := n.store.View()
+	defer v.Close()
+	lv, err := v.CommandLevel()
+	if err != nil {
+		return 0
+	}
+	return fsm.Type(lv)
 }
 
 // behind lists the voters not known to apply typ.

@@ -64,6 +64,39 @@ func TestMixedVersions_ANewCommandWaitsUntilEveryVoterKnowsIt(t *testing.T) {
 	c.propose(c.nodes[0], &fsm.CreateQueue{Project: "p", Queue: "after"})
 }
 
+func TestGate_ATypeTheLogHoldsIsAdmittedByANewLeaderWithAVoterDown(t *testing.T) {
+	c := &peerCluster{t: t}
+	c.startAll(3, false)
+	waitClusterLevel(t, c, fsm.MaxType)
+	leader := c.leader()
+	c.propose(leader, &fsm.HoldTrust{Project: "p", Queue: "q", ID: "s", Subscriber: "trust+http://h/", TrustID: "t"})
+
+	// A follower goes down and leadership moves to the other one, which
+	// has never heard the stopped node's level.
+	var down, next *peerNode
+	for _, n := range c.nodes {
+		switch {
+		case n == leader:
+		case down == nil:
+			down = n
+		default:
+			next = n
+		}
+	}
+	c.stop(down)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := leader.node.TransferLeadership(ctx, next.id); err != nil {
+		t.Fatalf("transfer leadership to %s: %v", next.id, err)
+	}
+	if got := c.leader(); got != next {
+		t.Fatalf("leader %s, want %s", got.id, next.id)
+	}
+	// The gated types the log holds (and those below them) go through.
+	c.propose(next, &fsm.ForgetTrusts{TrustIDs: []string{"u"}})
+	c.propose(leader, &fsm.HoldTrust{Project: "p", Queue: "q", ID: "s", Subscriber: "trust+http://h/", TrustID: "v"})
+}
+
 func TestMixedVersions_SubscriptionsPast2262WaitForBuildsThatSaturateExpiries(t *testing.T) {
 	// node3 stands in for a build from before expiries saturated: it knows
 	// every ungated type and would wrap Heat's TTL into the past.

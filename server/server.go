@@ -255,6 +255,12 @@ func (s *Server) openNode() error {
 	nc.Store, nc.Node, nc.Registry, nc.Logger = s.store, s.node, s.registry, s.log.With("component", "notify")
 	nc.RequireConfirmation = s.cfg.Notifications.RequireConfirmation
 	nc.MessageKeys = s.cfg.MessageKeys
+	var trusts service.TrustMaker
+	if s.keystone != nil {
+		// Trust subscribers deliver with trusts to the service account
+		// that validates tokens.
+		nc.Trusts, trusts = s.keystone, s.keystone
+	}
 	s.notifier = notify.New(nc)
 	s.node.HandleInternal(s.notifier.PushHandler())
 	s.applyHook.Store(s.notifier)
@@ -265,7 +271,7 @@ func (s *Server) openNode() error {
 		Limits: s.cfg.Limits, SignedURLSecret: s.cfg.SignedURLSecret, GCInterval: s.cfg.GCInterval, Logger: s.log,
 		Notifications: s.cfg.Notifications, Confirmer: s.notifier, Subscribers: s.notifier.Registry(), SubscriberTypes: s.cfg.SubscriberTypes,
 		Policy: s.policy, RateLimit: s.cfg.RateLimit, AuthRequired: s.keystone != nil, MessageKeys: s.cfg.MessageKeys,
-		Stages: pipelineStages(),
+		Stages: pipelineStages(), Trusts: trusts,
 	})
 	registerNodeMetrics(s.registry, node, s.store)
 	return nil

@@ -83,6 +83,7 @@ func (s *Service) Admit(ctx context.Context, cred Credentials, op Operation) (Ca
 	switch {
 	case cred.Identity != nil:
 		c.Project, c.UserID, c.Roles = cred.Identity.ProjectID, cred.Identity.UserID, cred.Identity.Roles
+		c.Token = cred.Identity.Token
 		if cred.HasProject && cred.Project != cred.Identity.ProjectID {
 			return Caller{}, &Error{Status: http.StatusForbidden, Title: TitleNotAuthorized,
 				Description: "The X-Project-ID header does not match the authenticated project."}

@@ -22,7 +22,7 @@ func TestAdmit_DecidesOnceForEveryTransport(t *testing.T) {
 	noauth, _, _ := newLocalService(t, DefaultLimits())
 	keystone, _, _ := newLocalService(t, DefaultLimits())
 	keystone.authRequired = true
-	alice := &auth.Identity{ProjectID: "alpha", UserID: "alice", Roles: []string{"member"}}
+	alice := &auth.Identity{Token: "alice-token", ProjectID: "alpha", UserID: "alice", Roles: []string{"member"}}
 	base := Credentials{ClientID: testClientID, HasClientID: true, Project: "alpha", HasProject: true}
 	with := func(change func(*Credentials)) Credentials {
 		c := base
@@ -88,6 +88,11 @@ func TestAdmit_DecidesOnceForEveryTransport(t *testing.T) {
 			}
 			if c.Project != tc.project || len(c.Roles) != tc.roles || (!tc.op.Unscoped && c.ClientID != "3381af922b9e11e3b191718613007343") {
 				t.Fatalf("caller %+v", c)
+			}
+			// A trust subscription creates its trust with the caller's
+			// own token: only an identity gives one.
+			if want := tc.cred.Identity != nil; (c.Token == "alice-token") != want || (!want && c.Token != "") {
+				t.Fatalf("caller token %q with identity %v", c.Token, tc.cred.Identity)
 			}
 		})
 	}

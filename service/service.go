@@ -53,6 +53,10 @@ type Config struct {
 	// Subscribers judges subscriber URIs (default: a notify registry with
 	// no deny list).
 	Subscribers SubscriberChecker
+	// Trusts creates the Keystone trusts of trust+http(s) subscribers
+	// (auth.Keystone); nil without Keystone, when Subscribers refuses such
+	// subscribers.
+	Trusts TrustMaker
 	// Policy says which roles each operation needs (default: the
 	// reference's, auth.DefaultPolicy).
 	Policy *auth.Policy
@@ -93,6 +97,7 @@ type Service struct {
 
 	subscriberTypes []string
 	subscribers     SubscriberChecker
+	trusts          TrustMaker
 	notify          NotificationConfig
 	confirmer       Confirmer
 	policy          *auth.Policy
@@ -129,7 +134,7 @@ func New(node Node, st *store.Store, cfg Config) *Service {
 	}
 	s := &Service{
 		node: node, store: st, limits: cfg.Limits, gcInterval: cfg.GCInterval, gcBatch: cfg.GCBatch, log: cfg.Logger,
-		subscriberTypes: cfg.SubscriberTypes, subscribers: cfg.Subscribers, notify: cfg.Notifications, confirmer: cfg.Confirmer,
+		subscriberTypes: cfg.SubscriberTypes, subscribers: cfg.Subscribers, trusts: cfg.Trusts, notify: cfg.Notifications, confirmer: cfg.Confirmer,
 		policy: cfg.Policy, limiter: newProjectLimiter(cfg.RateLimit), authRequired: cfg.AuthRequired,
 		keys: cfg.MessageKeys,
 	}
@@ -169,7 +174,10 @@ type Caller struct {
 	ClientID  string // normalised (see normalizeClientID)
 	// UserID is the Keystone user ("" without Keystone).
 	UserID string
-	Roles  []string
+	// Token is the caller's Keystone token ("" without one): trust
+	// subscriptions create a trust with it. Never logged.
+	Token string
+	Roles []string
 	// Stale serves reads from this node's state without the read barrier:
 	// faster, possibly behind the cluster by a few milliseconds.
 	Stale bool

@@ -96,6 +96,9 @@ func (s *Service) parseSubscription(body []byte, create bool) (SubscriptionReque
 				return r, e
 			}
 		}
+		if err := notify.CheckWebhookOptions(raw); err != nil {
+			return r, badRequest("%s", err.Error())
+		}
 		r.Options = jsonx.Compact(raw)
 	}
 	if raw, ok := obj["ttl"]; ok {
@@ -223,15 +226,29 @@ func (s *Service) subscribe(ctx context.Context, c Caller, queue string, r Subsc
 	if opts == nil {
 		opts = []byte("{}")
 	}
+	const what = "Subscription could not be created."
 	op := &Op{Kind: OpSubscribe, Caller: c, Queue: queue, Subscription: &OpSubscription{
 		ID: newSubscriptionID(), Subscriber: r.Subscriber, Options: opts, Confirmed: confirmed,
 	}}
 	if e := s.pipeline.before(ctx, op); e != nil {
 		return SubscriptionResult{}, e
 	}
-	res, _, e := s.propose(ctx, "Subscription could not be created.", subscribeCommand(fsm.Subscribe{
+	cmd := fsm.Subscribe{
 		Project: c.scope(), Queue: queue, ID: op.Subscription.ID, Subscriber: r.Subscriber, TTL: ttl, Options: opts, Confirmed: confirmed,
-	}))
+	}
+	// The trust is made once every stage has admitted the subscription,
+	// so that a refused subscription leaves no trust behind.
+	var hold *fsm.HoldTrust
+	if notify.IsTrustSubscriber(r.Subscriber) {
+		trust, e := s.trustFor(ctx, c, what)
+		if e != nil {
+			return SubscriptionResult{}, e
+		}
+		// A duplicate or a conflict does not take the trust: HoldTrust
+		// retires it then.
+		hold = &fsm.HoldTrust{Project: cmd.Project, Queue: queue, ID: cmd.ID, Subscriber: r.Subscriber, TrustID: trust}
+	}
+	res, e := s.proposeWithTrust(ctx, what, subscribeCommand(cmd), hold)
 	if e != nil {
 		return SubscriptionResult{}, e
 	}
@@ -294,7 +311,10 @@ func (s *Service) ListSubscriptions(ctx context.Context, c Caller, queue, marker
 }
 
 // UpdateSubscription patches a subscription (contract §9.5): ttl restarts
-// its expiry, options replace the stored options.
+// its expiry, options replace the stored options. A trust subscriber given
+// in the patch gets a new trust from the caller (the old one was delegated
+// for sending elsewhere, or by someone else); another subscriber ends the
+// trust.
 func (s *Service) UpdateSubscription(ctx context.Context, c Caller, queue, id string, body []byte) *Error {
 	r, e := s.parseSubscription(body, false)
 	if e != nil {
@@ -307,11 +327,20 @@ func (s *Service) UpdateSubscription(ctx context.Context, c Caller, queue, id st
 	if r.Options != nil {
 		cmd.Options = r.Options
 	}
+	const what = "Subscription could not be updated."
 	var proposed fsm.Command = cmd
 	if r.TTL != nil && *r.TTL > fsm.MaxShortTTL {
 		proposed = &fsm.UpdateSubscriptionLong{UpdateSubscription: *cmd}
 	}
-	res, _, e := s.propose(ctx, "Subscription could not be updated.", proposed)
+	var hold *fsm.HoldTrust
+	if notify.IsTrustSubscriber(r.Subscriber) {
+		trust, e := s.trustFor(ctx, c, what)
+		if e != nil {
+			return e
+		}
+		hold = &fsm.HoldTrust{Project: cmd.Project, Queue: queue, ID: id, Subscriber: r.Subscriber, TrustID: trust}
+	}
+	res, e := s.proposeWithTrust(ctx, what, proposed, hold)
 	if e != nil {
 		return e
 	}

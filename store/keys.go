@@ -20,6 +20,7 @@ const (
 	spaceSubExpiry    byte = 'z'  // z|expiresAt|project|queue|id → nothing
 	spaceCursor       byte = 'd'  // d|project|queue|id → last message seq handed to the subscriber
 	spaceOutbox       byte = 'n'  // n|project|queue|seq → notification of a posted message
+	spaceRetiredTrust byte = 't'  // t|trust id → nothing: a Keystone trust no subscription holds any more
 )
 
 var (
@@ -29,6 +30,9 @@ var (
 	// it has been processed, so expiry scans start after it instead of
 	// walking the tombstones of entries deleted before they were due.
 	keyGCLow = []byte{spaceMeta, 'g'}
+	// keyCommandLevel holds the highest gated command type the log has
+	// committed (one byte; absent: none).
+	keyCommandLevel = []byte{spaceMeta, 'l'}
 )
 
 // appendString appends s escaped so that it sorts like s and ends with a
@@ -149,6 +153,12 @@ func cursorKey(project, queue, id string) []byte {
 
 func outboxKey(project, queue string, seq uint64) []byte {
 	return appendUint64(queueScoped(spaceOutbox, project, queue), seq)
+}
+
+// retiredTrustKey is the key of a retired trust. The id is the whole
+// rest of the key, so the space lists in id order.
+func retiredTrustKey(trustID string) []byte {
+	return append([]byte{spaceRetiredTrust}, trustID...)
 }
 
 func subExpiryKey(expiresAt int64, project, queue, id string) []byte {

@@ -218,3 +218,26 @@ func TestRecords_RejectOtherVersionsAndDamage(t *testing.T) {
 		t.Error("short counters record accepted")
 	}
 }
+
+func TestEncodeSubscription_WithoutATrustIsTheFirstVersion(t *testing.T) {
+	plain := &Subscription{ID: "s", Source: "q", Subscriber: "http://h/", TTL: 60, CreatedAt: 1, ExpiresAt: 2, Options: []byte(`{}`)}
+	b := encodeSubscription(plain)
+	if b[0] != subscriptionRecordV {
+		t.Fatalf("a subscription without a trust is written as version %d", b[0])
+	}
+	held := *plain
+	held.TrustID = "0123abcd"
+	hb := encodeSubscription(&held)
+	if hb[0] != subscriptionTrustRecordV || !bytes.Equal(hb[1:len(b)], b[1:]) {
+		t.Fatalf("a subscription holding a trust is not version 2 with the trust after the version 1 fields")
+	}
+	for _, s := range []*Subscription{plain, &held} {
+		got, err := decodeSubscription(s.ID, s.Source, encodeSubscription(s))
+		if err != nil || !reflect.DeepEqual(got, s) {
+			t.Fatalf("round trip %+v = %+v, %v", s, got, err)
+		}
+	}
+	if _, err := decodeSubscription("s", "q", append([]byte{3}, b[1:]...)); err == nil {
+		t.Fatal("version 3 decoded")
+	}
+}

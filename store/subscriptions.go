@@ -12,7 +12,11 @@ import (
 
 const (
 	subscriptionRecordV byte = 1
-	notificationRecordV byte = 1
+	// subscriptionTrustRecordV is a subscriptionRecordV record followed by
+	// the trust id. Only subscriptions holding a trust are written so, so
+	// every other record stays byte for byte what earlier builds wrote.
+	subscriptionTrustRecordV byte = 2
+	notificationRecordV      byte = 1
 )
 
 // Subscription is a stored subscription of a queue (or topic).
@@ -25,6 +29,10 @@ type Subscription struct {
 	ExpiresAt  int64  // unix nanoseconds
 	Options    []byte // JSON object
 	Confirmed  bool
+	// TrustID is the Keystone trust the subscription delivers with (a
+	// trust+http(s) subscriber), "" if it holds none. Only HoldTrust gives
+	// a subscription a trust; clients never see it.
+	TrustID string
 }
 
 // Age returns whole seconds since the subscription was created.
@@ -32,20 +40,28 @@ func (s *Subscription) Age(now int64) int64 { return secondsBetween(s.CreatedAt,
 
 func encodeSubscription(s *Subscription) []byte {
 	var e codec.Encoder
-	e.Byte(subscriptionRecordV)
+	version := subscriptionRecordV
+	if s.TrustID != "" {
+		version = subscriptionTrustRecordV
+	}
+	e.Byte(version)
 	e.String(s.Subscriber)
 	e.Varint(s.TTL)
 	e.Int64(s.CreatedAt)
 	e.Int64(s.ExpiresAt)
 	e.Bool(s.Confirmed)
 	e.Bytes(s.Options)
+	if version == subscriptionTrustRecordV {
+		e.String(s.TrustID)
+	}
 	return e.Buf
 }
 
 func decodeSubscription(id, source string, b []byte) (*Subscription, error) {
 	d := codec.NewDecoder(b)
-	if v := d.Byte(); v != subscriptionRecordV {
-		return nil, fmt.Errorf("store: subscription record version %d", v)
+	version := d.Byte()
+	if version != subscriptionRecordV && version != subscriptionTrustRecordV {
+		return nil, fmt.Errorf("store: subscription record version %d", version)
 	}
 	s := &Subscription{ID: id, Source: source}
 	s.Subscriber = d.String()
@@ -54,6 +70,9 @@ func decodeSubscription(id, source string, b []byte) (*Subscription, error) {
 	s.ExpiresAt = d.Int64()
 	s.Confirmed = d.Bool()
 	s.Options = append([]byte(nil), d.Bytes()...)
+	if version == subscriptionTrustRecordV {
+		s.TrustID = d.String()
+	}
 	if err := d.Done(); err != nil {
 		return nil, fmt.Errorf("store: decode subscription %s: %w", id, err)
 	}
@@ -208,7 +227,10 @@ type SubscriptionUpdate struct {
 
 // UpdateSubscription applies u. It returns ErrNotFound for a missing or
 // expired subscription and ErrConflict when the new subscriber already has
-// another subscription on the queue.
+// another subscription on the queue. A new subscriber retires the trust the
+// subscription held: it was delegated for sending to the old one (a new
+// trust+ subscriber gets its own trust through HoldTrust). New options
+// leave the trust alone.
 func (t *Txn) UpdateSubscription(project, queue, id string, u SubscriptionUpdate, now int64) error {
 	s := t.subscription(project, queue, id)
 	if s == nil || s.ExpiresAt <= now {
@@ -223,6 +245,8 @@ func (t *Txn) UpdateSubscription(project, queue, id string, u SubscriptionUpdate
 		t.del(subscriberKey(project, queue, s.Subscriber))
 		s.Subscriber = *u.Subscriber
 		t.set(subscriberKey(project, queue, s.Subscriber), []byte(s.ID))
+		t.retireTrust(s.TrustID)
+		s.TrustID = ""
 	}
 	if u.TTL != nil {
 		t.del(subExpiryKey(s.ExpiresAt, project, queue, s.ID))
@@ -258,6 +282,7 @@ func (t *Txn) DeleteSubscription(project, queue, id string) {
 }
 
 func (t *Txn) removeSubscription(project, queue string, s *Subscription) {
+	t.retireTrust(s.TrustID)
 	t.del(subscriptionKey(project, queue, s.ID))
 	if v, ok := must2(t.r.get(subscriberKey(project, queue, s.Subscriber))); ok && string(v) == s.ID {
 		t.del(subscriberKey(project, queue, s.Subscriber))
@@ -265,6 +290,69 @@ func (t *Txn) removeSubscription(project, queue string, s *Subscription) {
 	t.del(cursorKey(project, queue, s.ID))
 	t.del(subExpiryKey(s.ExpiresAt, project, queue, s.ID))
 	t.trimOutbox(project, queue)
+}
+
+// HoldTrust gives a subscription the Keystone trust trustID, which the
+// service created for sending to subscriber. The subscription holds it only
+// if it exists, is unexpired and still has that subscriber; the trust it
+// held before, if another, is retired. Otherwise trustID itself is retired:
+// the subscribe or PATCH it was made for did not take effect (a duplicate,
+// a conflict, a deletion in between). It reports whether the trust is held.
+func (t *Txn) HoldTrust(project, queue, id, subscriber, trustID string, now int64) bool {
+	s := t.subscription(project, queue, id)
+	if s == nil || s.ExpiresAt <= now || s.Subscriber != subscriber {
+		t.retireTrust(trustID)
+		return false
+	}
+	if s.TrustID == trustID {
+		return true
+	}
+	t.retireTrust(s.TrustID)
+	s.TrustID = trustID
+	t.putSubscription(project, queue, s)
+	return true
+}
+
+// retireTrust records that no subscription holds a trust any more, so the
+// leader deletes it in Keystone (and then ForgetTrusts). "" is no trust.
+func (t *Txn) retireTrust(trustID string) {
+	if trustID != "" {
+		t.set(retiredTrustKey(trustID), nil)
+	}
+}
+
+// retireQueueTrusts retires the trusts the queue's subscriptions hold,
+// before they are deleted by prefix.
+func (t *Txn) retireQueueTrusts(project, queue string) {
+	prefix := queueScoped(spaceSubscription, project, queue)
+	it, err := t.r.iter(prefix, prefixEnd(prefix))
+	if err != nil {
+		panic(fmt.Sprintf("store: subscription iterator: %v", err))
+	}
+	var held []string
+	for ok := it.First(); ok; ok = it.Next() {
+		s, err := decodeSubscription(string(it.Key()[len(prefix):]), queue, it.Value())
+		if err != nil {
+			panic(fmt.Sprintf("store: %v", err))
+		}
+		if s.TrustID != "" {
+			held = append(held, s.TrustID)
+		}
+	}
+	if err := it.Close(); err != nil {
+		panic(fmt.Sprintf("store: subscription iterator: %v", err))
+	}
+	for _, id := range held {
+		t.retireTrust(id)
+	}
+}
+
+// ForgetTrusts removes retired trusts from the record once the leader has
+// deleted them in Keystone (or found them gone).
+func (t *Txn) ForgetTrusts(trustIDs []string) {
+	for _, id := range trustIDs {
+		t.del(retiredTrustKey(id))
+	}
 }
 
 // CursorAdvance moves one subscription's delivery cursor.
@@ -427,6 +515,22 @@ func (v *View) Subscribers(project, queue string, now int64) ([]Subscriber, erro
 			sub.Cursor = binary.BigEndian.Uint64(c)
 		}
 		out = append(out, sub)
+	}
+	return out, it.Error()
+}
+
+// RetiredTrusts returns up to limit retired trusts (see HoldTrust), in id
+// order: the Keystone trusts the leader is to delete.
+func (v *View) RetiredTrusts(limit int) ([]string, error) {
+	prefix := []byte{spaceRetiredTrust}
+	it, err := v.r.iter(prefix, prefixEnd(prefix))
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []string
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		out = append(out, string(it.Key()[1:]))
 	}
 	return out, it.Error()
 }

@@ -192,6 +192,7 @@ func (t *Txn) DeleteQueue(project, name string) {
 	t.del(queueKey(project, name))
 	t.del(counterKey(project, name))
 	t.addProjectQueues(project, -1)
+	t.retireQueueTrusts(project, name)
 	// Expiry index entries of the deleted messages and claims stay behind;
 	// GC recognises them as stale (their target is gone) and drops them.
 	for _, space := range []byte{spaceMessage, spaceMessageID, spaceClaim, spaceSubscription, spaceSubscriber, spaceCursor, spaceOutbox} {
@@ -213,6 +214,7 @@ func (t *Txn) PurgeQueue(project, name string, messages, subscriptions bool) {
 		t.putCounters(project, name, c)
 	}
 	if subscriptions {
+		t.retireQueueTrusts(project, name)
 		for _, space := range []byte{spaceSubscription, spaceSubscriber, spaceCursor, spaceOutbox} {
 			t.delPrefix(queueScoped(space, project, name))
 		}
@@ -614,6 +616,16 @@ func (t *Txn) collect(space byte, now int64, limit int, fn func(expiryEntry, []b
 		t.del(e.key)
 	}
 	return len(entries)
+}
+
+// RaiseCommandLevel records that the log holds a command of a gated type
+// (fsm.UngatedMax and below are not recorded): the command gate admits
+// every type up to the highest recorded without asking the voters again.
+func (t *Txn) RaiseCommandLevel(level byte) {
+	if v, ok := must2(t.r.get(keyCommandLevel)); ok && len(v) == 1 && v[0] >= level {
+		return
+	}
+	t.set(keyCommandLevel, []byte{level})
 }
 
 // SetSecretIfAbsent stores the cluster's signing secret unless one exists.

@@ -253,6 +253,16 @@ func (v *View) Secret() ([]byte, error) {
 	return b, nil
 }
 
+// CommandLevel returns the highest gated command type the log has
+// committed (Txn.RaiseCommandLevel), 0 if none.
+func (v *View) CommandLevel() (byte, error) {
+	b, ok, err := v.r.get(keyCommandLevel)
+	if err != nil || !ok || len(b) != 1 {
+		return 0, err
+	}
+	return b[0], nil
+}
+
 // Pending reports whether GC has work at now: an expiry entry that is due.
 func (v *View) Pending(now int64) (bool, error) {
 	low, err := v.r.gcLow()
