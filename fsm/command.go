@@ -46,12 +46,19 @@ const (
 	// without asking every voter (raftnode's holdsType).
 	TypeForgetTrusts Type = 21
 	TypeHoldTrust    Type = 22
+	// The catalog (docs/pools.md). 23–29 are left to types being added
+	// beside them: see DESIGN.md ("Numbering") before releasing a build.
+	TypeCreatePool   Type = 30
+	TypeUpdatePool   Type = 31
+	TypeDeletePool   Type = 32
+	TypePutFlavor    Type = 33
+	TypeDeleteFlavor Type = 34
 )
 
 // MaxType is the highest command type this build knows. Types are numbered
 // in the order they were added, so a build knows every type up to its
 // MaxType: that number is its command level.
-const MaxType = TypeHoldTrust
+const MaxType = TypeDeleteFlavor
 
 // UngatedMax is the highest type that every build able to join a cluster
 // knows (all types from before the version gate). A type above it is
@@ -94,6 +101,12 @@ var commandTable = map[Type]func() Command{
 	TypeUpdateSubscriptionLong: func() Command { return &UpdateSubscriptionLong{} },
 	TypeHoldTrust:              func() Command { return &HoldTrust{} },
 	TypeForgetTrusts:           func() Command { return &ForgetTrusts{} },
+
+	TypeCreatePool:   func() Command { return &CreatePool{} },
+	TypeUpdatePool:   func() Command { return &UpdatePool{} },
+	TypeDeletePool:   func() Command { return &DeletePool{} },
+	TypePutFlavor:    func() Command { return &PutFlavor{} },
+	TypeDeleteFlavor: func() Command { return &DeleteFlavor{} },
 }
 
 // entryVersion is the first byte of every log entry this code writes.

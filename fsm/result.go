@@ -20,6 +20,7 @@ const (
 	StatusNotClaimed        // a claim id was given but the message is not claimed
 	StatusBadClaim          // the claim id cannot name a claim
 	StatusTooLarge          // the post exceeds the queue's size limit (Count holds the limit)
+	StatusInUse             // the pool belongs to a flavor (ID names it)
 )
 
 func (s Status) String() string {
@@ -38,6 +39,8 @@ func (s Status) String() string {
 		return "bad claim id"
 	case StatusTooLarge:
 		return "too large"
+	case StatusInUse:
+		return "in use"
 	}
 	return fmt.Sprintf("status(%d)", byte(s))
 }

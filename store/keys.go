@@ -21,6 +21,8 @@ const (
 	spaceCursor       byte = 'd'  // d|project|queue|id → last message seq handed to the subscriber
 	spaceOutbox       byte = 'n'  // n|project|queue|seq → notification of a posted message
 	spaceRetiredTrust byte = 't'  // t|trust id → nothing: a Keystone trust no subscription holds any more
+	spacePool         byte = 'P'  // P|pool → pool record (the catalog, docs/pools.md)
+	spaceFlavor       byte = 'F'  // F|project|flavor → flavor record (the catalog)
 )
 
 var (
