@@ -142,9 +142,11 @@ var actions = map[string]*action{
 	"ping_node":         {rule: "ping:get", run: pingNode},
 }
 
-// notYet lists actions that exist in the protocol but whose resources this
-// service does not offer yet; they answer 501, never a dropped connection.
-var notYet = map[string]bool{
+// restOnly lists actions that exist in the protocol's schema but that
+// upstream never implemented over the websocket: the pool and flavor admin
+// API is REST only (/v2/pools, /v2/flavors). They answer 501, never a
+// dropped connection.
+var restOnly = map[string]bool{
 	"pool_list": true, "pool_create": true, "pool_update": true, "pool_get": true, "pool_delete": true,
 	"flavor_list": true, "flavor_create": true, "flavor_update": true, "flavor_get": true, "flavor_delete": true,
 }

@@ -403,7 +403,7 @@ func runActionScenario(t *testing.T, wsConn, otherConn *wsClient) {
 			"flavor_list", "flavor_create", "flavor_update", "flavor_get", "flavor_delete",
 		} {
 			ws.expect(http.StatusNotImplemented, action, `{"queue_name": "plain"}`).echoes().
-				errorIs(action + " is not available on this service yet.")
+				errorIs(action + " is not available over the websocket; use the REST API (/v2/pools, /v2/flavors).")
 		}
 		// The connection still works.
 		ws.expect(http.StatusOK, "queue_list", "").bodyIs(`{"queues": [{"name": "plain"}]}`)

@@ -38,14 +38,14 @@ func (c *Conn) handle(ctx context.Context, in inbound) []byte {
 	a, known := actions[name]
 	// Metric labels are bounded: unknown action names count as "invalid".
 	label := name
-	if !known && !notYet[name] && name != "authenticate" {
+	if !known && !restOnly[name] && name != "authenticate" {
 		label = "invalid"
 	}
 	c.countIn(label)
 	switch {
 	case name == "authenticate":
-	case notYet[name]:
-		return c.respond(label, echo, plainError(http.StatusNotImplemented, name+" is not available on this service yet."))
+	case restOnly[name]:
+		return c.respond(label, echo, plainError(http.StatusNotImplemented, name+" is not available over the websocket; use the REST API (/v2/pools, /v2/flavors)."))
 	case !known:
 		return c.respond(label, echo, plainError(http.StatusBadRequest, name+" is not a valid action"))
 	}
