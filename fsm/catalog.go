@@ -9,9 +9,10 @@ import (
 // proposed to the catalog pool's group only, and are gated like every type
 // above UngatedMax.
 
-// catalogResult maps a catalog outcome to a Result; arg names what the
-// outcome is about (the other pool, the missing pool, the flavor).
-func catalogResult(o store.CatalogOutcome, arg string) Result {
+// CatalogResult is the Result of a catalog change with outcome o; arg names
+// what the outcome is about (the other pool, the missing pool, the
+// flavor). The service uses it for the same check made before proposing.
+func CatalogResult(o store.CatalogOutcome, arg string) Result {
 	switch o {
 	case store.CatalogNotFound:
 		return Result{Status: StatusNotFound, ID: arg}
@@ -54,7 +55,7 @@ func (c *CreatePool) decode(d *codec.Decoder) {
 	c.Options = append([]byte{}, d.Bytes()...)
 }
 func (c *CreatePool) apply(t *store.Txn, now int64) Result {
-	return catalogResult(t.CreatePool(store.Pool{
+	return CatalogResult(t.CreatePool(store.Pool{
 		Name: c.Name, URI: c.URI, Addresses: c.Addresses, Weight: c.Weight, Flavor: c.Flavor, Options: c.Options,
 	}, now))
 }
@@ -113,7 +114,7 @@ func (c *UpdatePool) decode(d *codec.Decoder) {
 	}
 }
 func (c *UpdatePool) apply(t *store.Txn, _ int64) Result {
-	return catalogResult(t.UpdatePool(c.Name, store.PoolChange{
+	return CatalogResult(t.UpdatePool(c.Name, store.PoolChange{
 		URI: c.URI, Addresses: c.Addresses, Weight: c.Weight, Flavor: c.Flavor, Options: c.Options,
 	}))
 }
@@ -127,7 +128,7 @@ func (*DeletePool) Type() Type                { return TypeDeletePool }
 func (c *DeletePool) encode(e *codec.Encoder) { e.String(c.Name) }
 func (c *DeletePool) decode(d *codec.Decoder) { c.Name = d.String() }
 func (c *DeletePool) apply(t *store.Txn, _ int64) Result {
-	return catalogResult(t.DeletePool(c.Name))
+	return CatalogResult(t.DeletePool(c.Name))
 }
 
 // PutFlavor creates or replaces a project's flavor (only replaces with
@@ -170,7 +171,7 @@ func (c *PutFlavor) apply(t *store.Txn, now int64) Result {
 	if c.SetPools {
 		pools = append([]string{}, c.Pools...)
 	}
-	return catalogResult(t.PutFlavor(store.Flavor{Project: c.Project, Name: c.Name, Capabilities: c.Capabilities}, pools, c.MustExist, now))
+	return CatalogResult(t.PutFlavor(store.Flavor{Project: c.Project, Name: c.Name, Capabilities: c.Capabilities}, pools, c.MustExist, now))
 }
 
 // DeleteFlavor removes a project's flavor and takes its pools out of it.
@@ -185,5 +186,5 @@ func (c *DeleteFlavor) encode(e *codec.Encoder) {
 }
 func (c *DeleteFlavor) decode(d *codec.Decoder) { c.Project, c.Name = d.String(), d.String() }
 func (c *DeleteFlavor) apply(t *store.Txn, _ int64) Result {
-	return catalogResult(t.DeleteFlavor(c.Project, c.Name), "")
+	return CatalogResult(t.DeleteFlavor(c.Project, c.Name), "")
 }

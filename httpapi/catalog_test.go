@@ -1,27 +1,37 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"net/http"
 	"reflect"
 	"testing"
+
+	"github.com/zaqar-raft/zaqar/testkit/testcluster"
 )
 
 // catalogRoundTrip drives the pool and flavor API through every node of
-// the suite's cluster (contract §12): admin rules, upstream shapes and
-// errors, and the rules that tie pools to flavors.
-func catalogRoundTrip(t *testing.T, n nodes) {
+// the suite's cluster c (contract §12): admin rules, upstream shapes and
+// errors, and the rules that tie pools to flavors. The pools are c itself
+// and a second, one-node group.
+func catalogRoundTrip(t *testing.T, n nodes, c *testcluster.Cluster) {
 	admin := hdr("X-Roles", "admin")
+	other := testcluster.Start(t, 1)
+	uriA := "zaqar+raft://" + c.Nodes[0].RaftAddr
+	uriB := "zaqar+raft://127.0.0.1:1," + other.Nodes[0].RaftAddr // the first address does not answer
+	put := func(uri string, weight int) string { return fmt.Sprintf(`{"weight": %d, "uri": %q}`, weight, uri) }
 	// Pools are admin-only; flavor reads are open to the project.
 	n.next().expect(http.StatusForbidden, "GET", "/v2/pools", nil).apiError("Not authorized", "You are not authorized to complete this action.")
 	n.next().expect(http.StatusForbidden, "PUT", "/v2/flavors/f", `{"pool_list": ["a"]}`)
 	jsonEqual(t, "flavors of a new project", n.next().expect(http.StatusOK, "GET", "/v2/flavors", nil).Body, `{"flavors": [], "links": []}`)
 
-	r := n.next().expect(http.StatusCreated, "PUT", "/v2/pools/a", `{"weight": 100, "uri": "zaqar+raft://127.0.0.1:7001,node2:7001"}`, admin)
+	r := n.next().expect(http.StatusCreated, "PUT", "/v2/pools/a", put(uriA, 100), admin)
 	if loc := r.Header.Get("Location"); loc != "/v2/pools/a" {
 		t.Fatalf("Location %q", loc)
 	}
-	n.next().expect(http.StatusConflict, "PUT", "/v2/pools/a", `{"weight": 1, "uri": "zaqar+raft://other:7001"}`, admin).errorLike("Resource conflict", "already exists")
-	n.next().expect(http.StatusConflict, "PUT", "/v2/pools/b", `{"weight": 1, "uri": "zaqar+raft://node3:7001,NODE2:7001"}`, admin).errorLike("Resource conflict", "pool a")
+	n.next().expect(http.StatusConflict, "PUT", "/v2/pools/a", put(uriB, 1), admin).errorLike("Resource conflict", "already exists")
+	// The group is registered, whichever of its members the uri names.
+	n.next().expect(http.StatusConflict, "PUT", "/v2/pools/b", put("zaqar+raft://"+c.Nodes[2].RaftAddr, 1), admin).errorLike("Resource conflict", "pool a")
+	n.next().expect(http.StatusBadRequest, "PUT", "/v2/pools/b", put("zaqar+raft://127.0.0.1:1", 1), admin).apiError("Invalid request body", "cannot connect to zaqar+raft://127.0.0.1:1")
 	for _, bad := range []string{
 		`{"weight": 1, "uri": "http://x"}`,
 		`{"weight": 1, "uri": "zaqar+raft://host"}`,
@@ -39,14 +49,14 @@ func catalogRoundTrip(t *testing.T, n nodes) {
 	n.next().expect(http.StatusNotFound, "GET", "/v2/pools/b", nil, admin)
 
 	jsonEqual(t, "pool a", n.next().expect(http.StatusOK, "GET", "/v2/pools/a", nil, admin).Body,
-		`{"name": "a", "flavor": null, "uri": "zaqar+raft://127.0.0.1:7001,node2:7001", "weight": 100, "href": "/v2/pools/a"}`)
+		`{"name": "a", "flavor": null, "uri": "`+uriA+`", "weight": 100, "href": "/v2/pools/a"}`)
 	jsonEqual(t, "pool a detailed", n.next().expect(http.StatusOK, "GET", "/v2/pools/a?detailed=true", nil, admin).Body,
-		`{"name": "a", "flavor": null, "uri": "zaqar+raft://127.0.0.1:7001,node2:7001", "weight": 100, "href": "/v2/pools/a", "options": {}}`)
+		`{"name": "a", "flavor": null, "uri": "`+uriA+`", "weight": 100, "href": "/v2/pools/a", "options": {}}`)
 	n.next().expect(http.StatusBadRequest, "PATCH", "/v2/pools/a", `{}`, admin).errorLike("Invalid request body", "needs to be specified")
 	n.next().expect(http.StatusNotFound, "PATCH", "/v2/pools/zz", `{"weight": 1}`, admin)
 	jsonEqual(t, "pool a at weight 0", n.next().expect(http.StatusOK, "PATCH", "/v2/pools/a", `{"weight": 0, "options": {"k": [1]}}`, admin).Body,
-		`{"name": "a", "flavor": null, "uri": "zaqar+raft://127.0.0.1:7001,node2:7001", "weight": 0, "href": "/v2/pools/a"}`)
-	n.next().expect(http.StatusCreated, "PUT", "/v2/pools/b", `{"weight": 5, "uri": "zaqar+raft://node3:7001", "options": {"x": 1}}`, admin)
+		`{"name": "a", "flavor": null, "uri": "`+uriA+`", "weight": 0, "href": "/v2/pools/a"}`)
+	n.next().expect(http.StatusCreated, "PUT", "/v2/pools/b", fmt.Sprintf(`{"weight": 5, "uri": %q, "options": {"x": 1}}`, uriB), admin)
 
 	var page struct {
 		Pools []struct{ Name, Href string }

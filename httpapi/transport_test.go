@@ -468,7 +468,9 @@ func TestTransport(t *testing.T) {
 		}
 	})
 
-	s.run(t, "pools and flavors are registered, read, changed and removed through any node by admins", catalogRoundTrip)
+	s.run(t, "pools and flavors are registered, read, changed and removed through any node by admins", func(t *testing.T, n nodes) {
+		catalogRoundTrip(t, n, s.c)
+	})
 
 	s.run(t, "a follower reads what another follower just acknowledged", func(t *testing.T, n nodes) {
 		writer, reader := n.f1, n.f2.as(newUUID())

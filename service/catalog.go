@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/zaqar-raft/zaqar/fsm"
 	"github.com/zaqar-raft/zaqar/store"
@@ -174,18 +175,53 @@ func (s *Service) CreatePool(ctx context.Context, name string, body []byte) *Err
 	if e != nil {
 		return e
 	}
-	cmd := &fsm.CreatePool{Name: name, URI: *f.uri, Addresses: f.addrs, Weight: *f.weight, Options: f.options}
+	addrs, e := s.probePool(ctx, *f.uri, f.addrs)
+	if e != nil {
+		return e
+	}
+	cmd := &fsm.CreatePool{Name: name, URI: *f.uri, Addresses: addrs, Weight: *f.weight, Options: f.options}
 	if f.flavor != nil {
 		cmd.Flavor = *f.flavor
 	}
 	if cmd.Options == nil {
 		cmd.Options = []byte("{}")
 	}
-	res, _, e := s.propose(ctx, "Pool could not be created.", cmd)
+	const what = "Pool could not be created."
+	res, e := s.checkCatalog(ctx, what, func(v *store.View) (store.CatalogOutcome, string, error) {
+		return v.CheckCreatePool(store.Pool{Name: name, Addresses: addrs})
+	})
+	if e == nil && res.Changed {
+		res, _, e = s.propose(ctx, what, cmd)
+	}
 	if e != nil {
 		return e
 	}
 	return poolRefusal(name, *f.uri, res)
+}
+
+// poolProbeTimeout bounds the check that a pool's uri names a group.
+const poolProbeTimeout = 3 * time.Second
+
+// probePool checks that a member of a Raft group answers at one of the
+// uri's addresses (upstream's "cannot connect" check) and returns the
+// addresses the pool is registered under: the uri's and those of every
+// member of the group, so that the group cannot be registered again under
+// another of its members' addresses.
+func (s *Service) probePool(ctx context.Context, uri string, addrs []string) ([]string, *Error) {
+	ctx, cancel := context.WithTimeout(ctx, poolProbeTimeout)
+	defer cancel()
+	id, err := s.node.ProbeGroup(ctx, addrs)
+	if err != nil {
+		s.log.Info("pool uri does not answer", "uri", uri, "err", err)
+		return nil, badBody("cannot connect to %s", uri)
+	}
+	out := slices.Clone(addrs)
+	for _, m := range id.Members {
+		if a, ok := ParsePoolURI(PoolURIScheme + "://" + m.Address); ok && !slices.Contains(out, a[0]) {
+			out = append(out, a[0])
+		}
+	}
+	return out, nil
 }
 
 // poolRefusal maps a refused pool change to Zaqar's errors.
@@ -201,6 +237,24 @@ func poolRefusal(name, uri string, res fsm.Result) *Error {
 		return Errf(http.StatusForbidden, TitleUnableToDelete, "This pool is used by flavors %s; It cannot be deleted.", res.ID)
 	}
 	return nil
+}
+
+// checkCatalog runs a catalog change's refusal check on the current
+// catalog and returns it as the change's Result would be (Changed: the
+// change would be made). A change it refuses is not proposed; one it
+// admits is checked again by its apply, which a concurrent change may
+// still make refuse it.
+func (s *Service) checkCatalog(ctx context.Context, what string, check func(*store.View) (store.CatalogOutcome, string, error)) (fsm.Result, *Error) {
+	v, e := s.catalogView(ctx, what)
+	if e != nil {
+		return fsm.Result{}, e
+	}
+	defer v.Close()
+	o, arg, err := check(v)
+	if err != nil {
+		return fsm.Result{}, storeFailure(what, err)
+	}
+	return fsm.CatalogResult(o, arg), nil
 }
 
 // GetPool returns a pool (GET /v2/pools/{pool}); detailed adds options.
@@ -227,8 +281,19 @@ func (s *Service) UpdatePool(ctx context.Context, name string, body []byte) (Poo
 	if e != nil {
 		return PoolDoc{}, e
 	}
+	if f.uri != nil {
+		if f.addrs, e = s.probePool(ctx, *f.uri, f.addrs); e != nil {
+			return PoolDoc{}, e
+		}
+	}
 	cmd := &fsm.UpdatePool{Name: name, URI: f.uri, Addresses: f.addrs, Weight: f.weight, Flavor: f.flavor, Options: f.options}
-	res, _, e := s.propose(ctx, "Pool could not be updated.", cmd)
+	const what = "Pool could not be updated."
+	res, e := s.checkCatalog(ctx, what, func(v *store.View) (store.CatalogOutcome, string, error) {
+		return v.CheckUpdatePool(name, store.PoolChange{URI: f.uri, Addresses: f.addrs})
+	})
+	if e == nil && res.Changed {
+		res, _, e = s.propose(ctx, what, cmd)
+	}
 	if e != nil {
 		return PoolDoc{}, e
 	}
@@ -245,7 +310,13 @@ func (s *Service) UpdatePool(ctx context.Context, name string, body []byte) (Poo
 // DeletePool removes a pool's registration (DELETE /v2/pools/{pool}): 204
 // whether or not it was registered, 403 while it belongs to a flavor.
 func (s *Service) DeletePool(ctx context.Context, name string) *Error {
-	res, _, e := s.propose(ctx, "Pool could not be deleted.", &fsm.DeletePool{Name: name})
+	const what = "Pool could not be deleted."
+	res, e := s.checkCatalog(ctx, what, func(v *store.View) (store.CatalogOutcome, string, error) {
+		return v.CheckDeletePool(name)
+	})
+	if e == nil && res.Changed {
+		res, _, e = s.propose(ctx, what, &fsm.DeletePool{Name: name})
+	}
 	if e != nil {
 		return e
 	}
@@ -340,7 +411,13 @@ func (s *Service) PutFlavor(ctx context.Context, c Caller, name string, body []b
 
 func (s *Service) putFlavor(ctx context.Context, c Caller, name string, f flavorBody, mustExist bool) *Error {
 	cmd := &fsm.PutFlavor{Project: c.Project, Name: name, Capabilities: f.capabilities, SetPools: f.pools != nil, Pools: f.pools, MustExist: mustExist}
-	res, _, e := s.propose(ctx, "Flavor could not be saved.", cmd)
+	const what = "Flavor could not be saved."
+	res, e := s.checkCatalog(ctx, what, func(v *store.View) (store.CatalogOutcome, string, error) {
+		return v.CheckPutFlavor(c.Project, name, f.pools, mustExist)
+	})
+	if e == nil && res.Changed {
+		res, _, e = s.propose(ctx, what, cmd)
+	}
 	if e != nil {
 		return e
 	}
@@ -402,7 +479,14 @@ func (s *Service) UpdateFlavor(ctx context.Context, c Caller, name string, body 
 // DeleteFlavor removes a flavor of the caller's project and takes its
 // pools out of it: 204 whether or not it existed.
 func (s *Service) DeleteFlavor(ctx context.Context, c Caller, name string) *Error {
-	_, _, e := s.propose(ctx, "Flavor could not be deleted.", &fsm.DeleteFlavor{Project: c.Project, Name: name})
+	const what = "Flavor could not be deleted."
+	res, e := s.checkCatalog(ctx, what, func(v *store.View) (store.CatalogOutcome, string, error) {
+		o, err := v.CheckDeleteFlavor(c.Project, name)
+		return o, "", err
+	})
+	if e == nil && res.Changed {
+		_, _, e = s.propose(ctx, what, &fsm.DeleteFlavor{Project: c.Project, Name: name})
+	}
 	return e
 }
 

@@ -26,6 +26,9 @@ type Node interface {
 	IsLeader() bool
 	// ClusterStatus reports every member's view of Raft.
 	ClusterStatus(ctx context.Context) []raftnode.Status
+	// ProbeGroup asks the nodes at addrs, possibly of another pool, for
+	// their Raft group's members.
+	ProbeGroup(ctx context.Context, addrs []string) (raftnode.GroupIdentity, error)
 }
 
 // Config configures a Service.

@@ -219,15 +219,107 @@ func (v *View) ListFlavors(project, marker string, limit int) ([]*Flavor, error)
 	return out, nil
 }
 
+// Each catalog change has one refusal check on a reader: the apply runs
+// it inside its batch, and the service runs it on a view first, so that a
+// change refused on the catalog it reads is not proposed at all.
+
+func (r reader) createPoolRefusal(p *Pool) (CatalogOutcome, string, error) {
+	old, err := r.pool(p.Name)
+	if err != nil || old != nil {
+		return CatalogExists, p.Name, err
+	}
+	other, err := r.addressOwner(p.Name, p.Addresses)
+	if err != nil || other != "" {
+		return CatalogAddressTaken, other, err
+	}
+	return CatalogDone, "", nil
+}
+
+func (r reader) updatePoolRefusal(name string, c *PoolChange) (*Pool, CatalogOutcome, string, error) {
+	p, err := r.pool(name)
+	if err != nil || p == nil {
+		return nil, CatalogNotFound, "", err
+	}
+	if c.URI != nil {
+		other, err := r.addressOwner(name, c.Addresses)
+		if err != nil || other != "" {
+			return nil, CatalogAddressTaken, other, err
+		}
+	}
+	return p, CatalogDone, "", nil
+}
+
+func (r reader) deletePoolRefusal(name string) (CatalogOutcome, string, error) {
+	p, err := r.pool(name)
+	switch {
+	case err != nil || p == nil:
+		return CatalogNotFound, "", err
+	case p.Flavor != "":
+		return CatalogInFlavor, p.Flavor, nil
+	}
+	return CatalogDone, "", nil
+}
+
+func (r reader) putFlavorRefusal(project, name string, pools []string, mustExist bool) (CatalogOutcome, string, error) {
+	if mustExist {
+		if _, ok, err := r.get(flavorKey(project, name)); err != nil || !ok {
+			return CatalogNotFound, "", err
+		}
+	}
+	for _, p := range pools {
+		if pool, err := r.pool(p); err != nil || pool == nil {
+			return CatalogNotFound, p, err
+		}
+	}
+	return CatalogDone, "", nil
+}
+
+func (r reader) deleteFlavorRefusal(project, name string) (CatalogOutcome, error) {
+	if _, ok, err := r.get(flavorKey(project, name)); err != nil || !ok {
+		return CatalogNotFound, err
+	}
+	return CatalogDone, nil
+}
+
+// CheckCreatePool says whether CreatePool would refuse p now.
+func (v *View) CheckCreatePool(p Pool) (CatalogOutcome, string, error) {
+	return v.r.createPoolRefusal(&p)
+}
+
+// CheckUpdatePool says whether UpdatePool would refuse c now.
+func (v *View) CheckUpdatePool(name string, c PoolChange) (CatalogOutcome, string, error) {
+	_, o, arg, err := v.r.updatePoolRefusal(name, &c)
+	return o, arg, err
+}
+
+// CheckDeletePool says whether DeletePool would refuse now.
+func (v *View) CheckDeletePool(name string) (CatalogOutcome, string, error) {
+	return v.r.deletePoolRefusal(name)
+}
+
+// CheckPutFlavor says whether PutFlavor would refuse now.
+func (v *View) CheckPutFlavor(project, name string, pools []string, mustExist bool) (CatalogOutcome, string, error) {
+	return v.r.putFlavorRefusal(project, name, pools, mustExist)
+}
+
+// CheckDeleteFlavor says whether DeleteFlavor would find nothing now.
+func (v *View) CheckDeleteFlavor(project, name string) (CatalogOutcome, error) {
+	return v.r.deleteFlavorRefusal(project, name)
+}
+
+func mustRefusal(o CatalogOutcome, arg string, err error) (CatalogOutcome, string) {
+	if err != nil {
+		panic(fmt.Sprintf("store: read inside apply: %v", err))
+	}
+	return o, arg
+}
+
 // CreatePool registers p unless a pool of that name exists
 // (CatalogExists) or another pool names one of its addresses
 // (CatalogAddressTaken, with that pool's name).
 func (t *Txn) CreatePool(p Pool, now int64) (CatalogOutcome, string) {
-	if old := must(t.r.pool(p.Name)); old != nil {
-		return CatalogExists, p.Name
-	}
-	if other := must(t.r.addressOwner(p.Name, p.Addresses)); other != "" {
-		return CatalogAddressTaken, other
+	if o, arg := mustRefusal(t.r.createPoolRefusal(&p)); o != CatalogDone {
+		return o, arg
 	}
 	p.CreatedAt = now
 	t.set(poolKey(p.Name), encodePool(&p))
@@ -238,14 +330,11 @@ func (t *Txn) CreatePool(p Pool, now int64) (CatalogOutcome, string) {
 // registered; CatalogAddressTaken, with the other pool's name, if another
 // pool names one of the new addresses).
 func (t *Txn) UpdatePool(name string, c PoolChange) (CatalogOutcome, string) {
-	p := must(t.r.pool(name))
-	if p == nil {
-		return CatalogNotFound, ""
+	p, o, arg, err := t.r.updatePoolRefusal(name, &c)
+	if o, arg = mustRefusal(o, arg, err); o != CatalogDone {
+		return o, arg
 	}
 	if c.URI != nil {
-		if other := must(t.r.addressOwner(name, c.Addresses)); other != "" {
-			return CatalogAddressTaken, other
-		}
 		p.URI, p.Addresses = *c.URI, c.Addresses
 	}
 	if c.Weight != nil {
@@ -265,12 +354,8 @@ func (t *Txn) UpdatePool(name string, c PoolChange) (CatalogOutcome, string) {
 // flavor is kept (CatalogInFlavor, with the flavor's name); a pool that is
 // not registered is CatalogNotFound.
 func (t *Txn) DeletePool(name string) (CatalogOutcome, string) {
-	p := must(t.r.pool(name))
-	switch {
-	case p == nil:
-		return CatalogNotFound, ""
-	case p.Flavor != "":
-		return CatalogInFlavor, p.Flavor
+	if o, arg := mustRefusal(t.r.deletePoolRefusal(name)); o != CatalogDone {
+		return o, arg
 	}
 	t.del(poolKey(name))
 	return CatalogDone, ""
@@ -281,17 +366,13 @@ func (t *Txn) DeletePool(name string) (CatalogOutcome, string) {
 // flavor's name and cleared on every other pool that had it. A named pool
 // that is not registered refuses the whole change (CatalogNotFound, with
 // its name). mustExist refuses to create a flavor (CatalogNotFound, "").
+// Capabilities nil keeps the stored ones.
 func (t *Txn) PutFlavor(f Flavor, pools []string, mustExist bool, now int64) (CatalogOutcome, string) {
-	old, exists := must2(t.r.get(flavorKey(f.Project, f.Name)))
-	if mustExist && !exists {
-		return CatalogNotFound, ""
+	if o, arg := mustRefusal(t.r.putFlavorRefusal(f.Project, f.Name, pools, mustExist)); o != CatalogDone {
+		return o, arg
 	}
-	for _, name := range pools {
-		if must(t.r.pool(name)) == nil {
-			return CatalogNotFound, name
-		}
-	}
-	if exists {
+	f.CreatedAt = now
+	if old, exists := must2(t.r.get(flavorKey(f.Project, f.Name))); exists {
 		prev, err := decodeFlavor(f.Project, f.Name, old)
 		if err != nil {
 			panic(fmt.Sprintf("store: %v", err))
@@ -300,8 +381,6 @@ func (t *Txn) PutFlavor(f Flavor, pools []string, mustExist bool, now int64) (Ca
 		if f.Capabilities == nil {
 			f.Capabilities = prev.Capabilities
 		}
-	} else {
-		f.CreatedAt = now
 	}
 	t.set(flavorKey(f.Project, f.Name), encodeFlavor(&f))
 	if pools != nil {
@@ -329,8 +408,9 @@ func (t *Txn) setFlavorPools(flavor string, pools []string) {
 // DeleteFlavor removes the project's flavor and takes its pools out of it.
 // Deleting a flavor that does not exist changes nothing (CatalogNotFound).
 func (t *Txn) DeleteFlavor(project, name string) CatalogOutcome {
-	if _, ok := must2(t.r.get(flavorKey(project, name))); !ok {
-		return CatalogNotFound
+	o, err := t.r.deleteFlavorRefusal(project, name)
+	if o, _ = mustRefusal(o, "", err); o != CatalogDone {
+		return o
 	}
 	t.del(flavorKey(project, name))
 	t.setFlavorPools(name, nil)

@@ -36,6 +36,13 @@ func TestCatalog_CreatePoolRefusesAnExistingNameAndATakenAddress(t *testing.T) {
 	if o, _ := s.createPool("a", 100, "n1:7001", "n2:7001"); o != store.CatalogDone {
 		t.Fatalf("create a: %v", o)
 	}
+	s.read(func(v *store.View) error {
+		o, other, err := v.CheckCreatePool(store.Pool{Name: "b", Addresses: []string{"n2:7001"}})
+		if o != store.CatalogAddressTaken || other != "a" {
+			t.Fatalf("CheckCreatePool of b on a's address: %v %q", o, other)
+		}
+		return err
+	})
 	before := s.digest()
 	if o, _ := s.createPool("a", 5, "n9:7001"); o != store.CatalogExists {
 		t.Fatalf("create a again: %v, want CatalogExists", o)
@@ -117,6 +124,12 @@ func TestCatalog_FlavorPoolListMovesPoolsAndProtectsThemFromDeletion(t *testing.
 
 	var o store.CatalogOutcome
 	var flavor string
+	s.read(func(v *store.View) (err error) {
+		if o, flavor, err = v.CheckDeletePool("b"); o != store.CatalogInFlavor || flavor != "fast" {
+			t.Fatalf("CheckDeletePool of a pool in a flavor: %v %q", o, flavor)
+		}
+		return err
+	})
 	s.apply(func(tx *store.Txn) { o, flavor = tx.DeletePool("b") })
 	if o != store.CatalogInFlavor || flavor != "fast" {
 		t.Fatalf("delete of a pool in a flavor: %v %q", o, flavor)

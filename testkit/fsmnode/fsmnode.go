@@ -68,6 +68,11 @@ func (n *Node) IsLeader() bool { return true }
 // ClusterStatus returns no statuses.
 func (n *Node) ClusterStatus(context.Context) []raftnode.Status { return nil }
 
+// ProbeGroup finds no group: the one replica knows no other pool.
+func (n *Node) ProbeGroup(context.Context, []string) (raftnode.GroupIdentity, error) {
+	return raftnode.GroupIdentity{}, raftnode.ErrGroupUnreachable
+}
+
 // LocalStatus describes the one replica as a leader.
 func (n *Node) LocalStatus() raftnode.Status { return raftnode.Status{ID: "local", State: "Leader"} }
 
