@@ -109,6 +109,38 @@ func TestTransport(t *testing.T) {
 		// Like everything under /v2, the home document needs a Client-ID.
 		n.next().expect(http.StatusBadRequest, "GET", "/v2/", nil, without("Client-ID")).
 			apiError("Missing header value", `The "Client-Id" header is required.`)
+
+		// Admins also see the admin relations, in a document no shared
+		// cache may hand to anyone else.
+		admin := map[string]string{
+			"rel/pools": "/v2/pools{?detailed,limit,marker}", "rel/pool": "/v2/pools/{pool_name}",
+			"rel/flavors": "/v2/flavors{?detailed,limit,marker}", "rel/flavor": "/v2/flavors/{flavor_name}",
+			"rel/health": "/v2/health",
+		}
+		var docs [2]struct {
+			Resources map[string]struct {
+				Href         string `json:"href"`
+				HrefTemplate string `json:"href-template"`
+			} `json:"resources"`
+		}
+		member := n.next().expect(http.StatusOK, "GET", "/v2/", nil, hdr("X-Roles", "member"))
+		member.decode(&docs[0])
+		byAdmin := n.next().expect(http.StatusOK, "GET", "/v2/", nil, hdr("X-Roles", "member, admin"))
+		byAdmin.decode(&docs[1])
+		if cc := byAdmin.Header.Get("Cache-Control"); cc != "private, max-age=86400" || byAdmin.Header.Get("Vary") == "" {
+			t.Fatalf("admin home document: Cache-Control %q, Vary %q", cc, byAdmin.Header.Get("Vary"))
+		}
+		for rel, tmpl := range admin {
+			if _, shown := docs[0].Resources[rel]; shown {
+				t.Errorf("a member's home document shows %s", rel)
+			}
+			if got := docs[1].Resources[rel]; got.HrefTemplate+got.Href != tmpl {
+				t.Errorf("admin home document: %s = %+v, want %s", rel, got, tmpl)
+			}
+		}
+		if len(docs[1].Resources) != len(docs[0].Resources)+len(admin) {
+			t.Errorf("admin home document has %d relations, want %d", len(docs[1].Resources), len(docs[0].Resources)+len(admin))
+		}
 	})
 
 	s.run(t, "an unknown path is 404 with the framework title even without headers", func(t *testing.T, n nodes) {

@@ -137,7 +137,10 @@ var actions = map[string]*action{
 	"subscription_list":   {rule: "subscription:get_all", fields: fields(map[string]kind{"marker": kString, "limit": kInt}), required: []string{"queue_name"}, run: subscriptionList},
 	"subscription_delete": {rule: "subscription:delete", fields: fields(map[string]kind{"subscription_id": kString}), required: []string{"queue_name", "subscription_id"}, run: subscriptionDelete},
 
-	"get_home_doc":      {run: func(context.Context, *call) reply { return reply{200, json.RawMessage(service.HomeDocument())} }},
+	"get_home_doc": {run: func(_ context.Context, c *call) reply {
+		doc, _ := c.svc.HomeDocumentFor(c.caller)
+		return reply{200, json.RawMessage(doc)}
+	}},
 	"check_node_health": {rule: "health:get", run: nodeHealth},
 	"ping_node":         {rule: "ping:get", run: pingNode},
 }
