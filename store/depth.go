@@ -13,6 +13,10 @@ import (
 // its slot time is at or before the queue's promotion watermark, else a
 // waiting entry w|p|q|at|seq whose value says what it waits for.
 
+// DepthIndexFormat is the format of the depth index this build keeps,
+// stored as the value of its marker key.
+const DepthIndexFormat byte = 1
+
 // Kinds of waiting entry (the entry's one-byte value).
 const (
 	waitDelay byte = 0 // not visible yet
@@ -257,7 +261,7 @@ func (t *Txn) BuildDepthIndex(now int64) bool {
 		panic(fmt.Sprintf("store: index build iterator: %v", err))
 	}
 	flush()
-	t.set(keyDepthIndex, []byte{1})
+	t.set(keyDepthIndex, []byte{DepthIndexFormat})
 	t.depthOn, t.depthLoaded = true, true
 	return true
 }
