@@ -11,17 +11,20 @@ import (
 // of how many of its messages are claimed or delayed (DESIGN.md, "Depth").
 // Every stored message has exactly one entry: a ready entry r|p|q|seq if
 // its slot time is at or before the queue's promotion watermark, else a
-// waiting entry w|p|q|at|seq whose value says what it waits for.
+// waiting entry w|p|q|kind|at|seq, kind saying what it waits for.
 
 // DepthIndexFormat is the format of the depth index this build keeps,
 // stored as the value of its marker key.
 const DepthIndexFormat byte = 1
 
-// Kinds of waiting entry (the entry's one-byte value).
+// Kinds of waiting entry (the byte after the queue in its key).
 const (
 	waitDelay byte = 0 // not visible yet
 	waitClaim byte = 1 // held by a claim
 )
+
+// waitKinds are the kinds of waiting entry.
+var waitKinds = [...]byte{waitDelay, waitClaim}
 
 // slot is when a message next becomes claimable and what it waits for
 // until then.
@@ -38,6 +41,21 @@ func slotFor(visibleAt, claimExpiresAt int64) slot {
 }
 
 func slotOf(m *Message) slot { return slotFor(m.VisibleAt, m.ClaimExpiresAt) }
+
+func (s slot) kind() byte {
+	if s.claim {
+		return waitClaim
+	}
+	return waitDelay
+}
+
+// count returns the counter of the queue's waiting entries of a kind.
+func (c *counters) count(kind byte) *uint64 {
+	if kind == waitClaim {
+		return &c.InClaim
+	}
+	return &c.InDelay
+}
 
 // indexed reports whether the store keeps the depth index, as this
 // transaction sees it.
@@ -56,12 +74,8 @@ func (t *Txn) addEntry(project, queue string, c *counters, seq uint64, s slot) {
 		c.ReadyHead = min(c.ReadyHead, seq)
 		return
 	}
-	kind := waitDelay
-	if s.claim {
-		kind = waitClaim
-		c.InClaim++
-	}
-	t.set(waitingKey(project, queue, s.at, seq), []byte{kind})
+	t.set(waitingKey(project, queue, s.kind(), s.at, seq), nil)
+	*c.count(s.kind())++
 	c.NextDue = min(c.NextDue, s.at)
 }
 
@@ -72,9 +86,9 @@ func (t *Txn) dropEntry(project, queue string, c *counters, seq uint64, s slot) 
 		t.del(readyKey(project, queue, seq))
 		return
 	}
-	t.del(waitingKey(project, queue, s.at, seq))
-	if s.claim && c.InClaim > 0 {
-		c.InClaim--
+	t.del(waitingKey(project, queue, s.kind(), s.at, seq))
+	if n := c.count(s.kind()); *n > 0 {
+		*n--
 	}
 }
 
@@ -101,48 +115,51 @@ func (t *Txn) promote(project, queue string, c *counters, now int64) {
 		c.Promoted = now
 		return
 	}
-	prefix := queueScoped(spaceWaiting, project, queue)
-	it, err := t.r.iter(waitingFrom(project, queue, c.Promoted), prefixEnd(prefix))
+	c.NextDue = Never
+	for _, kind := range waitKinds {
+		for _, seq := range t.promoteKind(project, queue, kind, c, now) {
+			t.set(readyKey(project, queue, seq), nil)
+			c.ReadyHead = min(c.ReadyHead, seq)
+		}
+	}
+	c.Promoted = now
+}
+
+// promoteKind deletes the queue's waiting entries of a kind due by now,
+// returns their sequence numbers, and lowers c.NextDue to the first one
+// left.
+func (t *Txn) promoteKind(project, queue string, kind byte, c *counters, now int64) []uint64 {
+	prefix := waitingKind(project, queue, kind)
+	it, err := t.r.iter(waitingFrom(project, queue, kind, c.Promoted), prefixEnd(prefix))
 	if err != nil {
 		panic(fmt.Sprintf("store: promote iterator: %v", err))
 	}
-	type due struct {
-		key  []byte
-		seq  uint64
-		kind byte
-	}
-	var dues []due
-	c.NextDue = Never
+	var seqs []uint64
+	var keys [][]byte
 	for ok := it.First(); ok; ok = it.Next() {
 		at, seq, ok := decodeWaiting(it.Key()[len(prefix):])
 		if !ok {
 			panic(fmt.Sprintf("store: corrupt waiting key %x", it.Key()))
 		}
 		if at > now {
-			c.NextDue = at
+			c.NextDue = min(c.NextDue, at)
 			break
 		}
-		var kind byte
-		if v := it.Value(); len(v) == 1 {
-			kind = v[0]
-		}
-		dues = append(dues, due{append([]byte(nil), it.Key()...), seq, kind})
+		keys = append(keys, append([]byte(nil), it.Key()...))
+		seqs = append(seqs, seq)
 	}
 	if err := it.Close(); err != nil {
 		panic(fmt.Sprintf("store: promote iterator: %v", err))
 	}
-	for _, d := range dues {
-		t.del(d.key)
-		t.set(readyKey(project, queue, d.seq), nil)
-		c.ReadyHead = min(c.ReadyHead, d.seq)
-		if d.kind == waitClaim && c.InClaim > 0 {
-			c.InClaim--
-		}
+	for _, k := range keys {
+		t.del(k)
 	}
-	c.Promoted = now
+	n := c.count(kind)
+	*n -= min(*n, uint64(len(keys)))
+	return seqs
 }
 
-// decodeWaiting reads at|seq, the part of a waiting key after its queue.
+// decodeWaiting reads at|seq, the part of a waiting key after its kind.
 func decodeWaiting(b []byte) (int64, uint64, bool) {
 	if len(b) != 16 {
 		return 0, 0, false
@@ -249,7 +266,7 @@ func (t *Txn) BuildDepthIndex(now int64) bool {
 			project, queue, open = p, q, true
 			scope = queueScoped(spaceMessage, project, queue)
 			c = must(t.r.counters(project, queue))
-			c.InClaim, c.ReadyHead, c.Promoted, c.NextDue = 0, 0, now, Never
+			c.InClaim, c.InDelay, c.ReadyHead, c.Promoted, c.NextDue = 0, 0, 0, now, Never
 		}
 		h := msgHeader(it.Value())
 		if !h.valid() {
@@ -272,33 +289,37 @@ func (v *View) DepthIndexed() (bool, error) {
 	return ok, err
 }
 
-// dueWaiting returns the queue's waiting entries due by now (promotion has
-// not reached them yet), sorted by sequence number, and how many of them
-// wait for a claim.
-func (v *View) dueWaiting(project, queue string, c counters, now int64) ([]uint64, int64, error) {
-	if now <= c.Promoted || now < c.NextDue {
-		return nil, 0, nil
+// waitingSeqs returns the sequence numbers of the queue's waiting entries
+// of a kind whose time is in (from, to], sorted.
+func (v *View) waitingSeqs(project, queue string, kind byte, from, to int64) ([]uint64, error) {
+	if to <= from {
+		return nil, nil
 	}
-	prefix := queueScoped(spaceWaiting, project, queue)
-	it, err := v.r.iter(waitingFrom(project, queue, c.Promoted), waitingUpTo(project, queue, now))
+	prefix := waitingKind(project, queue, kind)
+	it, err := v.r.iter(waitingFrom(project, queue, kind, from), waitingUpTo(project, queue, kind, to))
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	defer it.Close()
 	var seqs []uint64
-	var claims int64
 	for ok := it.First(); ok; ok = it.Next() {
 		_, seq, ok := decodeWaiting(it.Key()[len(prefix):])
 		if !ok {
-			return nil, 0, fmt.Errorf("store: corrupt waiting key %x", it.Key())
+			return nil, fmt.Errorf("store: corrupt waiting key %x", it.Key())
 		}
 		seqs = append(seqs, seq)
-		if v := it.Value(); len(v) == 1 && v[0] == waitClaim {
-			claims++
-		}
 	}
 	slices.Sort(seqs)
-	return seqs, claims, it.Error()
+	return seqs, it.Error()
+}
+
+// dueWaiting returns the queue's waiting entries of a kind due by now that
+// promotion has not reached yet, sorted by sequence number.
+func (v *View) dueWaiting(project, queue string, kind byte, c counters, now int64) ([]uint64, error) {
+	if now < c.NextDue {
+		return nil, nil
+	}
+	return v.waitingSeqs(project, queue, kind, c.Promoted, now)
 }
 
 // claimedIndexed counts the queue's claimed messages from the index: the
@@ -308,52 +329,67 @@ func (v *View) claimedIndexed(project, queue string, now int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	_, expired, err := v.dueWaiting(project, queue, c, now)
+	expired, err := v.dueWaiting(project, queue, waitClaim, c, now)
 	if err != nil {
 		return 0, err
 	}
-	return max(int64(c.InClaim)-expired, 0), nil
+	return max(int64(c.InClaim)-int64(len(expired)), 0), nil
 }
 
-// listReady lists like ListMessages with claimed and delayed messages
-// excluded, from the ready entries merged with the waiting entries due by
-// now, so that it costs the messages it returns or skips as expired, not
-// the claimed or delayed ones.
-func (v *View) listReady(project, queue string, now int64, o ListOptions) ([]*Message, error) {
+// listFromIndex lists like ListMessages with claimed messages excluded,
+// from the ready entries merged with the waiting entries that may be
+// listed: those due by now, and with IncludeDelayed every delayed one. It
+// reports false, and lists nothing, when scanning the queue costs less:
+// with IncludeDelayed the index reads every delayed entry, the scan at
+// most the claimed messages ahead of the page.
+func (v *View) listFromIndex(project, queue string, now int64, o ListOptions) ([]*Message, bool, error) {
 	c, err := v.r.counters(project, queue)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	due, _, err := v.dueWaiting(project, queue, c, now)
-	if err != nil {
-		return nil, err
+	if o.IncludeDelayed && c.InDelay >= c.InClaim {
+		return nil, false, nil
 	}
-	i, _ := slices.BinarySearch(due, o.AfterSeq+1)
-	due = due[i:]
+	var extra []uint64
+	for _, kind := range waitKinds {
+		var seqs []uint64
+		if kind == waitDelay && o.IncludeDelayed {
+			seqs, err = v.waitingSeqs(project, queue, kind, c.Promoted, Never)
+		} else {
+			seqs, err = v.dueWaiting(project, queue, kind, c, now)
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		extra = append(extra, seqs...)
+	}
+	slices.Sort(extra)
+	i, _ := slices.BinarySearch(extra, o.AfterSeq+1)
+	extra = extra[i:]
 	prefix := queueScoped(spaceReady, project, queue)
 	from := max(o.AfterSeq+1, c.ReadyHead)
 	it, err := v.r.iter(appendUint64(append([]byte(nil), prefix...), from), prefixEnd(prefix))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer it.Close()
 	var out []*Message
 	ok := it.First()
-	for len(out) < o.Limit && (ok || len(due) > 0) {
+	for len(out) < o.Limit && (ok || len(extra) > 0) {
 		seq := uint64(math.MaxUint64)
 		if ok {
 			seq = binary.BigEndian.Uint64(it.Key()[len(prefix):])
 		}
-		if len(due) > 0 && due[0] < seq {
-			seq, due = due[0], due[1:]
+		if len(extra) > 0 && extra[0] < seq {
+			seq, extra = extra[0], extra[1:]
 		} else {
 			ok = it.Next()
 		}
 		m, err := v.r.messageBySeq(project, queue, seq)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		if m == nil || m.ExpiresAt <= now || m.ClaimExpiresAt > now || m.VisibleAt > now {
+		if m == nil || m.ExpiresAt <= now || m.ClaimExpiresAt > now || (!o.IncludeDelayed && m.VisibleAt > now) {
 			continue
 		}
 		if !o.Echo && m.ClientID == o.ClientID {
@@ -361,5 +397,5 @@ func (v *View) listReady(project, queue string, now int64, o ListOptions) ([]*Me
 		}
 		out = append(out, m)
 	}
-	return out, it.Error()
+	return out, true, it.Error()
 }

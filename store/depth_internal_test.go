@@ -25,8 +25,9 @@ func checkDepthIndex(t *testing.T, st *Store) {
 	type qkey struct{ p, q string }
 	type want struct {
 		ready   map[uint64]bool
-		waiting map[string]byte // at|seq → kind
+		waiting map[string]bool // kind|at|seq
 		inClaim uint64
+		inDelay uint64
 	}
 	wants := map[qkey]*want{}
 	indexed, err := v.DepthIndexed()
@@ -35,7 +36,7 @@ func checkDepthIndex(t *testing.T, st *Store) {
 	}
 	get := func(k qkey) *want {
 		if wants[k] == nil {
-			wants[k] = &want{ready: map[uint64]bool{}, waiting: map[string]byte{}}
+			wants[k] = &want{ready: map[uint64]bool{}, waiting: map[string]bool{}}
 		}
 		return wants[k]
 	}
@@ -58,18 +59,18 @@ func checkDepthIndex(t *testing.T, st *Store) {
 			w.ready[seq] = true
 			continue
 		}
-		kind := waitDelay
 		if s.claim {
-			kind = waitClaim
 			w.inClaim++
+		} else {
+			w.inDelay++
 		}
-		w.waiting[fmt.Sprintf("%x", appendUint64(appendUint64(nil, uint64(s.at)), seq))] = kind
+		w.waiting[fmt.Sprintf("%x", appendUint64(appendUint64([]byte{s.kind()}, uint64(s.at)), seq))] = true
 	}
 	it.Close()
 	got := map[qkey]*want{}
 	gotOf := func(k qkey) *want {
 		if got[k] == nil {
-			got[k] = &want{ready: map[uint64]bool{}, waiting: map[string]byte{}}
+			got[k] = &want{ready: map[uint64]bool{}, waiting: map[string]bool{}}
 		}
 		return got[k]
 	}
@@ -91,11 +92,14 @@ func checkDepthIndex(t *testing.T, st *Store) {
 				}
 				continue
 			}
-			at := int64(binary.BigEndian.Uint64(rest))
+			at := int64(binary.BigEndian.Uint64(rest[1:]))
 			if at < c.NextDue {
 				t.Errorf("%s/%s: waiting entry at %d before NextDue %d", p, q, at, c.NextDue)
 			}
-			g.waiting[fmt.Sprintf("%x", rest)] = it.Value()[0]
+			if len(it.Value()) != 0 {
+				t.Errorf("%s/%s: waiting entry %x holds %x", p, q, rest, it.Value())
+			}
+			g.waiting[fmt.Sprintf("%x", rest)] = true
 		}
 		it.Close()
 	}
@@ -105,8 +109,8 @@ func checkDepthIndex(t *testing.T, st *Store) {
 		if fmt.Sprint(g.ready) != fmt.Sprint(w.ready) || fmt.Sprint(g.waiting) != fmt.Sprint(w.waiting) {
 			t.Fatalf("%s/%s: index\n ready %v waiting %v\nwant\n ready %v waiting %v", k.p, k.q, g.ready, g.waiting, w.ready, w.waiting)
 		}
-		if c.InClaim != w.inClaim {
-			t.Fatalf("%s/%s: InClaim %d, want %d", k.p, k.q, c.InClaim, w.inClaim)
+		if c.InClaim != w.inClaim || c.InDelay != w.inDelay {
+			t.Fatalf("%s/%s: InClaim %d InDelay %d, want %d and %d", k.p, k.q, c.InClaim, c.InDelay, w.inClaim, w.inDelay)
 		}
 	}
 	for k, g := range got {
@@ -294,9 +298,14 @@ func runDepthModel(t *testing.T, seed int64) {
 				if st.Oldest != nil {
 					oldest, newest = st.Oldest.ID, st.Newest.ID
 				}
-				list, err := v.ListMessages("p", q, now, ListOptions{Limit: 1 + int(after), AfterSeq: after, Echo: true})
-				if err != nil {
-					t.Fatal(err)
+				var lists []string
+				for _, o := range []ListOptions{{}, {IncludeDelayed: true}, {IncludeClaimed: true}, {IncludeClaimed: true, IncludeDelayed: true}} {
+					o.Limit, o.AfterSeq, o.Echo = 1+int(after), after, true
+					list, err := v.ListMessages("p", q, now, o)
+					if err != nil {
+						t.Fatal(err)
+					}
+					lists = append(lists, ids(list))
 				}
 				if now < highest {
 					// A clock behind the highest applied revives claims
@@ -304,7 +313,7 @@ func runDepthModel(t *testing.T, seed int64) {
 					// (DESIGN.md, "Depth").
 					st.Claimed = -1
 				}
-				return fmt.Sprintf("total %d claimed %d %s %s list %s", st.Total, st.Claimed, oldest, newest, ids(list))
+				return fmt.Sprintf("total %d claimed %d %s %s lists %v", st.Total, st.Claimed, oldest, newest, lists)
 			})
 		}
 		checkDepthIndex(t, d.index)

@@ -22,7 +22,7 @@ const (
 	spaceOutbox       byte = 'n'  // n|project|queue|seq → notification of a posted message
 	spaceRetiredTrust byte = 't'  // t|trust id → nothing: a Keystone trust no subscription holds any more
 	spaceReady        byte = 'r'  // r|project|queue|seq → nothing: a message claimable once its queue was promoted
-	spaceWaiting      byte = 'w'  // w|project|queue|availableAt|seq → wait kind: a message claimed or delayed
+	spaceWaiting      byte = 'w'  // w|project|queue|kind|availableAt|seq → nothing: a message claimed or delayed
 )
 
 var (
@@ -148,20 +148,25 @@ func readyKey(project, queue string, seq uint64) []byte {
 	return appendUint64(queueScoped(spaceReady, project, queue), seq)
 }
 
-func waitingKey(project, queue string, at int64, seq uint64) []byte {
-	return appendUint64(appendUint64(queueScoped(spaceWaiting, project, queue), uint64(at)), seq)
+func waitingKey(project, queue string, kind byte, at int64, seq uint64) []byte {
+	return appendUint64(appendUint64(waitingKind(project, queue, kind), uint64(at)), seq)
+}
+
+// waitingKind returns the prefix of the queue's waiting entries of a kind.
+func waitingKind(project, queue string, kind byte) []byte {
+	return append(queueScoped(spaceWaiting, project, queue), kind)
 }
 
 // waitingFrom returns the inclusive lower bound of the queue's waiting
-// entries available after promoted.
-func waitingFrom(project, queue string, promoted int64) []byte {
-	return appendUint64(queueScoped(spaceWaiting, project, queue), uint64(promoted)+1)
+// entries of a kind available after promoted.
+func waitingFrom(project, queue string, kind byte, promoted int64) []byte {
+	return appendUint64(waitingKind(project, queue, kind), uint64(promoted)+1)
 }
 
 // waitingUpTo returns the exclusive upper bound of the queue's waiting
-// entries available at or before now.
-func waitingUpTo(project, queue string, now int64) []byte {
-	return appendUint64(queueScoped(spaceWaiting, project, queue), uint64(now)+1)
+// entries of a kind available at or before now.
+func waitingUpTo(project, queue string, kind byte, now int64) []byte {
+	return appendUint64(waitingKind(project, queue, kind), uint64(now)+1)
 }
 
 func subscriptionKey(project, queue, id string) []byte {

@@ -93,6 +93,8 @@ type counters struct {
 
 	// InClaim counts the queue's waiting entries of kind waitClaim.
 	InClaim uint64
+	// InDelay counts the queue's waiting entries of kind waitDelay.
+	InDelay uint64
 	// ReadyHead is a sequence number below which the queue has no ready
 	// entry, like Head for the ready space.
 	ReadyHead uint64
@@ -107,11 +109,11 @@ type counters struct {
 const (
 	countersV0Len    = 16 // NextSeq, Stored
 	countersV1Len    = 24 // + Head
-	countersDepthLen = 56 // + InClaim, ReadyHead, Promoted, NextDue
+	countersDepthLen = 64 // + InClaim, ReadyHead, Promoted, NextDue, InDelay
 )
 
 func encodeCounters(c counters) []byte {
-	if c.InClaim == 0 && c.ReadyHead == 0 && c.Promoted == 0 && c.NextDue == 0 {
+	if c.InClaim == 0 && c.ReadyHead == 0 && c.Promoted == 0 && c.NextDue == 0 && c.InDelay == 0 {
 		// What builds without the depth index write, byte for byte.
 		b := make([]byte, 0, countersV1Len)
 		b = binary.BigEndian.AppendUint64(b, c.NextSeq)
@@ -125,7 +127,8 @@ func encodeCounters(c counters) []byte {
 	b = binary.BigEndian.AppendUint64(b, c.InClaim)
 	b = binary.BigEndian.AppendUint64(b, c.ReadyHead)
 	b = binary.BigEndian.AppendUint64(b, uint64(c.Promoted))
-	return binary.BigEndian.AppendUint64(b, uint64(c.NextDue))
+	b = binary.BigEndian.AppendUint64(b, uint64(c.NextDue))
+	return binary.BigEndian.AppendUint64(b, c.InDelay)
 }
 
 func decodeCounters(b []byte) (counters, error) {
@@ -141,6 +144,7 @@ func decodeCounters(b []byte) (counters, error) {
 		c.ReadyHead = binary.BigEndian.Uint64(b[32:])
 		c.Promoted = int64(binary.BigEndian.Uint64(b[40:]))
 		c.NextDue = int64(binary.BigEndian.Uint64(b[48:]))
+		c.InDelay = binary.BigEndian.Uint64(b[56:])
 	}
 	return c, nil
 }

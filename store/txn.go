@@ -221,7 +221,7 @@ func (t *Txn) PurgeQueue(project, name string, messages, subscriptions bool) {
 		if t.indexed() {
 			t.delPrefix(queueScoped(spaceReady, project, name))
 			t.delPrefix(queueScoped(spaceWaiting, project, name))
-			c.InClaim, c.ReadyHead, c.NextDue = 0, 0, Never
+			c.InClaim, c.InDelay, c.ReadyHead, c.NextDue = 0, 0, 0, Never
 		}
 		t.putCounters(project, name, c)
 	}

@@ -202,13 +202,16 @@ func (v *View) ListMessages(project, queue string, now int64, o ListOptions) ([]
 	if o.Limit <= 0 {
 		return nil, nil // the scan below takes one message before it checks the limit
 	}
-	if !o.IncludeClaimed && !o.IncludeDelayed {
+	if !o.IncludeClaimed {
 		indexed, err := v.DepthIndexed()
 		if err != nil {
 			return nil, err
 		}
 		if indexed {
-			return v.listReady(project, queue, now, o)
+			out, ok, err := v.listFromIndex(project, queue, now, o)
+			if ok || err != nil {
+				return out, err
+			}
 		}
 	}
 	var out []*Message
