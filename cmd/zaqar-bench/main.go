@@ -64,6 +64,9 @@ func run(args []string, out io.Writer) int {
 	if len(args) > 0 && args[0] == "compare" {
 		return compare(args[1:], out)
 	}
+	if len(args) > 0 && args[0] == "push" {
+		return pushBench(args[1:], out)
+	}
 	var c config
 	fs := flag.NewFlagSet("zaqar-bench", flag.ContinueOnError)
 	targets := fs.String("targets", "http://127.0.0.1:8888", "REST URLs of the nodes to load, comma-separated (workers are spread over them)")
