@@ -283,10 +283,7 @@ func runPush(ctx context.Context, c pushConfig, cl *localCluster) (*pushResults,
 	rec.mu.Unlock()
 	if sampler != nil {
 		res.Nodes = sampler.stop(elapsed)
-		var cores float64
-		for _, nd := range res.Nodes {
-			cores += nd.CPUPercent / 100
-		}
+		cores := nodesCPUPercent(res.Nodes) / 100
 		if res.Delivered > 0 {
 			res.CPUPerNote = cores * elapsed.Seconds() / float64(res.Delivered) * 1e6
 		}
