@@ -82,7 +82,9 @@ chaos-tls:
 
 ## bench: in one run, the reference Zaqar (Debian's zaqar-server on Redis, if installed; scripts/reference-zaqar.sh)
 ## and a local 3-node cluster with fsync on under the same workloads (mixed 2x10 producers + 2x10 consumers,
-## producers only, batches of 10), BENCH_TIME each; prints the tables and the ratios, writes bench-*.json
+## producers only, batches of 10), BENCH_TIME each; then push latency (5 webhook, then websocket, subscribers;
+## 2,000 posts) and the CPU of 100 consumers waiting (-wait 20) on empty queues; prints the tables and the ratios,
+## writes bench-*.json
 BENCH_TIME ?= 20s
 bench: build
 	BENCH_TIME=$(BENCH_TIME) scripts/bench.sh
