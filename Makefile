@@ -100,6 +100,9 @@ bench-tls: build
 bench-smoke: build
 	./$(BIN)/zaqar-bench -spawn 3 -time 7s -warmup 1s -producers 1 -producer-workers 4 -consumers 1 -consumer-workers 4 -observers 1 -observer-workers 2 -json /dev/null
 	./$(BIN)/zaqar-bench -spawn 3 -time 4s -warmup 1s -transport ws -producers 1 -producer-workers 2 -consumers 1 -consumer-workers 2 -json /dev/null
+	./$(BIN)/zaqar-bench -spawn 3 -time 4s -warmup 1s -producers 1 -producer-workers 2 -consumers 1 -consumer-workers 2 -wait 2 -json /dev/null
+	./$(BIN)/zaqar-bench push -spawn 3 -posts 50 -subscriber webhook -json /dev/null
+	./$(BIN)/zaqar-bench push -spawn 3 -posts 50 -subscriber ws -json /dev/null
 	$(GO) test -run '^$$' -bench . -benchtime 1x $(MICRO_PKGS) ./raftnode/
 
 ## bench-micro: Go micro-benchmarks of the hot paths (command encoding, FSM apply, store scans, JSON checks)
