@@ -82,7 +82,9 @@ chaos-tls:
 
 ## bench: in one run, the reference Zaqar (Debian's zaqar-server on Redis, if installed; scripts/reference-zaqar.sh)
 ## and a local 3-node cluster with fsync on under the same workloads (mixed 2x10 producers + 2x10 consumers,
-## producers only, batches of 10), BENCH_TIME each; prints the tables and the ratios, writes bench-*.json
+## producers only, batches of 10), BENCH_TIME each; then push latency (5 webhook, then websocket, subscribers;
+## 2,000 posts) and the CPU of 100 consumers waiting (-wait 20) on empty queues; prints the tables and the ratios,
+## writes bench-*.json
 BENCH_TIME ?= 20s
 bench: build
 	BENCH_TIME=$(BENCH_TIME) scripts/bench.sh
@@ -98,6 +100,9 @@ bench-tls: build
 bench-smoke: build
 	./$(BIN)/zaqar-bench -spawn 3 -time 7s -warmup 1s -producers 1 -producer-workers 4 -consumers 1 -consumer-workers 4 -observers 1 -observer-workers 2 -json /dev/null
 	./$(BIN)/zaqar-bench -spawn 3 -time 4s -warmup 1s -transport ws -producers 1 -producer-workers 2 -consumers 1 -consumer-workers 2 -json /dev/null
+	./$(BIN)/zaqar-bench -spawn 3 -time 4s -warmup 1s -producers 1 -producer-workers 2 -consumers 1 -consumer-workers 2 -wait 2 -json /dev/null
+	./$(BIN)/zaqar-bench push -spawn 3 -posts 50 -subscriber webhook -json /dev/null
+	./$(BIN)/zaqar-bench push -spawn 3 -posts 50 -subscriber ws -json /dev/null
 	BENCH_DEPTH_MESSAGES=0,1000 BENCH_DEPTH_CLAIMED=0,100 $(GO) test -run '^$$' -bench . -benchtime 1x $(MICRO_PKGS) ./raftnode/
 
 ## bench-micro: Go micro-benchmarks of the hot paths (command encoding, FSM apply, store scans, JSON checks)

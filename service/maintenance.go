@@ -17,6 +17,10 @@ func (s *Service) RunMaintenance(ctx context.Context) {
 	// within moments of electing a leader, then settle to the GC interval.
 	t := time.NewTicker(min(s.gcInterval, 50*time.Millisecond))
 	defer t.Stop()
+	// The watermark-only GC (watermarkEvery) counts from the start, not
+	// from the zero time: a node that becomes leader proposes GC when
+	// something is due, not merely because it never proposed one.
+	s.lastGC = time.Now()
 	haveSecret, haveDepthIndex := false, false
 	for {
 		select {

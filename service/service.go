@@ -71,7 +71,11 @@ type Config struct {
 	// no key, and then the flag is refused. Every node of a cluster must
 	// hold the same keys (docs/security.md).
 	MessageKeys *bodycrypt.Keyring
-	Logger      *slog.Logger
+	// MaxClaimWaiters bounds the claims waiting for a message on this node
+	// (default DefaultMaxClaimWaiters); a claim asking to wait beyond it
+	// answers at once, as without a wait.
+	MaxClaimWaiters int
+	Logger          *slog.Logger
 }
 
 // NotificationConfig is the service side of notifications (contract §10.5).
@@ -105,6 +109,7 @@ type Service struct {
 	authRequired    bool
 	pipeline        pipeline
 	keys            *bodycrypt.Keyring // nil: no message encryption key
+	waiters         *claimWaiters
 
 	lastGC time.Time // the maintenance loop's last GC proposal
 }
@@ -136,7 +141,7 @@ func New(node Node, st *store.Store, cfg Config) *Service {
 		node: node, store: st, limits: cfg.Limits, gcInterval: cfg.GCInterval, gcBatch: cfg.GCBatch, log: cfg.Logger,
 		subscriberTypes: cfg.SubscriberTypes, subscribers: cfg.Subscribers, trusts: cfg.Trusts, notify: cfg.Notifications, confirmer: cfg.Confirmer,
 		policy: cfg.Policy, limiter: newProjectLimiter(cfg.RateLimit), authRequired: cfg.AuthRequired,
-		keys: cfg.MessageKeys,
+		keys: cfg.MessageKeys, waiters: newClaimWaiters(cfg.MaxClaimWaiters),
 	}
 	if cfg.SignedURLSecret != "" {
 		s.secret = []byte(cfg.SignedURLSecret)

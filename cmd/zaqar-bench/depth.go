@@ -232,7 +232,7 @@ func claimUpTo(ctx context.Context, c *restClient, queue string, n, workers int)
 
 // claimRelease claims up to 10 messages (60 s) and releases the claim.
 func claimRelease(ctx context.Context, c *restClient, queue string) error {
-	msgs, err := c.claim(ctx, queue, 10)
+	msgs, err := c.claim(ctx, queue, 10, 0)
 	if err != nil || len(msgs) == 0 {
 		return err
 	}

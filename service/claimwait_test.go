@@ -1,0 +1,109 @@
+package service
+
+import (
+	"testing"
+
+	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/store"
+)
+
+func woken(w *claimWaiter) bool {
+	select {
+	case <-w.wake:
+		return true
+	default:
+		return false
+	}
+}
+
+func posted(project, queue string, delays ...int64) []*fsm.EntryResult {
+	cmd := &fsm.PostMessages{Project: project, Queue: queue}
+	for _, d := range delays {
+		cmd.Messages = append(cmd.Messages, store.NewMessage{Delay: d})
+	}
+	return []*fsm.EntryResult{{Commands: []fsm.Command{cmd}, Results: []fsm.Result{{}}}}
+}
+
+func TestClaimWaiters_APostWakesTheOldestWaitersItsMessagesFill(t *testing.T) {
+	ws := newClaimWaiters(10)
+	a, b, c := ws.add("p", "q", 1), ws.add("p", "q", 1), ws.add("p", "q", 1)
+	ws.onApply(posted("p", "q", 0, 0))
+	if !woken(a) || !woken(b) || woken(c) {
+		t.Fatal("two messages must wake the two oldest of three waiters of limit 1, and only them")
+	}
+	// A waiter with a larger limit covers several messages.
+	ws.tried(a)
+	ws.tried(b)
+	ws.remove(a)
+	ws.remove(b)
+	d, e := ws.add("p", "q", 5), ws.add("p", "q", 1)
+	ws.onApply(posted("p", "q", 0, 0, 0))
+	if !woken(c) || !woken(d) || woken(e) {
+		t.Fatal("three messages must wake the oldest waiter (limit 1) and the next (limit 5), which covers the other two")
+	}
+	ws.onApply(posted("p", "q", 0))
+	if !woken(e) {
+		t.Fatal("a post must skip waiters woken for messages they have not tried yet")
+	}
+	ws.tried(c)
+	ws.onApply(posted("p", "q", 0))
+	if !woken(c) {
+		t.Fatal("a waiter that tried is woken again by the next post")
+	}
+}
+
+func TestClaimWaiters_OnlyMessagesClaimableNowInTheSameQueueAndProjectWake(t *testing.T) {
+	ws := newClaimWaiters(10)
+	w := ws.add("p", "q", 10)
+	ws.onApply(posted("p", "q", 30))
+	ws.onApply(posted("other", "q", 0))
+	ws.onApply(posted("p", "other", 0))
+	refused := posted("p", "q", 0)
+	refused[0].Results[0].Status = fsm.StatusNotFound
+	ws.onApply(refused)
+	if woken(w) {
+		t.Fatal("a delayed message, another project's or queue's post, or a refused post woke the waiter")
+	}
+	ws.onApply([]*fsm.EntryResult{{Commands: []fsm.Command{&fsm.ReleaseClaim{Project: "p", Queue: "q"}}, Results: []fsm.Result{{}}}})
+	if !woken(w) {
+		t.Fatal("a released claim must wake the queue's waiters")
+	}
+}
+
+func TestClaimWaiters_AWaiterThatLeavesOwingAWakeUpPassesItOn(t *testing.T) {
+	ws := newClaimWaiters(10)
+	a, b := ws.add("p", "q", 1), ws.add("p", "q", 1)
+	ws.onApply(posted("p", "q", 0))
+	if woken(b) {
+		t.Fatal("one message woke two waiters")
+	}
+	ws.remove(a) // its client went away before it claimed
+	if !woken(b) {
+		t.Fatal("the wake-up of a waiter that left without claiming must go to the next one")
+	}
+	if ws.waiting() != 1 {
+		t.Fatalf("%d waiting, want 1", ws.waiting())
+	}
+}
+
+func TestClaimWaiters_BoundAndStopRefuseNewWaiters(t *testing.T) {
+	ws := newClaimWaiters(2)
+	a := ws.add("p", "q", 1)
+	if ws.add("p", "q", 1) == nil || ws.add("p", "r", 1) != nil {
+		t.Fatal("the bound of 2 waiters per node must admit two and refuse the third")
+	}
+	ws.remove(a)
+	if ws.add("p", "q", 1) == nil {
+		t.Fatal("a place freed must be taken again")
+	}
+	ws.stopAll()
+	select {
+	case <-ws.stop:
+	default:
+		t.Fatal("stopAll must end the waits")
+	}
+	ws.stopAll() // twice is harmless
+	if ws.add("p", "q", 1) != nil {
+		t.Fatal("a stopped node must not admit waiters")
+	}
+}
