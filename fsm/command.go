@@ -353,8 +353,7 @@ func (c *PostMessages) apply(t *store.Txn, now int64) Result {
 	if s, ok := t.QueueSettings(c.Project, c.Queue); ok && s.MaxPostSize > 0 && c.BodySize > s.MaxPostSize {
 		return Result{Status: StatusTooLarge, Count: int(s.MaxPostSize)}
 	}
-	t.PostMessages(c.Project, c.Queue, c.ClientID, now, c.DefaultTTL, c.Messages)
-	return Result{}
+	return Result{Count: t.PostMessages(c.Project, c.Queue, c.ClientID, now, c.DefaultTTL, c.Messages)}
 }
 
 // DeleteMessage deletes one message under the claim rules.

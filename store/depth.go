@@ -289,6 +289,25 @@ func (v *View) DepthIndexed() (bool, error) {
 	return ok, err
 }
 
+// NextClaimable returns a time at or before which none of the queue's
+// claimed or delayed messages becomes claimable again (a claim runs out,
+// a delay ends): Never if it holds none, 0 if the store keeps no depth
+// index (nothing is known). A waiting claim sleeps until then at most.
+func (v *View) NextClaimable(project, queue string) (int64, error) {
+	indexed, err := v.DepthIndexed()
+	if err != nil || !indexed {
+		return 0, err
+	}
+	c, err := v.r.counters(project, queue)
+	if err != nil {
+		return 0, err
+	}
+	if c.InClaim == 0 && c.InDelay == 0 {
+		return Never, nil
+	}
+	return c.NextDue, nil
+}
+
 // waitingSeqs returns the sequence numbers of the queue's waiting entries
 // of a kind whose time is in (from, to], sorted.
 func (v *View) waitingSeqs(project, queue string, kind byte, from, to int64) ([]uint64, error) {

@@ -259,8 +259,9 @@ type NewMessage struct {
 // the Raft log once (the FSM skips entries it has applied). So a post does
 // not look its ids up: an absent key is the costliest read there is, a
 // search of every memtable, and the lookup was the largest part of
-// applying a post. An id repeated within msgs is posted once.
-func (t *Txn) PostMessages(project, queue, clientID string, now, defaultTTL int64, msgs []NewMessage) {
+// applying a post. An id repeated within msgs is posted once. It returns
+// how many of the posted messages are visible at once (not delayed).
+func (t *Txn) PostMessages(project, queue, clientID string, now, defaultTTL int64, msgs []NewMessage) (visible int) {
 	q := t.ensureQueue(project, queue, now)
 	c := must(t.r.counters(project, queue))
 	t.promote(project, queue, &c, now)
@@ -302,8 +303,12 @@ func (t *Txn) PostMessages(project, queue, clientID string, now, defaultTTL int6
 		if notify {
 			t.putNotification(project, queue, m, q.Settings.DefaultDelay != 0)
 		}
+		if m.VisibleAt <= now {
+			visible++
+		}
 	}
 	t.putCounters(project, queue, c)
+	return visible
 }
 
 func must3(v uint64, ok bool, err error) (uint64, bool) {

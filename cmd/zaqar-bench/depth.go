@@ -33,6 +33,7 @@ func depth(args []string, out io.Writer) int {
 	rounds := fs.Int("requests", 20, "sequential requests per measurement (the median is reported)")
 	workers := fs.Int("fill-workers", 8, "concurrent posters and claimers while filling")
 	project := fs.String("project", "depth", "X-Project-ID to use")
+	settle := fs.Duration("settle", 2*time.Minute, "before measuring, wait up to this long for the spawned nodes to go quiet (the compactions a fill leaves behind); a fixed pause with -target")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -82,6 +83,8 @@ func depth(args []string, out io.Writer) int {
 				return 1
 			}
 			fmt.Fprintf(os.Stderr, "claimed %d of %s in %s\n", have, queue, time.Since(start).Round(time.Second))
+			quiet, waited := settleDown(ctx, cl, *settle)
+			fmt.Fprintf(os.Stderr, "waited %s for the nodes to go quiet (quiet: %v)\n", waited.Round(time.Second), quiet)
 			row := make([]time.Duration, 3)
 			cpu := make([]float64, 3)
 			ops := []func() error{
@@ -106,6 +109,31 @@ func depth(args []string, out io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// settleDown waits until the spawned nodes together use under 15% of a
+// core for two seconds in a row (three idle nodes use about 10%), or at most limit, and reports whether they
+// did and how long it waited. Without spawned nodes it pauses for limit.
+func settleDown(ctx context.Context, cl *localCluster, limit time.Duration) (bool, time.Duration) {
+	start := time.Now()
+	if cl == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(limit):
+		}
+		return false, time.Since(start)
+	}
+	const window = 2 * time.Second
+	for time.Since(start) < limit && ctx.Err() == nil {
+		before := clusterTicks(cl)
+		time.Sleep(window)
+		// /proc counts in clock ticks of 10 ms: 15% of a core over 2 s
+		// is 30 ticks.
+		if clusterTicks(cl)-before < uint64(window.Seconds()*clockTicks*0.15) {
+			return true, time.Since(start)
+		}
+	}
+	return false, time.Since(start)
 }
 
 func parseCounts(s string) ([]int, error) {
