@@ -171,3 +171,28 @@ func benchDepth(b *testing.B, indexed bool, n, claimed int) {
 		}
 	})
 }
+
+// BenchmarkBuildDepthIndex times BuildDepthIndex (one batch, applied once
+// in a store's life) on a store of N messages, 10% of them claimed, for
+// each N of BENCH_DEPTH_MESSAGES; run it with -benchtime 1x for large N.
+func BenchmarkBuildDepthIndex(b *testing.B) {
+	for _, n := range benchSizes(b, "BENCH_DEPTH_MESSAGES", "0,100000,1000000") {
+		b.Run(fmt.Sprintf("messages=%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				st, now := depthQueue(b, false, n, n/10)
+				b.StartTimer()
+				index := uint64(1 << 40)
+				txn := st.Begin(index)
+				if !txn.BuildDepthIndex(now) {
+					b.Fatal("the index was already built")
+				}
+				if err := txn.Commit(index, 1); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				st.Close()
+			}
+		})
+	}
+}
