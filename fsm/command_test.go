@@ -46,6 +46,7 @@ func sampleCommands() []fsm.Command {
 		&fsm.AdvanceCursors{Advances: []store.CursorAdvance{{Project: "p", Queue: "q", ID: cid(2), Seq: 1<<64 - 1}, {Project: "", Queue: "r", ID: "", Seq: 0}}},
 		&fsm.HoldTrust{Project: "p", Queue: "q", ID: cid(2), Subscriber: "trust+https://h/x", TrustID: "0f1e2d3c4b5a69788796a5b4c3d2e1f0"},
 		&fsm.ForgetTrusts{TrustIDs: []string{"a", "", "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}},
+		&fsm.BuildDepthIndex{Format: store.DepthIndexFormat},
 	}
 }
 

@@ -186,6 +186,10 @@ func (w *workload) command() fsm.Command {
 	case k < 99:
 		return &fsm.CollectGarbage{Limit: 1 + w.r.Intn(40)}
 	default:
+		if w.r.Intn(2) == 0 {
+			// Before it replicas scan, after it they keep the depth index.
+			return &fsm.BuildDepthIndex{Format: store.DepthIndexFormat}
+		}
 		return &fsm.SetSecret{Secret: []byte(w.id())}
 	}
 }

@@ -110,11 +110,35 @@ func TestLongPollClaim_AnotherQueueOrADelayedMessageDoesNotEndTheWait(t *testing
 	ans := claimWaiting(context.Background(), n, "lp-a", "2")
 	waiters(c, n, 1)
 	post(t, n, "lp-b", 1)
-	if code, out := request(t, n, http.MethodPost, "/v2/queues/lp-a/messages", `{"messages":[{"body":1,"delay":60}]}`, nil); code != http.StatusCreated {
+	if code, out := request(t, n, http.MethodPut, "/v2/queues/lp-a", `{"_default_message_delay": 60}`, nil); code != http.StatusCreated {
+		t.Fatalf("create a delay queue: %d %s", code, out)
+	}
+	if code, out := request(t, n, http.MethodPost, "/v2/queues/lp-a/messages", `{"messages":[{"body":1}]}`, nil); code != http.StatusCreated {
 		t.Fatalf("post a delayed message: %d %s", code, out)
 	}
 	if a := <-ans; a.err != nil || a.code != http.StatusNoContent {
 		t.Fatalf("the claim answered %d %s (%v); nothing it could claim was posted, want 204", a.code, a.body, a.err)
+	}
+}
+
+// Time alone makes a delayed message claimable: no apply marks it, so the
+// waiter's own timer (from the depth index) must try again then.
+func TestLongPollClaim_AWaiterTakesADelayedMessageWhenItsDelayEnds(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	waitDepthIndexed(t, c)
+	leader, follower := c.Leader(), c.Followers()[0]
+	if code, out := request(t, leader, http.MethodPut, "/v2/queues/lp-delay", `{"_default_message_delay": 2}`, nil); code != http.StatusCreated {
+		t.Fatalf("create a delay queue: %d %s", code, out)
+	}
+	start := time.Now()
+	ans := claimWaiting(context.Background(), follower, "lp-delay", "20")
+	waiters(c, follower, 1)
+	if code, out := request(t, leader, http.MethodPost, "/v2/queues/lp-delay/messages", `{"messages":[{"body":1}]}`, nil); code != http.StatusCreated {
+		t.Fatalf("post a delayed message: %d %s", code, out)
+	}
+	wantWokenWithMessage(t, ans, start)
+	if d := time.Since(start); d < 2*time.Second {
+		t.Fatalf("the claim took the message %s after it was posted with a 2 s delay", d)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/zaqar-raft/zaqar/fsm"
 	"github.com/zaqar-raft/zaqar/internal/ids"
+	"github.com/zaqar-raft/zaqar/store"
 )
 
 // ClaimParams are a claim's TTL and grace as read from a request body,
@@ -104,22 +105,58 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 	defer s.waiters.remove(w)
 	deadline := time.NewTimer(time.Duration(*p.Wait) * time.Second)
 	defer deadline.Stop()
+	due := time.NewTimer(time.Hour)
+	defer due.Stop()
 	for {
 		res, e := s.claimOnce(ctx, c, queue, n, p)
 		s.waiters.tried(w)
 		if e != nil || res.ID != "" {
 			return res, e
 		}
-		select {
-		case <-w.wake:
-		case <-deadline.C:
-			return ClaimResult{}, nil
-		case <-ctx.Done():
-			return ClaimResult{}, nil
-		case <-s.waiters.stop:
+		if !s.sleep(ctx, c.scope(), queue, w, due, deadline) {
 			return ClaimResult{}, nil
 		}
 	}
+}
+
+// sleep holds a waiting claim until it may find something: a wake-up
+// from an apply, or the time its queue's next delayed or claimed message
+// becomes claimable (read again on a retime). It reports false when the
+// wait is over: its deadline, ctx or the node's stop.
+func (s *Service) sleep(ctx context.Context, project, queue string, w *claimWaiter, due, deadline *time.Timer) bool {
+	for {
+		due.Reset(s.untilClaimable(project, queue))
+		select {
+		case <-w.wake:
+			return true
+		case <-due.C:
+			return true
+		case <-w.retime:
+		case <-deadline.C:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-s.waiters.stop:
+			return false
+		}
+	}
+}
+
+// untilClaimable returns how long a waiting claim may sleep before time
+// alone (a delay ending, a claim running out) may make one of the queue's
+// messages claimable, from this node's depth index; an hour when nothing
+// is known (the wait ends long before). No apply marks such a change, so
+// the waiter's own timer must.
+func (s *Service) untilClaimable(project, queue string) time.Duration {
+	v := s.store.View()
+	at, err := v.NextClaimable(project, queue)
+	v.Close()
+	if err != nil || at <= 0 || at == store.Never {
+		return time.Hour
+	}
+	// A little after the time itself, so the claim's own clock has
+	// passed it.
+	return max(time.Until(time.Unix(0, at)), 0) + 5*time.Millisecond
 }
 
 // claimOnce proposes one claim of up to n messages.

@@ -43,6 +43,10 @@ type claimWaiter struct {
 	// leaves owing passes its wake-up on.
 	wake chan struct{}
 	owed bool
+	// retime says the queue's next time-based change (a delay ending, a
+	// claim running out) may have moved: the waiter reads it again
+	// without claiming.
+	retime chan struct{}
 }
 
 func newClaimWaiters(max int) *claimWaiters {
@@ -67,7 +71,7 @@ func (ws *claimWaiters) add(project, queue string, limit int) *claimWaiter {
 		l = list.New()
 		ws.byQueue[k] = l
 	}
-	w := &claimWaiter{key: k, limit: limit, wake: make(chan struct{}, 1)}
+	w := &claimWaiter{key: k, limit: limit, wake: make(chan struct{}, 1), retime: make(chan struct{}, 1)}
 	w.elem = l.PushBack(w)
 	ws.count++
 	return w
@@ -127,6 +131,23 @@ func (ws *claimWaiters) wakeLocked(k waitQueue, n int) {
 	}
 }
 
+// retimeQueue tells every waiter of a queue to read again when time makes
+// its next message claimable.
+func (ws *claimWaiters) retimeQueue(project, queue string) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	l := ws.byQueue[waitQueue{project, queue}]
+	if l == nil {
+		return
+	}
+	for e := l.Front(); e != nil; e = e.Next() {
+		select {
+		case e.Value.(*claimWaiter).retime <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // waiting returns how many claims wait on this node.
 func (ws *claimWaiters) waiting() int {
 	ws.mu.Lock()
@@ -149,28 +170,34 @@ func (ws *claimWaiters) stopAll() {
 // an applied batch: messages posted without a delay, and the messages of
 // a released claim (as many waiters as the queue has: how many the claim
 // held is not known here). Time makes messages claimable too (a delay or
-// a claim running out); no apply marks that, so a waiting claim finds
-// such messages only when something else wakes it, and the next claim
-// does otherwise.
+// a claim running out) and no apply marks that moment, so each waiter
+// keeps a timer for the queue's next one (Service.untilClaimable); an
+// applied command that may move it (a post with a delay, a claim that
+// took messages, a renewal) retimes the queue's waiters.
 func (ws *claimWaiters) onApply(results []*fsm.EntryResult) {
 	for _, r := range results {
 		for i, c := range r.Commands {
-			if i < len(r.Results) && r.Results[i].Status != fsm.StatusOK {
+			if i >= len(r.Results) || r.Results[i].Status != fsm.StatusOK {
 				continue
 			}
 			switch cmd := c.(type) {
 			case *fsm.PostMessages:
-				ready := 0
-				for _, m := range cmd.Messages {
-					if m.Delay <= 0 {
-						ready++
-					}
+				// The store says how many are visible at once (a message's
+				// delay counts only on a queue with a default delay).
+				if visible := r.Results[i].Count; visible > 0 {
+					ws.wakeQueue(cmd.Project, cmd.Queue, visible)
 				}
-				if ready > 0 {
-					ws.wakeQueue(cmd.Project, cmd.Queue, ready)
+				if r.Results[i].Count < len(cmd.Messages) {
+					ws.retimeQueue(cmd.Project, cmd.Queue)
 				}
 			case *fsm.ReleaseClaim:
 				ws.wakeQueue(cmd.Project, cmd.Queue, -1)
+			case *fsm.CreateClaim:
+				if len(r.Results[i].Messages) > 0 {
+					ws.retimeQueue(cmd.Project, cmd.Queue)
+				}
+			case *fsm.RenewClaim:
+				ws.retimeQueue(cmd.Project, cmd.Queue)
 			}
 		}
 	}

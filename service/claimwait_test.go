@@ -16,12 +16,28 @@ func woken(w *claimWaiter) bool {
 	}
 }
 
+func retimed(w *claimWaiter) bool {
+	select {
+	case <-w.retime:
+		return true
+	default:
+		return false
+	}
+}
+
+// posted is the applied post of messages with these delays to a queue
+// with a default delay (where a message's delay counts): the store's
+// result counts those visible at once.
 func posted(project, queue string, delays ...int64) []*fsm.EntryResult {
 	cmd := &fsm.PostMessages{Project: project, Queue: queue}
+	visible := 0
 	for _, d := range delays {
 		cmd.Messages = append(cmd.Messages, store.NewMessage{Delay: d})
+		if d == 0 {
+			visible++
+		}
 	}
-	return []*fsm.EntryResult{{Commands: []fsm.Command{cmd}, Results: []fsm.Result{{}}}}
+	return []*fsm.EntryResult{{Commands: []fsm.Command{cmd}, Results: []fsm.Result{{Count: visible}}}}
 }
 
 func TestClaimWaiters_APostWakesTheOldestWaitersItsMessagesFill(t *testing.T) {
@@ -105,5 +121,36 @@ func TestClaimWaiters_BoundAndStopRefuseNewWaiters(t *testing.T) {
 	ws.stopAll() // twice is harmless
 	if ws.add("p", "q", 1) != nil {
 		t.Fatal("a stopped node must not admit waiters")
+	}
+}
+
+func TestClaimWaiters_WhatMovesTheNextTimeBasedChangeRetimesTheQueuesWaiters(t *testing.T) {
+	ws := newClaimWaiters(10)
+	w, other := ws.add("p", "q", 1), ws.add("p", "r", 1)
+	ws.onApply(posted("p", "q", 0))
+	if retimed(w) {
+		t.Fatal("a post of nothing delayed retimed the waiter")
+	}
+	if !woken(w) {
+		t.Fatal("a post of a visible message must wake the waiter")
+	}
+	ws.tried(w)
+	for name, applied := range map[string][]*fsm.EntryResult{
+		"a delayed post": posted("p", "q", 30),
+		"a claim that took messages": {{Commands: []fsm.Command{&fsm.CreateClaim{Project: "p", Queue: "q"}},
+			Results: []fsm.Result{{Messages: []*store.Message{{}}}}}},
+		"a renewed claim": {{Commands: []fsm.Command{&fsm.RenewClaim{Project: "p", Queue: "q"}}, Results: []fsm.Result{{}}}},
+	} {
+		ws.onApply(applied)
+		if !retimed(w) || retimed(other) {
+			t.Fatalf("%s must retime the queue's waiters, and only theirs", name)
+		}
+		if woken(w) {
+			t.Fatalf("%s woke the waiter: nothing became claimable", name)
+		}
+	}
+	ws.onApply([]*fsm.EntryResult{{Commands: []fsm.Command{&fsm.CreateClaim{Project: "p", Queue: "q"}}, Results: []fsm.Result{{}}}})
+	if retimed(w) {
+		t.Fatal("a claim that took nothing retimed the waiter")
 	}
 }

@@ -67,6 +67,9 @@ func run(args []string, out io.Writer) int {
 	if len(args) > 0 && args[0] == "compare" {
 		return compare(args[1:], out)
 	}
+	if len(args) > 0 && args[0] == "depth" {
+		return depth(args[1:], out)
+	}
 	if len(args) > 0 && args[0] == "push" {
 		return pushBench(args[1:], out)
 	}
