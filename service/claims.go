@@ -113,7 +113,7 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 		if e != nil || res.ID != "" {
 			return res, e
 		}
-		if !s.sleep(ctx, c.scope(), queue, w, due, deadline) {
+		if !s.sleep(ctx, w, due, deadline) {
 			return ClaimResult{}, nil
 		}
 	}
@@ -123,9 +123,9 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 // from an apply, or the time its queue's next delayed or claimed message
 // becomes claimable (read again on a retime). It reports false when the
 // wait is over: its deadline, ctx or the node's stop.
-func (s *Service) sleep(ctx context.Context, project, queue string, w *claimWaiter, due, deadline *time.Timer) bool {
+func (s *Service) sleep(ctx context.Context, w *claimWaiter, due, deadline *time.Timer) bool {
 	for {
-		due.Reset(s.untilClaimable(project, queue))
+		due.Reset(untilTime(s.waiters.sleepUntil(w)))
 		select {
 		case <-w.wake:
 			return true
@@ -142,20 +142,27 @@ func (s *Service) sleep(ctx context.Context, project, queue string, w *claimWait
 	}
 }
 
-// untilClaimable returns how long a waiting claim may sleep before time
-// alone (a delay ending, a claim running out) may make one of the queue's
-// messages claimable, from this node's depth index; an hour when nothing
-// is known (the wait ends long before). No apply marks such a change, so
-// the waiter's own timer must.
-func (s *Service) untilClaimable(project, queue string) time.Duration {
+// nextClaimable returns, from this node's depth index, when time alone (a
+// delay ending, a claim running out) next makes one of the queue's
+// messages claimable: store.Never if nothing waits, 0 if not known. No
+// apply marks that moment, so a waiting claim's own timer must.
+func (s *Service) nextClaimable(project, queue string) int64 {
 	v := s.store.View()
+	defer v.Close()
 	at, err := v.NextClaimable(project, queue)
-	v.Close()
-	if err != nil || at <= 0 || at == store.Never {
+	if err != nil {
+		return 0
+	}
+	return at
+}
+
+// untilTime is how long to sleep for a moment nextClaimable returned: an
+// hour when there is none (the wait ends long before), else a little
+// after it, so that the claim's own clock has passed it.
+func untilTime(at int64) time.Duration {
+	if at <= 0 || at == store.Never {
 		return time.Hour
 	}
-	// A little after the time itself, so the claim's own clock has
-	// passed it.
 	return max(time.Until(time.Unix(0, at)), 0) + 5*time.Millisecond
 }
 

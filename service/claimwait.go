@@ -29,6 +29,10 @@ type claimWaiters struct {
 	max     int
 	stopped bool
 	stop    chan struct{} // closed by stopAll
+	// nextClaimable returns when time next makes one of a queue's
+	// messages claimable (unix ns; store.Never: nothing waits; 0: not
+	// known). Called with mu held.
+	nextClaimable func(project, queue string) int64
 }
 
 type waitQueue struct{ project, queue string }
@@ -44,16 +48,19 @@ type claimWaiter struct {
 	wake chan struct{}
 	owed bool
 	// retime says the queue's next time-based change (a delay ending, a
-	// claim running out) may have moved: the waiter reads it again
+	// claim running out) moved before due: the waiter reads it again
 	// without claiming.
 	retime chan struct{}
+	// due is the time the waiter's timer is set for, as nextClaimable
+	// read it (-1: not sleeping yet).
+	due int64
 }
 
-func newClaimWaiters(max int) *claimWaiters {
+func newClaimWaiters(max int, nextClaimable func(project, queue string) int64) *claimWaiters {
 	if max <= 0 {
 		max = DefaultMaxClaimWaiters
 	}
-	return &claimWaiters{byQueue: map[waitQueue]*list.List{}, max: max, stop: make(chan struct{})}
+	return &claimWaiters{byQueue: map[waitQueue]*list.List{}, max: max, stop: make(chan struct{}), nextClaimable: nextClaimable}
 }
 
 // add registers a claim of up to limit messages waiting on a queue; nil
@@ -71,7 +78,7 @@ func (ws *claimWaiters) add(project, queue string, limit int) *claimWaiter {
 		l = list.New()
 		ws.byQueue[k] = l
 	}
-	w := &claimWaiter{key: k, limit: limit, wake: make(chan struct{}, 1), retime: make(chan struct{}, 1)}
+	w := &claimWaiter{key: k, limit: limit, wake: make(chan struct{}, 1), retime: make(chan struct{}, 1), due: -1}
 	w.elem = l.PushBack(w)
 	ws.count++
 	return w
@@ -131,8 +138,21 @@ func (ws *claimWaiters) wakeLocked(k waitQueue, n int) {
 	}
 }
 
-// retimeQueue tells every waiter of a queue to read again when time makes
-// its next message claimable.
+// sleepUntil returns when w's queue next changes with time (see
+// nextClaimable) and records it as w's due time. Read under the lock, it
+// is ordered with retimeQueue: a post applied after this read retimes w.
+func (ws *claimWaiters) sleepUntil(w *claimWaiter) int64 {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	w.due = ws.nextClaimable(w.key.project, w.key.queue)
+	return w.due
+}
+
+// retimeQueue reads when time next makes one of a queue's messages
+// claimable, after a post of delayed messages, and tells the waiters
+// whose timers are set later (or not yet) to read it again. Claims and
+// renewals never need it: a claim's TTL (60 s at least) outlasts any
+// wait (MaxClaimWait).
 func (ws *claimWaiters) retimeQueue(project, queue string) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
@@ -140,9 +160,17 @@ func (ws *claimWaiters) retimeQueue(project, queue string) {
 	if l == nil {
 		return
 	}
+	at := ws.nextClaimable(project, queue)
+	if at <= 0 {
+		return // nothing known: no timer can help
+	}
 	for e := l.Front(); e != nil; e = e.Next() {
+		w := e.Value.(*claimWaiter)
+		if w.due >= 0 && w.due <= at {
+			continue
+		}
 		select {
-		case e.Value.(*claimWaiter).retime <- struct{}{}:
+		case w.retime <- struct{}{}:
 		default:
 		}
 	}
@@ -171,9 +199,8 @@ func (ws *claimWaiters) stopAll() {
 // a released claim (as many waiters as the queue has: how many the claim
 // held is not known here). Time makes messages claimable too (a delay or
 // a claim running out) and no apply marks that moment, so each waiter
-// keeps a timer for the queue's next one (Service.untilClaimable); an
-// applied command that may move it (a post with a delay, a claim that
-// took messages, a renewal) retimes the queue's waiters.
+// keeps a timer for the queue's next one (sleepUntil); a post of delayed
+// messages may move it earlier and retimes the queue's waiters.
 func (ws *claimWaiters) onApply(results []*fsm.EntryResult) {
 	for _, r := range results {
 		for i, c := range r.Commands {
@@ -192,12 +219,6 @@ func (ws *claimWaiters) onApply(results []*fsm.EntryResult) {
 				}
 			case *fsm.ReleaseClaim:
 				ws.wakeQueue(cmd.Project, cmd.Queue, -1)
-			case *fsm.CreateClaim:
-				if len(r.Results[i].Messages) > 0 {
-					ws.retimeQueue(cmd.Project, cmd.Queue)
-				}
-			case *fsm.RenewClaim:
-				ws.retimeQueue(cmd.Project, cmd.Queue)
 			}
 		}
 	}

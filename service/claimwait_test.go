@@ -41,7 +41,7 @@ func posted(project, queue string, delays ...int64) []*fsm.EntryResult {
 }
 
 func TestClaimWaiters_APostWakesTheOldestWaitersItsMessagesFill(t *testing.T) {
-	ws := newClaimWaiters(10)
+	ws := newClaimWaiters(10, noTimes)
 	a, b, c := ws.add("p", "q", 1), ws.add("p", "q", 1), ws.add("p", "q", 1)
 	ws.onApply(posted("p", "q", 0, 0))
 	if !woken(a) || !woken(b) || woken(c) {
@@ -69,7 +69,7 @@ func TestClaimWaiters_APostWakesTheOldestWaitersItsMessagesFill(t *testing.T) {
 }
 
 func TestClaimWaiters_OnlyMessagesClaimableNowInTheSameQueueAndProjectWake(t *testing.T) {
-	ws := newClaimWaiters(10)
+	ws := newClaimWaiters(10, noTimes)
 	w := ws.add("p", "q", 10)
 	ws.onApply(posted("p", "q", 30))
 	ws.onApply(posted("other", "q", 0))
@@ -87,7 +87,7 @@ func TestClaimWaiters_OnlyMessagesClaimableNowInTheSameQueueAndProjectWake(t *te
 }
 
 func TestClaimWaiters_AWaiterThatLeavesOwingAWakeUpPassesItOn(t *testing.T) {
-	ws := newClaimWaiters(10)
+	ws := newClaimWaiters(10, noTimes)
 	a, b := ws.add("p", "q", 1), ws.add("p", "q", 1)
 	ws.onApply(posted("p", "q", 0))
 	if woken(b) {
@@ -103,7 +103,7 @@ func TestClaimWaiters_AWaiterThatLeavesOwingAWakeUpPassesItOn(t *testing.T) {
 }
 
 func TestClaimWaiters_BoundAndStopRefuseNewWaiters(t *testing.T) {
-	ws := newClaimWaiters(2)
+	ws := newClaimWaiters(2, noTimes)
 	a := ws.add("p", "q", 1)
 	if ws.add("p", "q", 1) == nil || ws.add("p", "r", 1) != nil {
 		t.Fatal("the bound of 2 waiters per node must admit two and refuse the third")
@@ -124,33 +124,54 @@ func TestClaimWaiters_BoundAndStopRefuseNewWaiters(t *testing.T) {
 	}
 }
 
-func TestClaimWaiters_WhatMovesTheNextTimeBasedChangeRetimesTheQueuesWaiters(t *testing.T) {
-	ws := newClaimWaiters(10)
-	w, other := ws.add("p", "q", 1), ws.add("p", "r", 1)
+// noTimes is a store that knows of no time-based change.
+func noTimes(string, string) int64 { return 0 }
+
+func TestClaimWaiters_ADelayedPostRetimesTheWaitersWhoseTimersAreLater(t *testing.T) {
+	next := store.Never
+	ws := newClaimWaiters(10, func(string, string) int64 { return next })
+	early, late, other := ws.add("p", "q", 1), ws.add("p", "q", 1), ws.add("p", "r", 1)
+	ws.onApply(posted("p", "q", 30))
+	if !retimed(early) || !retimed(late) || retimed(other) {
+		t.Fatal("a delayed post must retime the queue's waiters not asleep yet, and only that queue's")
+	}
+	next = 100
+	if ws.sleepUntil(early) != 100 {
+		t.Fatal("sleepUntil must return the store's time")
+	}
+	next = store.Never
+	if ws.sleepUntil(late) != store.Never {
+		t.Fatal("sleepUntil must return the store's time")
+	}
+	next = 50
 	ws.onApply(posted("p", "q", 0))
-	if retimed(w) {
-		t.Fatal("a post of nothing delayed retimed the waiter")
+	if retimed(early) || retimed(late) {
+		t.Fatal("a post of nothing delayed retimed a waiter")
 	}
-	if !woken(w) {
-		t.Fatal("a post of a visible message must wake the waiter")
+	if !woken(early) {
+		t.Fatal("a post of a visible message must wake the oldest waiter")
 	}
-	ws.tried(w)
+	ws.onApply(posted("p", "q", 30))
+	if !retimed(early) || !retimed(late) {
+		t.Fatal("a delayed post that moves the time earlier must retime waiters set for later or for nothing")
+	}
+	next = 200
+	ws.sleepUntil(early)
+	ws.sleepUntil(late)
+	next = 300
+	ws.onApply(posted("p", "q", 30))
+	if retimed(early) || retimed(late) {
+		t.Fatal("a delayed post that does not move the time earlier retimed a waiter")
+	}
 	for name, applied := range map[string][]*fsm.EntryResult{
-		"a delayed post": posted("p", "q", 30),
-		"a claim that took messages": {{Commands: []fsm.Command{&fsm.CreateClaim{Project: "p", Queue: "q"}},
+		"a claim": {{Commands: []fsm.Command{&fsm.CreateClaim{Project: "p", Queue: "q"}},
 			Results: []fsm.Result{{Messages: []*store.Message{{}}}}}},
-		"a renewed claim": {{Commands: []fsm.Command{&fsm.RenewClaim{Project: "p", Queue: "q"}}, Results: []fsm.Result{{}}}},
+		"a renewal": {{Commands: []fsm.Command{&fsm.RenewClaim{Project: "p", Queue: "q"}}, Results: []fsm.Result{{}}}},
 	} {
+		next = 1
 		ws.onApply(applied)
-		if !retimed(w) || retimed(other) {
-			t.Fatalf("%s must retime the queue's waiters, and only theirs", name)
+		if retimed(early) || retimed(late) || woken(late) {
+			t.Fatalf("%s retimed or woke a waiter: its claim outlasts any wait", name)
 		}
-		if woken(w) {
-			t.Fatalf("%s woke the waiter: nothing became claimable", name)
-		}
-	}
-	ws.onApply([]*fsm.EntryResult{{Commands: []fsm.Command{&fsm.CreateClaim{Project: "p", Queue: "q"}}, Results: []fsm.Result{{}}}})
-	if retimed(w) {
-		t.Fatal("a claim that took nothing retimed the waiter")
 	}
 }

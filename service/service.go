@@ -141,8 +141,9 @@ func New(node Node, st *store.Store, cfg Config) *Service {
 		node: node, store: st, limits: cfg.Limits, gcInterval: cfg.GCInterval, gcBatch: cfg.GCBatch, log: cfg.Logger,
 		subscriberTypes: cfg.SubscriberTypes, subscribers: cfg.Subscribers, trusts: cfg.Trusts, notify: cfg.Notifications, confirmer: cfg.Confirmer,
 		policy: cfg.Policy, limiter: newProjectLimiter(cfg.RateLimit), authRequired: cfg.AuthRequired,
-		keys: cfg.MessageKeys, waiters: newClaimWaiters(cfg.MaxClaimWaiters),
+		keys: cfg.MessageKeys,
 	}
+	s.waiters = newClaimWaiters(cfg.MaxClaimWaiters, s.nextClaimable)
 	if cfg.SignedURLSecret != "" {
 		s.secret = []byte(cfg.SignedURLSecret)
 	}
