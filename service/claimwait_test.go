@@ -7,23 +7,18 @@ import (
 	"github.com/zaqar-raft/zaqar/store"
 )
 
-func woken(w *claimWaiter) bool {
+// signalled takes a pending signal from ch, reporting whether there was one.
+func signalled(ch chan struct{}) bool {
 	select {
-	case <-w.wake:
+	case <-ch:
 		return true
 	default:
 		return false
 	}
 }
 
-func retimed(w *claimWaiter) bool {
-	select {
-	case <-w.retime:
-		return true
-	default:
-		return false
-	}
-}
+func woken(w *claimWaiter) bool   { return signalled(w.wake) }
+func retimed(w *claimWaiter) bool { return signalled(w.retime) }
 
 // posted is the applied post of messages with these delays to a queue
 // with a default delay (where a message's delay counts): the store's

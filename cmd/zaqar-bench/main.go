@@ -63,6 +63,18 @@ type config struct {
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
 
+// splitTargets reads a comma-separated list of base URLs, trailing
+// slashes dropped.
+func splitTargets(list string) []string {
+	var out []string
+	for _, t := range strings.Split(list, ",") {
+		if t = strings.TrimRight(strings.TrimSpace(t), "/"); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 func run(args []string, out io.Writer) int {
 	if len(args) > 0 && args[0] == "compare" {
 		return compare(args[1:], out)
@@ -107,11 +119,7 @@ func run(args []string, out io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	for _, t := range strings.Split(*targets, ",") {
-		if t = strings.TrimRight(strings.TrimSpace(t), "/"); t != "" {
-			c.targets = append(c.targets, t)
-		}
-	}
+	c.targets = splitTargets(*targets)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var cl *localCluster

@@ -91,11 +91,7 @@ func pushBench(args []string, out io.Writer) int {
 		fmt.Fprintln(os.Stderr, "zaqar-bench push: -subscriber is webhook or ws")
 		return 2
 	}
-	for _, t := range strings.Split(*targets, ",") {
-		if t = strings.TrimRight(strings.TrimSpace(t), "/"); t != "" {
-			c.targets = append(c.targets, t)
-		}
-	}
+	c.targets = splitTargets(*targets)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var cl *localCluster
