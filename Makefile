@@ -5,7 +5,7 @@ BIN      := bin
 PKGS     := ./...
 STATICCHECK_VERSION := 2025.1.1
 
-.PHONY: all build run test test-deps test-scripts test-unit test-system fuzz-smoke compat compat-smoke compat-deps chaos chaos-tls bench bench-tls bench-smoke bench-micro bench-core lint fmt vet clean
+.PHONY: all build run test test-deps test-scripts test-unit test-system fuzz-smoke compat compat-smoke compat-deps chaos chaos-tls bench bench-tls bench-smoke bench-micro bench-core bench-depth lint fmt vet clean
 
 all: build
 
@@ -82,7 +82,9 @@ chaos-tls:
 
 ## bench: in one run, the reference Zaqar (Debian's zaqar-server on Redis, if installed; scripts/reference-zaqar.sh)
 ## and a local 3-node cluster with fsync on under the same workloads (mixed 2x10 producers + 2x10 consumers,
-## producers only, batches of 10), BENCH_TIME each; prints the tables and the ratios, writes bench-*.json
+## producers only, batches of 10), BENCH_TIME each; then push latency (5 webhook, then websocket, subscribers;
+## 2,000 posts) and the CPU of 100 consumers waiting (-wait 20) on empty queues; prints the tables and the ratios,
+## writes bench-*.json
 BENCH_TIME ?= 20s
 bench: build
 	BENCH_TIME=$(BENCH_TIME) scripts/bench.sh
@@ -98,12 +100,25 @@ bench-tls: build
 bench-smoke: build
 	./$(BIN)/zaqar-bench -spawn 3 -time 7s -warmup 1s -producers 1 -producer-workers 4 -consumers 1 -consumer-workers 4 -observers 1 -observer-workers 2 -json /dev/null
 	./$(BIN)/zaqar-bench -spawn 3 -time 4s -warmup 1s -transport ws -producers 1 -producer-workers 2 -consumers 1 -consumer-workers 2 -json /dev/null
-	$(GO) test -run '^$$' -bench . -benchtime 1x $(MICRO_PKGS) ./raftnode/
+	./$(BIN)/zaqar-bench -spawn 3 -time 4s -warmup 1s -producers 1 -producer-workers 2 -consumers 1 -consumer-workers 2 -wait 2 -json /dev/null
+	./$(BIN)/zaqar-bench push -spawn 3 -posts 50 -subscriber webhook -json /dev/null
+	./$(BIN)/zaqar-bench push -spawn 3 -posts 50 -subscriber ws -json /dev/null
+	BENCH_DEPTH_MESSAGES=0,1000 BENCH_DEPTH_CLAIMED=0,100 $(GO) test -run '^$$' -bench . -benchtime 1x $(MICRO_PKGS) ./raftnode/
 
 ## bench-micro: Go micro-benchmarks of the hot paths (command encoding, FSM apply, store scans, JSON checks)
 MICRO_PKGS := ./fsm/ ./store/ ./internal/jsonx/ ./httpapi/
+## (BenchmarkDepth: BENCH_DEPTH_MESSAGES, BENCH_DEPTH_CLAIMED and BENCH_DEPTH_MODES choose its cases; see store/bench_test.go)
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(MICRO_PKGS)
+
+## bench-depth: claim 10 + release, stats and list 10 (claimed excluded) on queues of DEPTH_MESSAGES messages with
+## DEPTH_CLAIMED claimed, against a local 3-node cluster of this build (DEPTH_SERVER to use another binary);
+## medians of 20 sequential requests and node CPU per request
+DEPTH_MESSAGES ?= 0,100000,1000000
+DEPTH_CLAIMED ?= 0,100000
+DEPTH_SERVER ?= ./$(BIN)/zaqar-server
+bench-depth: build
+	./$(BIN)/zaqar-bench depth -spawn 3 -server-bin $(DEPTH_SERVER) -messages $(DEPTH_MESSAGES) -claimed $(DEPTH_CLAIMED)
 
 ## bench-core: the replicated core without HTTP or a load generator (three in-process nodes, real Raft over
 ## loopback TCP, fsync on, both log stores): peak proposals and CPU per message, and latency at a fixed rate

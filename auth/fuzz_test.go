@@ -117,10 +117,27 @@ func reencode(t *testing.T, src map[string]any) [][]byte {
 		k, _ := json.Marshal(name)
 		v, _ := json.Marshal(src[name])
 		// JSON strings are YAML double-quoted scalars, JSON lists flow
-		// sequences, except that YAML reads only \u escapes of the BMP.
-		fmt.Fprintf(&y, "%s: %s\n", k, v)
+		// sequences, except that YAML reads only \u escapes of the BMP
+		// and refuses DEL and the C1 controls unescaped, which JSON
+		// writes as they are.
+		fmt.Fprintf(&y, "%s: %s\n", yamlEscapeControls(k), yamlEscapeControls(v))
 	}
 	return [][]byte{j, y.Bytes()}
+}
+
+// yamlEscapeControls writes DEL and the C1 controls (U+007F–U+009F) of
+// JSON text as \u escapes, which both JSON and YAML read. They can only
+// be inside strings, where an escape means the same character.
+func yamlEscapeControls(b []byte) string {
+	var out strings.Builder
+	for _, r := range string(b) {
+		if r >= 0x7f && r <= 0x9f {
+			fmt.Fprintf(&out, "\\u%04x", r)
+			continue
+		}
+		out.WriteRune(r)
+	}
+	return out.String()
 }
 
 // FuzzKeystoneToken validates arbitrary tokens against a healthy

@@ -46,19 +46,22 @@ const (
 	// without asking every voter (raftnode's holdsType).
 	TypeForgetTrusts Type = 21
 	TypeHoldTrust    Type = 22
-	// The catalog (docs/pools.md). 23–29 are left to types being added
-	// beside them: see DESIGN.md ("Numbering") before releasing a build.
-	TypeCreatePool   Type = 30
-	TypeUpdatePool   Type = 31
-	TypeDeletePool   Type = 32
-	TypePutFlavor    Type = 33
-	TypeDeleteFlavor Type = 34
+	// BuildDepthIndex switches every replica to the store's depth index at
+	// the same log index; builds before it keep scanning.
+	TypeBuildDepthIndex Type = 23
+	// The catalog (docs/pools.md).
+	TypeCreatePool   Type = 24
+	TypeUpdatePool   Type = 25
+	TypeDeletePool   Type = 26
+	TypePutFlavor    Type = 27
+	TypeDeleteFlavor Type = 28
+	TypePlaceQueue   Type = 29
 )
 
 // MaxType is the highest command type this build knows. Types are numbered
 // in the order they were added, so a build knows every type up to its
 // MaxType: that number is its command level.
-const MaxType = TypeDeleteFlavor
+const MaxType = TypePlaceQueue
 
 // UngatedMax is the highest type that every build able to join a cluster
 // knows (all types from before the version gate). A type above it is
@@ -101,12 +104,14 @@ var commandTable = map[Type]func() Command{
 	TypeUpdateSubscriptionLong: func() Command { return &UpdateSubscriptionLong{} },
 	TypeHoldTrust:              func() Command { return &HoldTrust{} },
 	TypeForgetTrusts:           func() Command { return &ForgetTrusts{} },
+	TypeBuildDepthIndex:        func() Command { return &BuildDepthIndex{} },
 
 	TypeCreatePool:   func() Command { return &CreatePool{} },
 	TypeUpdatePool:   func() Command { return &UpdatePool{} },
 	TypeDeletePool:   func() Command { return &DeletePool{} },
 	TypePutFlavor:    func() Command { return &PutFlavor{} },
 	TypeDeleteFlavor: func() Command { return &DeleteFlavor{} },
+	TypePlaceQueue:   func() Command { return &PlaceQueue{} },
 }
 
 // entryVersion is the first byte of every log entry this code writes.
@@ -362,8 +367,7 @@ func (c *PostMessages) apply(t *store.Txn, now int64) Result {
 	if s, ok := t.QueueSettings(c.Project, c.Queue); ok && s.MaxPostSize > 0 && c.BodySize > s.MaxPostSize {
 		return Result{Status: StatusTooLarge, Count: int(s.MaxPostSize)}
 	}
-	t.PostMessages(c.Project, c.Queue, c.ClientID, now, c.DefaultTTL, c.Messages)
-	return Result{}
+	return Result{Count: t.PostMessages(c.Project, c.Queue, c.ClientID, now, c.DefaultTTL, c.Messages)}
 }
 
 // DeleteMessage deletes one message under the claim rules.
@@ -772,4 +776,23 @@ func (c *ForgetTrusts) decode(d *codec.Decoder) { c.TrustIDs = d.Strings() }
 func (c *ForgetTrusts) apply(t *store.Txn, _ int64) Result {
 	t.ForgetTrusts(c.TrustIDs)
 	return Result{}
+}
+
+// BuildDepthIndex builds the store's depth index from the messages it
+// holds, with every queue promoted to the entry's time; from this entry on
+// every replica keeps the index and claims, stats and listings use it
+// (store/DESIGN.md, "Depth"). The leader proposes it once, when the gate
+// admits it; a second one changes nothing.
+type BuildDepthIndex struct {
+	// Format is the index format to build: store.DepthIndexFormat. A
+	// later format would come with its own command type.
+	Format byte
+}
+
+// Type implements Command.
+func (*BuildDepthIndex) Type() Type                { return TypeBuildDepthIndex }
+func (c *BuildDepthIndex) encode(e *codec.Encoder) { e.Byte(c.Format) }
+func (c *BuildDepthIndex) decode(d *codec.Decoder) { c.Format = d.Byte() }
+func (c *BuildDepthIndex) apply(t *store.Txn, now int64) Result {
+	return Result{Changed: t.BuildDepthIndex(now)}
 }

@@ -187,6 +187,10 @@ func (w *workload) command() fsm.Command {
 		return &fsm.CollectGarbage{Limit: 1 + w.r.Intn(40)}
 	default:
 		if w.r.Intn(2) == 0 {
+			// Before it replicas scan, after it they keep the depth index.
+			return &fsm.BuildDepthIndex{Format: store.DepthIndexFormat}
+		}
+		if w.r.Intn(2) == 0 {
 			return &fsm.SetSecret{Secret: []byte(w.id())}
 		}
 		return w.catalogCommand()
@@ -227,6 +231,9 @@ func (w *workload) catalogCommand() fsm.Command {
 		}
 		return c
 	case 3:
+		if w.r.Intn(2) == 0 {
+			return &fsm.PlaceQueue{Project: project, Queue: fmt.Sprintf("q%d", w.r.Intn(4)), Pool: pool(), CatalogPool: "pool0"}
+		}
 		return &fsm.DeletePool{Name: pool()}
 	case 4:
 		c := &fsm.PutFlavor{Project: project, Name: flavor, SetPools: w.r.Intn(4) != 0, MustExist: w.r.Intn(3) == 0}

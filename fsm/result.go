@@ -51,7 +51,7 @@ type Result struct {
 	Status   Status
 	Changed  bool             // CreateQueue: created; RenewClaim: renewed; SetSecret: stored; Subscribe: new
 	ID       string           // Subscribe: the subscription's id (new or existing)
-	Count    int              // CollectGarbage: expiry entries processed
+	Count    int              // CollectGarbage: expiry entries processed; PostMessages: messages visible at once
 	Messages []*store.Message // CreateClaim: claimed; PopMessages: popped
 }
 

@@ -7,7 +7,13 @@ import (
 )
 
 func (h *handler) createClaim(w http.ResponseWriter, r *http.Request) {
-	limit, e := newQuery(r).integer("limit")
+	q := newQuery(r)
+	limit, e := q.integer("limit")
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	wait, e := q.integer("wait")
 	if e != nil {
 		writeError(w, e)
 		return
@@ -22,6 +28,7 @@ func (h *handler) createClaim(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
+	p.Wait = wait
 	name := queueName(r)
 	res, e := h.svc.CreateClaim(r.Context(), callerFrom(r), name, limit, p)
 	if e != nil {

@@ -37,7 +37,7 @@ func (h *handler) outer(next http.Handler) http.Handler {
 		reqID := "req-" + uuid4()
 		w.Header().Set("X-Openstack-Request-Id", reqID)
 		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+		ctx, cancel := context.WithTimeout(r.Context(), h.timeout+claimWait(r))
 		defer cancel()
 		// chi reuses a route context it finds in the request, so the route
 		// pattern it matches is readable here afterwards for metrics.
@@ -222,4 +222,14 @@ func acceptsJSON(values []string) bool {
 		}
 	}
 	return false
+}
+
+// claimWait is how long a claim request may wait for a message, which its
+// time budget covers on top of the request timeout.
+func claimWait(r *http.Request) time.Duration {
+	if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/claims") {
+		return 0
+	}
+	n, _ := newQuery(r).integer("wait")
+	return service.ClaimWaitBudget(n)
 }

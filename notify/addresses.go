@@ -114,6 +114,11 @@ func newWebhookClient(timeout time.Duration, deny []netip.Prefix) *http.Client {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.Proxy = nil
 	transport.DialContext = dialer.DialContext
+	// Deliveries to one receiver run concurrently (up to -notify-workers);
+	// with net/http's default of 2 idle connections per host, all but two
+	// of them would open a new connection for every notification. The
+	// total stays bounded by MaxIdleConns.
+	transport.MaxIdleConnsPerHost = transport.MaxIdleConns
 	return &http.Client{
 		Transport: transport,
 		Timeout:   timeout,

@@ -145,7 +145,7 @@ func TestTrustDeliverer_PostsToTheURLWithoutTrustWithTheTrustsToken(t *testing.T
 		Options: []byte(`{"post_data": "{\"input\": {\"n\": \"$zaqar_message$\"}}", "post_headers": {"X-Auth-Token": "forged", "X-Project-ID": "alpha", "Content-Type": "application/vnd.test+json"}}`),
 	})
 	for i := 0; i < 3; i++ {
-		if !f.w.deliver(context.Background(), note(time.Hour)) {
+		if !f.w.deliverNow(context.Background(), note(time.Hour)) {
 			t.Fatal("not handled")
 		}
 	}
@@ -183,7 +183,7 @@ func TestTrustDeliverer_ARefusedTrustStopsItsSubscriptionWithOneLogLineAndACount
 		ID: "s1", Subscriber: "trust+" + hook.URL + "/", TTL: 3600, TrustID: "t1",
 	})
 	for i := 0; i < 20; i++ {
-		if !f.w.deliver(context.Background(), note(time.Hour)) {
+		if !f.w.deliverNow(context.Background(), note(time.Hour)) {
 			t.Fatal("a stopped notification must count as handled")
 		}
 	}
@@ -217,7 +217,7 @@ func TestTrustDeliverer_ARefusedTrustStopsItsSubscriptionWithOneLogLineAndACount
 	r.until = time.Now()
 	f.n.trust.refused["t1"] = r
 	f.n.trust.mu.Unlock()
-	if !f.w.deliver(context.Background(), note(time.Hour)) || len(seen()) != 1 {
+	if !f.w.deliverNow(context.Background(), note(time.Hour)) || len(seen()) != 1 {
 		t.Fatalf("after the recheck: %d requests, want 1", len(seen()))
 	}
 	if logs.count("trust subscription resumed") != 1 {
@@ -226,7 +226,7 @@ func TestTrustDeliverer_ARefusedTrustStopsItsSubscriptionWithOneLogLineAndACount
 
 	// A subscription given a new trust (a PATCH) resumes at once.
 	trusts.with(func(f *fakeTrusts) { f.refusal["t1"] = http.StatusForbidden; delete(f.cached, "t1") })
-	f.w.deliver(context.Background(), note(time.Hour))
+	f.w.deliverNow(context.Background(), note(time.Hour))
 	if got := f.count(t, "zaqar_notify_trust_refusals_total", map[string]string{"reason": "forbidden"}); got != 1 {
 		t.Fatalf("forbidden refusals %v, want 1", got)
 	}
@@ -238,7 +238,7 @@ func TestTrustDeliverer_ARefusedTrustStopsItsSubscriptionWithOneLogLineAndACount
 	if err := tx.Commit(2, 1); err != nil {
 		t.Fatal(err)
 	}
-	if !f.w.deliver(context.Background(), note(time.Hour)) || len(seen()) != 2 || seen()[1].header.Get("X-Auth-Token") == "" {
+	if !f.w.deliverNow(context.Background(), note(time.Hour)) || len(seen()) != 2 || seen()[1].header.Get("X-Auth-Token") == "" {
 		t.Fatalf("after a new trust: %d requests, want 2", len(seen()))
 	}
 }
@@ -254,7 +254,7 @@ func TestTrustDeliverer_AReceiverRefusingTheTokenGetsANewOne(t *testing.T) {
 	f := newWorkerFixture(t, Config{Trusts: trusts}, store.Subscription{
 		ID: "s1", Subscriber: "trust+" + hook.URL + "/", TTL: 3600, TrustID: "t1",
 	})
-	if !f.w.deliver(context.Background(), note(time.Hour)) {
+	if !f.w.deliverNow(context.Background(), note(time.Hour)) {
 		t.Fatal("not handled")
 	}
 	got := seen()
@@ -278,7 +278,7 @@ func TestTrustDeliverer_KeystoneOutagesAreRetriedAndNothingIsStopped(t *testing.
 		time.Sleep(300 * time.Millisecond)
 		trusts.with(func(f *fakeTrusts) { f.outage = false })
 	}()
-	if !f.w.deliver(context.Background(), note(time.Minute)) || len(seen()) != 1 {
+	if !f.w.deliverNow(context.Background(), note(time.Minute)) || len(seen()) != 1 {
 		t.Fatalf("%d requests after Keystone came back, want 1", len(seen()))
 	}
 	if got := f.count(t, "zaqar_notify_trust_refusals_total", nil); got != 0 {
@@ -300,7 +300,7 @@ func TestTrustDeliverer_ASubscriptionWithoutATrustIsStoppedAndSaidOnce(t *testin
 			ID: "s-" + tc.reason, Subscriber: "trust+http://127.0.0.1:9/", TTL: 3600,
 		})
 		for i := 0; i < 3; i++ {
-			if !f.w.deliver(context.Background(), note(time.Hour)) {
+			if !f.w.deliverNow(context.Background(), note(time.Hour)) {
 				t.Fatalf("%s: not handled", tc.name)
 			}
 		}

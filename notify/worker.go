@@ -28,7 +28,6 @@ type worker struct {
 	lastFlushed uint64   // cursor value last recorded through Raft
 
 	wake   chan struct{}
-	slots  chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -37,7 +36,7 @@ func newWorker(n *Notifier, k subKey, s store.Subscriber, queuePolicy []byte) *w
 	return &worker{
 		n: n, key: k, sub: s.Subscription, queuePolicy: queuePolicy,
 		cursor: s.Cursor, fetched: s.Cursor, lastFlushed: s.Cursor,
-		wake: make(chan struct{}, 1), slots: make(chan struct{}, n.cfg.PerSubscriber), done: make(chan struct{}),
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
 
@@ -78,24 +77,44 @@ func (w *worker) proposed(seq uint64) {
 	w.mu.Unlock()
 }
 
+// job is a notification to deliver with the subscription as the store
+// held it in the snapshot the notification was read from.
+type job struct {
+	note        *store.Notification
+	sub         *store.Subscription // nil: deleted or expired
+	queuePolicy []byte
+}
+
 func (w *worker) run(parent context.Context) {
 	ctx, cancel := context.WithCancel(parent)
 	w.mu.Lock()
 	w.cancel = cancel
 	w.mu.Unlock()
 	defer cancel()
+	// PerSubscriber senders live as long as the worker, so a notification
+	// costs no goroutine of its own; one sender keeps them in order.
+	jobs := make(chan job)
+	for range w.n.cfg.PerSubscriber {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case j := <-jobs:
+					if w.deliver(ctx, j.note, j.sub, j.queuePolicy) {
+						w.handled(j.note.Seq)
+					}
+				}
+			}
+		}()
+	}
 	poll := time.NewTicker(time.Second)
 	defer poll.Stop()
 	for ctx.Err() == nil {
 		w.mu.Lock()
 		after := w.fetched
 		w.mu.Unlock()
-		v := w.n.cfg.Store.View()
-		batch, err := v.Notifications(w.key.project, w.key.queue, after, 64)
-		v.Close()
-		if err != nil {
-			w.n.log.Warn("notifier cannot read notifications", "queue", w.key.queue, "err", err)
-		}
+		batch, sub, queuePolicy := w.fetch(after)
 		if len(batch) == 0 {
 			select {
 			case <-ctx.Done():
@@ -105,23 +124,37 @@ func (w *worker) run(parent context.Context) {
 			continue
 		}
 		for _, note := range batch {
-			select {
-			case w.slots <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
 			w.mu.Lock()
 			w.fetched = note.Seq
 			w.pending = append(w.pending, note.Seq)
 			w.mu.Unlock()
-			go func(note *store.Notification) {
-				defer func() { <-w.slots }()
-				if w.deliver(ctx, note) {
-					w.handled(note.Seq)
-				}
-			}(note)
+			select {
+			case jobs <- job{note, sub, queuePolicy}:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
+}
+
+// fetch reads the notifications after a sequence number and, from the
+// same snapshot, the subscription with the queue's retry policy: whatever
+// applied before those posts (a confirmation, a PATCH, a deletion) is
+// seen, even if the resync that refreshes the worker has not run. One
+// read per batch, not per notification: a snapshot costs more than a
+// loopback delivery.
+func (w *worker) fetch(after uint64) ([]*store.Notification, *store.Subscription, []byte) {
+	v := w.n.cfg.Store.View()
+	defer v.Close()
+	batch, err := v.Notifications(w.key.project, w.key.queue, after, 64)
+	if err != nil {
+		w.n.log.Warn("notifier cannot read notifications", "queue", w.key.queue, "err", err)
+	}
+	if len(batch) == 0 {
+		return nil, nil, nil
+	}
+	sub, queuePolicy := w.current(v)
+	return batch, sub, queuePolicy
 }
 
 // handled records that a notification needs no more work.
@@ -141,11 +174,11 @@ func (w *worker) handled(seq uint64) {
 	}
 }
 
-// deliver makes the attempts the retry policy allows. It reports whether
+// deliver makes the attempts the retry policy allows to sub (nil: the
+// subscription is gone) with the queue's policy. It reports whether
 // the notification is handled; an attempt cut short because this node
 // stopped leading is not, so the next leader delivers it.
-func (w *worker) deliver(ctx context.Context, note *store.Notification) bool {
-	sub, queuePolicy := w.current()
+func (w *worker) deliver(ctx context.Context, note *store.Notification, sub *store.Subscription, queuePolicy []byte) bool {
 	m := w.n.metrics
 	if sub == nil {
 		w.mu.Lock()
@@ -222,15 +255,10 @@ func (w *worker) deliver(ctx context.Context, note *store.Notification) bool {
 	}
 }
 
-// current returns the subscription as the store holds it now (nil once it
-// is deleted or expired) with the queue's retry policy. The notification
-// being delivered was read from the store after its post applied, so
-// whatever applied before that post (a confirmation, a PATCH, a deletion)
-// is seen here even if the resync that refreshes the worker has not run.
-func (w *worker) current() (*store.Subscription, []byte) {
-	v := w.n.cfg.Store.View()
+// current returns the subscription as v holds it (nil once it is deleted
+// or expired) with the queue's retry policy.
+func (w *worker) current(v *store.View) (*store.Subscription, []byte) {
 	s, err := v.Subscription(w.key.project, w.key.queue, w.key.id, time.Now().UnixNano())
-	v.Close()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {

@@ -119,6 +119,15 @@ func (f *workerFixture) count(t *testing.T, name string, labels map[string]strin
 	return total
 }
 
+// deliverNow delivers note to the worker's subscription as the store
+// holds it now.
+func (w *worker) deliverNow(ctx context.Context, note *store.Notification) bool {
+	v := w.n.cfg.Store.View()
+	sub, queuePolicy := w.current(v)
+	v.Close()
+	return w.deliver(ctx, note, sub, queuePolicy)
+}
+
 func note(expiresIn time.Duration) *store.Notification {
 	now := time.Now()
 	return &store.Notification{Seq: 1, CreatedAt: now.UnixNano(), ExpiresAt: now.Add(expiresIn).UnixNano(),
@@ -134,7 +143,7 @@ func TestDeliver_GivesUpWhenTheMessageExpiresEvenDuringARetryWait(t *testing.T) 
 		Options: []byte(`{"_retry_policy": {"minimum_delay": 20, "maximum_delay": 40}}`),
 	})
 	start := time.Now()
-	if !f.w.deliver(context.Background(), note(1500*time.Millisecond)) {
+	if !f.w.deliverNow(context.Background(), note(1500*time.Millisecond)) {
 		t.Fatal("an expired notification must count as handled")
 	}
 	if took := time.Since(start); took > 10*time.Second {
@@ -150,7 +159,7 @@ func TestDeliver_GivesUpWhenTheMessageExpiresEvenDuringARetryWait(t *testing.T) 
 		t.Fatalf("delivered outcomes %v", got)
 	}
 	// A notification that expired before its first attempt is not sent.
-	if !f.w.deliver(context.Background(), note(-time.Second)) || hook.requests() != 4 {
+	if !f.w.deliverNow(context.Background(), note(-time.Second)) || hook.requests() != 4 {
 		t.Fatalf("an already expired notification was attempted (%d requests)", hook.requests())
 	}
 }
@@ -168,7 +177,7 @@ func TestDeliver_AnAttemptCutShortByLostLeadershipIsNotHandled(t *testing.T) {
 	f := newWorkerFixture(t, Config{}, store.Subscription{ID: "s1", Subscriber: hook.URL + "/", TTL: 3600})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan bool)
-	go func() { done <- f.w.deliver(ctx, note(time.Hour)) }()
+	go func() { done <- f.w.deliverNow(ctx, note(time.Hour)) }()
 	<-hook.seen
 	cancel() // the notifier stops leading while the attempt is in flight
 	select {
@@ -192,7 +201,7 @@ func TestDeliver_LostLeadershipDuringARetryWaitIsNotHandled(t *testing.T) {
 		Options: []byte(`{"_retry_policy": {"retries_with_no_delay": 1, "minimum_delay": 30, "maximum_delay": 40}}`)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan bool)
-	go func() { done <- f.w.deliver(ctx, note(time.Hour)) }()
+	go func() { done <- f.w.deliverNow(ctx, note(time.Hour)) }()
 	<-hook.seen
 	<-hook.seen // the immediate retry; now it waits 30 s
 	cancel()
@@ -212,7 +221,7 @@ func TestDeliver_ReadsTheSubscriptionAsStoredNow(t *testing.T) {
 	outcome := func(o string) float64 {
 		return f.count(t, "zaqar_notify_deliveries_total", map[string]string{"outcome": o})
 	}
-	if !f.w.deliver(context.Background(), note(time.Hour)) || hook.requests() != 0 || outcome("withheld") != 1 {
+	if !f.w.deliverNow(context.Background(), note(time.Hour)) || hook.requests() != 0 || outcome("withheld") != 1 {
 		t.Fatalf("unconfirmed: %d requests, %v withheld", hook.requests(), outcome("withheld"))
 	}
 	// Confirmed in the store, while the worker still holds the old record
@@ -224,7 +233,7 @@ func TestDeliver_ReadsTheSubscriptionAsStoredNow(t *testing.T) {
 	if err := tx.Commit(2, 1); err != nil {
 		t.Fatal(err)
 	}
-	if !f.w.deliver(context.Background(), note(time.Hour)) || hook.requests() != 1 || outcome("delivered") != 1 {
+	if !f.w.deliverNow(context.Background(), note(time.Hour)) || hook.requests() != 1 || outcome("delivered") != 1 {
 		t.Fatalf("confirmed: %d requests, %v delivered", hook.requests(), outcome("delivered"))
 	}
 	// Deleted: nothing is sent and the notification is handled.
@@ -233,7 +242,7 @@ func TestDeliver_ReadsTheSubscriptionAsStoredNow(t *testing.T) {
 	if err := tx.Commit(3, 1); err != nil {
 		t.Fatal(err)
 	}
-	if !f.w.deliver(context.Background(), note(time.Hour)) || hook.requests() != 1 || outcome("unsubscribed") != 1 {
+	if !f.w.deliverNow(context.Background(), note(time.Hour)) || hook.requests() != 1 || outcome("unsubscribed") != 1 {
 		t.Fatalf("deleted: %d requests, %v unsubscribed", hook.requests(), outcome("unsubscribed"))
 	}
 }

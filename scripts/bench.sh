@@ -5,7 +5,12 @@
 #      producers only, when it is installed;
 #   2. a local 3-node cluster of this service (fsync on) under the same two
 #      workloads, then posts in batches of 10;
-#   3. the ratios of (2) to (1).
+#   3. the ratios of (2) to (1);
+#   4. push latency (post -> delivery) to 5 webhook subscribers (a loopback
+#      receiver) and to 5 websocket subscribers, 2,000 single-message posts
+#      through all nodes, paced and then as fast as 20 posters go;
+#   5. the nodes' CPU while 1, then 100, consumers wait on empty queues
+#      (long-poll claims, -wait 20): the difference is what waiting costs.
 # Every run's table is printed and its JSON kept as bench-*.json.
 set -euo pipefail
 T=${BENCH_TIME:-60s}
@@ -44,6 +49,17 @@ echo "== this service: producers only"
 $BENCH -spawn 3 -time "$T" "${PRODUCERS[@]}" -json bench-producers.json
 echo "== this service: posts in batches of 10"
 $BENCH -spawn 3 -time "$T" "${BATCH[@]}" -json bench-batch.json
+
+for kind in webhook ws; do
+	echo "== this service: push latency, 5 $kind subscribers, 2,000 posts paced at 250/s"
+	$BENCH push -spawn 3 -subscriber $kind -post-rate 250 -post-workers 10 -json bench-push-$kind-paced.json
+	echo "== this service: push latency, 5 $kind subscribers, 2,000 posts from 20 posters unpaced (saturates 2 cores)"
+	$BENCH push -spawn 3 -subscriber $kind -post-workers 20 -json bench-push-$kind-unpaced.json
+done
+echo "== this service: 1 consumer waiting on an empty queue (claims with -wait 20): the idle cluster's floor"
+$BENCH -spawn 3 -time "$T" -producers 0 -consumers 1 -consumer-workers 1 -wait 20 -json bench-idle-1.json
+echo "== this service: 100 consumers waiting on empty queues (claims with -wait 20); their cost is the difference"
+$BENCH -spawn 3 -time "$T" -producers 0 -consumers 10 -consumer-workers 10 -wait 20 -json bench-idle-100.json
 
 if [ -n "$reference" ]; then
 	echo "== this service against the reference, same workload, same machine, same run"

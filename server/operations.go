@@ -9,7 +9,8 @@ import (
 
 // Drain makes the node stop taking client traffic before it is shut down:
 // REST requests other than administration and metrics answer 503 (so
-// /v2/ping tells load balancers to stop sending), websocket clients are
+// /v2/ping tells load balancers to stop sending), waiting claims answer
+// that nothing was claimed, websocket clients are
 // closed with 1001 and new ones refused, and if the node leads, leadership
 // moves to another voter. Raft keeps running: the node stays a voter until
 // it stops.
@@ -18,6 +19,7 @@ func (s *Server) Drain(ctx context.Context) error {
 		return nil
 	}
 	s.log.Info("draining: refusing client traffic")
+	s.svc.StopWaiting()
 	s.ws.Drain()
 	if s.node.IsLeader() && len(s.node.Members()) > 1 {
 		if err := s.node.HandOver(ctx); err != nil {

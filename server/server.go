@@ -77,6 +77,10 @@ type Config struct {
 	// MaxConcurrentRequests caps REST requests served at once (503 beyond;
 	// 0: no cap).
 	MaxConcurrentRequests int
+	// MaxClaimWaiters bounds the claims waiting for a message on this node
+	// (default service.DefaultMaxClaimWaiters); beyond it a claim answers
+	// at once. Waiting REST claims count toward MaxConcurrentRequests.
+	MaxClaimWaiters int
 	// RateLimit limits each project's requests (off by default).
 	RateLimit service.RateLimit
 
@@ -122,9 +126,10 @@ type Server struct {
 	pprof    *http.Server
 	wsLn     net.Listener
 	registry *prometheus.Registry
-	// applyHook connects the node's FSM to the notifier, which is built
-	// after the node.
+	// applyHook and claimHook connect the node's FSM to the notifier and
+	// to the service's waiting claims, which are built after the node.
 	applyHook atomic.Pointer[notify.Notifier]
+	claimHook atomic.Pointer[service.Service]
 
 	draining atomic.Bool
 
@@ -245,6 +250,9 @@ func (s *Server) openNode() error {
 		if n := s.applyHook.Load(); n != nil {
 			n.OnApply(results)
 		}
+		if svc := s.claimHook.Load(); svc != nil {
+			svc.OnApply(results)
+		}
 	}
 	node, err := raftnode.Open(rc, s.store)
 	if err != nil {
@@ -271,8 +279,12 @@ func (s *Server) openNode() error {
 		Limits: s.cfg.Limits, SignedURLSecret: s.cfg.SignedURLSecret, GCInterval: s.cfg.GCInterval, Logger: s.log,
 		Notifications: s.cfg.Notifications, Confirmer: s.notifier, Subscribers: s.notifier.Registry(), SubscriberTypes: s.cfg.SubscriberTypes,
 		Policy: s.policy, RateLimit: s.cfg.RateLimit, AuthRequired: s.keystone != nil, MessageKeys: s.cfg.MessageKeys,
-		Stages: pipelineStages(), Trusts: trusts,
+		Stages: pipelineStages(), Trusts: trusts, MaxClaimWaiters: s.cfg.MaxClaimWaiters,
 	})
+	s.claimHook.Store(s.svc)
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "zaqar_claim_waiters", Help: "Claims waiting for a message on this node (?wait=).",
+	}, func() float64 { return float64(s.svc.ClaimWaiters()) }))
 	registerNodeMetrics(s.registry, node, s.store)
 	return nil
 }
@@ -533,6 +545,9 @@ func (s *Server) Close() error {
 func (s *Server) teardown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if s.svc != nil {
+		s.svc.StopWaiting() // the REST server's shutdown waits for them
+	}
 	if s.ws != nil {
 		s.ws.Close()
 	}

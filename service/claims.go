@@ -2,15 +2,24 @@ package service
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/zaqar-raft/zaqar/fsm"
 	"github.com/zaqar-raft/zaqar/internal/ids"
+	"github.com/zaqar-raft/zaqar/store"
 )
 
-// ClaimParams are a claim's TTL and grace as read from a request body.
+// ClaimParams are a claim's TTL and grace as read from a request body,
+// and how long a claim may wait for a message.
 type ClaimParams struct {
 	TTL, Grace int64
+	// Wait, if set, is how many seconds (0 to MaxClaimWait) a claim that
+	// finds nothing to claim waits for a message (REST's `?wait=`, the
+	// websocket's `wait`; an extension of Zaqar's API).
+	Wait *int
 }
 
 // ParseClaimBody reads `{"ttl": x, "grace": y}`; missing fields take the
@@ -51,6 +60,10 @@ func (s *Service) validateClaim(p ClaimParams, limit *int) *Error {
 	if p.Grace < MinClaimGrace || p.Grace > s.limits.MaxClaimGrace {
 		return badRequest("The grace for a claim may not exceed %d seconds, and must be at least %d seconds long.", s.limits.MaxClaimGrace, MinClaimGrace)
 	}
+	if p.Wait != nil && (*p.Wait < 0 || *p.Wait > MaxClaimWait) {
+		return &Error{Status: http.StatusBadRequest, Title: TitleInvalidParameter,
+			Description: fmt.Sprintf(`The "wait" parameter is invalid. The value must be an integer from 0 to %d.`, MaxClaimWait)}
+	}
 	return nil
 }
 
@@ -63,7 +76,10 @@ type ClaimResult struct {
 }
 
 // CreateClaim claims up to limit messages (contract §7.2). An empty
-// result (no id) means nothing could be claimed.
+// result (no id) means nothing could be claimed. With p.Wait, a claim that
+// finds nothing waits up to that many seconds for a message it can claim
+// (claimWaiters says what wakes it), then tries again through the same
+// path; it answers empty when the wait ends, ctx ends or the node stops.
 func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit *int, p ClaimParams) (ClaimResult, *Error) {
 	if e := s.validateClaim(p, limit); e != nil {
 		return ClaimResult{}, e
@@ -76,6 +92,83 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 	if e := s.checkKeysBeforeTake(c, queue, n, what); e != nil {
 		return ClaimResult{}, e
 	}
+	if p.Wait == nil || *p.Wait == 0 {
+		return s.claimOnce(ctx, c, queue, n, p)
+	}
+	// The waiter is registered before the first attempt: a message posted
+	// after that attempt's entry applies after the registration, on every
+	// node, and so wakes it.
+	w := s.waiters.add(c.scope(), queue, n)
+	if w == nil {
+		return s.claimOnce(ctx, c, queue, n, p)
+	}
+	defer s.waiters.remove(w)
+	deadline := time.NewTimer(time.Duration(*p.Wait) * time.Second)
+	defer deadline.Stop()
+	due := time.NewTimer(time.Hour)
+	defer due.Stop()
+	for {
+		res, e := s.claimOnce(ctx, c, queue, n, p)
+		s.waiters.tried(w)
+		if e != nil || res.ID != "" {
+			return res, e
+		}
+		if !s.sleep(ctx, w, due, deadline) {
+			return ClaimResult{}, nil
+		}
+	}
+}
+
+// sleep holds a waiting claim until it may find something: a wake-up
+// from an apply, or the time its queue's next delayed or claimed message
+// becomes claimable (read again on a retime). It reports false when the
+// wait is over: its deadline, ctx or the node's stop.
+func (s *Service) sleep(ctx context.Context, w *claimWaiter, due, deadline *time.Timer) bool {
+	for {
+		due.Reset(untilTime(s.waiters.sleepUntil(w)))
+		select {
+		case <-w.wake:
+			return true
+		case <-due.C:
+			return true
+		case <-w.retime:
+		case <-deadline.C:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-s.waiters.stop:
+			return false
+		}
+	}
+}
+
+// nextClaimable returns, from this node's depth index, when time alone (a
+// delay ending, a claim running out) next makes one of the queue's
+// messages claimable: store.Never if nothing waits, 0 if not known. No
+// apply marks that moment, so a waiting claim's own timer must.
+func (s *Service) nextClaimable(project, queue string) int64 {
+	v := s.store.View()
+	defer v.Close()
+	at, err := v.NextClaimable(project, queue)
+	if err != nil {
+		return 0
+	}
+	return at
+}
+
+// untilTime is how long to sleep for a moment nextClaimable returned: an
+// hour when there is none (the wait ends long before), else a little
+// after it, so that the claim's own clock has passed it.
+func untilTime(at int64) time.Duration {
+	if at <= 0 || at == store.Never {
+		return time.Hour
+	}
+	return max(time.Until(time.Unix(0, at)), 0) + 5*time.Millisecond
+}
+
+// claimOnce proposes one claim of up to n messages.
+func (s *Service) claimOnce(ctx context.Context, c Caller, queue string, n int, p ClaimParams) (ClaimResult, *Error) {
+	const what = "Messages could not be claimed."
 	cid := ids.New()
 	res, now, e := s.propose(ctx, what, &fsm.CreateClaim{
 		Project: c.scope(), Queue: queue, ClaimID: cid, TTL: p.TTL, Grace: p.Grace, Limit: n,
@@ -95,6 +188,30 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 	}
 	return ClaimResult{ID: cid, Messages: msgs}, nil
 }
+
+// ClaimWaitBudget is how much time a claim asking to wait `wait` seconds
+// needs on top of the request timeout: the wait, or nothing for a value
+// CreateClaim refuses (such a request is answered 400 at once).
+// Transports extend the request's deadline by it.
+func ClaimWaitBudget(wait *int) time.Duration {
+	if wait == nil || *wait < 0 || *wait > MaxClaimWait {
+		return 0
+	}
+	return time.Duration(*wait) * time.Second
+}
+
+// OnApply is the FSM hook of waiting claims: it wakes those of queues
+// whose messages an applied batch made claimable. It runs on Raft's FSM
+// goroutine, on every node, and never blocks.
+func (s *Service) OnApply(results []*fsm.EntryResult) { s.waiters.onApply(results) }
+
+// ClaimWaiters returns how many claims wait for a message on this node.
+func (s *Service) ClaimWaiters() int { return s.waiters.waiting() }
+
+// StopWaiting ends every waiting claim at once (each answers that nothing
+// was claimed) and makes later claims answer without waiting: the node is
+// draining or stopping.
+func (s *Service) StopWaiting() { s.waiters.stopAll() }
 
 // GetClaim returns an active claim and its remaining messages.
 func (s *Service) GetClaim(ctx context.Context, c Caller, queue, claimID string) (ClaimResult, *Error) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/store"
 )
 
 // RunMaintenance runs the leader's periodic duties until ctx ends: it makes
@@ -16,7 +17,11 @@ func (s *Service) RunMaintenance(ctx context.Context) {
 	// within moments of electing a leader, then settle to the GC interval.
 	t := time.NewTicker(min(s.gcInterval, 50*time.Millisecond))
 	defer t.Stop()
-	haveSecret := false
+	// The watermark-only GC (watermarkEvery) counts from the start, not
+	// from the zero time: a node that becomes leader proposes GC when
+	// something is due, not merely because it never proposed one.
+	s.lastGC = time.Now()
+	haveSecret, haveDepthIndex := false, false
 	for {
 		select {
 		case <-ctx.Done():
@@ -32,8 +37,34 @@ func (s *Service) RunMaintenance(ctx context.Context) {
 				t.Reset(s.gcInterval)
 			}
 		}
+		if !haveDepthIndex {
+			haveDepthIndex = s.ensureDepthIndex(ctx)
+		}
 		s.collectGarbage(ctx)
 	}
+}
+
+// ensureDepthIndex proposes building the store's depth index if the log
+// has not built it yet, and reports whether it exists. During a rolling
+// upgrade the command gate refuses the command until every voter knows
+// it; the next tick asks again.
+func (s *Service) ensureDepthIndex(ctx context.Context) bool {
+	v := s.store.View()
+	built, err := v.DepthIndexed()
+	v.Close()
+	if err != nil {
+		return false
+	}
+	if built {
+		return true
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := s.node.Propose(cctx, &fsm.BuildDepthIndex{Format: store.DepthIndexFormat}); err != nil {
+		s.log.Debug("depth index not built yet", "err", err)
+		return false
+	}
+	return true
 }
 
 // ensureSecret proposes a signing secret if the cluster has none yet and

@@ -74,7 +74,11 @@ type Config struct {
 	// no key, and then the flag is refused. Every node of a cluster must
 	// hold the same keys (docs/security.md).
 	MessageKeys *bodycrypt.Keyring
-	Logger      *slog.Logger
+	// MaxClaimWaiters bounds the claims waiting for a message on this node
+	// (default DefaultMaxClaimWaiters); a claim asking to wait beyond it
+	// answers at once, as without a wait.
+	MaxClaimWaiters int
+	Logger          *slog.Logger
 }
 
 // NotificationConfig is the service side of notifications (contract §10.5).
@@ -108,6 +112,7 @@ type Service struct {
 	authRequired    bool
 	pipeline        pipeline
 	keys            *bodycrypt.Keyring // nil: no message encryption key
+	waiters         *claimWaiters
 
 	lastGC time.Time // the maintenance loop's last GC proposal
 }
@@ -141,6 +146,7 @@ func New(node Node, st *store.Store, cfg Config) *Service {
 		policy: cfg.Policy, limiter: newProjectLimiter(cfg.RateLimit), authRequired: cfg.AuthRequired,
 		keys: cfg.MessageKeys,
 	}
+	s.waiters = newClaimWaiters(cfg.MaxClaimWaiters, s.nextClaimable)
 	if cfg.SignedURLSecret != "" {
 		s.secret = []byte(cfg.SignedURLSecret)
 	}

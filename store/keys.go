@@ -21,8 +21,12 @@ const (
 	spaceCursor       byte = 'd'  // d|project|queue|id → last message seq handed to the subscriber
 	spaceOutbox       byte = 'n'  // n|project|queue|seq → notification of a posted message
 	spaceRetiredTrust byte = 't'  // t|trust id → nothing: a Keystone trust no subscription holds any more
+	spaceReady        byte = 'r'  // r|project|queue|seq → nothing: a message claimable once its queue was promoted
+	spaceWaiting      byte = 'w'  // w|project|queue|kind|availableAt|seq → nothing: a message claimed or delayed
 	spacePool         byte = 'P'  // P|pool → pool record (the catalog, docs/pools.md)
 	spaceFlavor       byte = 'F'  // F|project|flavor → flavor record (the catalog)
+	spacePlacement    byte = 'L'  // L|project|queue → pool name (the catalog)
+	spacePlaced       byte = 'B'  // B|pool|project|queue → nothing: placements by pool (the catalog)
 )
 
 var (
@@ -35,6 +39,9 @@ var (
 	// keyCommandLevel holds the highest gated command type the log has
 	// committed (one byte; absent: none).
 	keyCommandLevel = []byte{spaceMeta, 'l'}
+	// keyDepthIndex is present once the depth index (spaces r and w) was
+	// built; from then on every mutation keeps it (DESIGN.md, "Depth").
+	keyDepthIndex = []byte{spaceMeta, 'r'}
 )
 
 // appendString appends s escaped so that it sorts like s and ends with a
@@ -139,6 +146,31 @@ func claimExpiryKey(expiresAt int64, project, queue, claimID string) []byte {
 	b = appendString(b, project)
 	b = appendString(b, queue)
 	return append(b, claimID...)
+}
+
+func readyKey(project, queue string, seq uint64) []byte {
+	return appendUint64(queueScoped(spaceReady, project, queue), seq)
+}
+
+func waitingKey(project, queue string, kind byte, at int64, seq uint64) []byte {
+	return appendUint64(appendUint64(waitingKind(project, queue, kind), uint64(at)), seq)
+}
+
+// waitingKind returns the prefix of the queue's waiting entries of a kind.
+func waitingKind(project, queue string, kind byte) []byte {
+	return append(queueScoped(spaceWaiting, project, queue), kind)
+}
+
+// waitingFrom returns the inclusive lower bound of the queue's waiting
+// entries of a kind available after promoted.
+func waitingFrom(project, queue string, kind byte, promoted int64) []byte {
+	return appendUint64(waitingKind(project, queue, kind), uint64(promoted)+1)
+}
+
+// waitingUpTo returns the exclusive upper bound of the queue's waiting
+// entries of a kind available at or before now.
+func waitingUpTo(project, queue string, kind byte, now int64) []byte {
+	return appendUint64(waitingKind(project, queue, kind), uint64(now)+1)
 }
 
 func subscriptionKey(project, queue, id string) []byte {

@@ -87,22 +87,64 @@ type counters struct {
 	// scans from the head start there instead of walking the deleted
 	// messages' tombstones. Claims and pops move it forward.
 	Head uint64
+
+	// The depth index's per-queue state (DESIGN.md, "Depth"); all zero
+	// until the index is built, and then written only if one is non-zero.
+
+	// InClaim counts the queue's waiting entries of kind waitClaim.
+	InClaim uint64
+	// InDelay counts the queue's waiting entries of kind waitDelay.
+	InDelay uint64
+	// ReadyHead is a sequence number below which the queue has no ready
+	// entry, like Head for the ready space.
+	ReadyHead uint64
+	// Promoted is the promotion watermark: a message whose slot time is at
+	// or before it has a ready entry, one after it a waiting entry.
+	Promoted int64
+	// NextDue is at or below the slot time of every waiting entry
+	// (Never: none), so promoting up to a time before it has nothing to do.
+	NextDue int64
 }
 
+const (
+	countersV0Len    = 16 // NextSeq, Stored
+	countersV1Len    = 24 // + Head
+	countersDepthLen = 64 // + InClaim, ReadyHead, Promoted, NextDue, InDelay
+)
+
 func encodeCounters(c counters) []byte {
-	b := make([]byte, 0, 24)
+	if c.InClaim == 0 && c.ReadyHead == 0 && c.Promoted == 0 && c.NextDue == 0 && c.InDelay == 0 {
+		// What builds without the depth index write, byte for byte.
+		b := make([]byte, 0, countersV1Len)
+		b = binary.BigEndian.AppendUint64(b, c.NextSeq)
+		b = binary.BigEndian.AppendUint64(b, c.Stored)
+		return binary.BigEndian.AppendUint64(b, c.Head)
+	}
+	b := make([]byte, 0, countersDepthLen)
 	b = binary.BigEndian.AppendUint64(b, c.NextSeq)
 	b = binary.BigEndian.AppendUint64(b, c.Stored)
-	return binary.BigEndian.AppendUint64(b, c.Head)
+	b = binary.BigEndian.AppendUint64(b, c.Head)
+	b = binary.BigEndian.AppendUint64(b, c.InClaim)
+	b = binary.BigEndian.AppendUint64(b, c.ReadyHead)
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Promoted))
+	b = binary.BigEndian.AppendUint64(b, uint64(c.NextDue))
+	return binary.BigEndian.AppendUint64(b, c.InDelay)
 }
 
 func decodeCounters(b []byte) (counters, error) {
-	if len(b) != 16 && len(b) != 24 {
+	if len(b) != countersV0Len && len(b) != countersV1Len && len(b) != countersDepthLen {
 		return counters{}, fmt.Errorf("store: counters record of %d bytes", len(b))
 	}
 	c := counters{NextSeq: binary.BigEndian.Uint64(b), Stored: binary.BigEndian.Uint64(b[8:])}
-	if len(b) == 24 {
+	if len(b) >= countersV1Len {
 		c.Head = binary.BigEndian.Uint64(b[16:])
+	}
+	if len(b) == countersDepthLen {
+		c.InClaim = binary.BigEndian.Uint64(b[24:])
+		c.ReadyHead = binary.BigEndian.Uint64(b[32:])
+		c.Promoted = int64(binary.BigEndian.Uint64(b[40:]))
+		c.NextDue = int64(binary.BigEndian.Uint64(b[48:]))
+		c.InDelay = binary.BigEndian.Uint64(b[56:])
 	}
 	return c, nil
 }

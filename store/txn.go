@@ -23,6 +23,9 @@ type Txn struct {
 
 	gcLow       int64 // the GC watermark, once loaded
 	gcLowLoaded bool
+
+	depthOn     bool // the store keeps the depth index, once loaded
+	depthLoaded bool
 }
 
 // watermark returns the GC watermark as this transaction sees it.
@@ -193,6 +196,10 @@ func (t *Txn) DeleteQueue(project, name string) {
 	t.del(counterKey(project, name))
 	t.addProjectQueues(project, -1)
 	t.retireQueueTrusts(project, name)
+	if t.indexed() {
+		t.delPrefix(queueScoped(spaceReady, project, name))
+		t.delPrefix(queueScoped(spaceWaiting, project, name))
+	}
 	// Expiry index entries of the deleted messages and claims stay behind;
 	// GC recognises them as stale (their target is gone) and drops them.
 	for _, space := range []byte{spaceMessage, spaceMessageID, spaceClaim, spaceSubscription, spaceSubscriber, spaceCursor, spaceOutbox} {
@@ -211,6 +218,11 @@ func (t *Txn) PurgeQueue(project, name string, messages, subscriptions bool) {
 		}
 		c := must(t.r.counters(project, name))
 		c.Stored = 0
+		if t.indexed() {
+			t.delPrefix(queueScoped(spaceReady, project, name))
+			t.delPrefix(queueScoped(spaceWaiting, project, name))
+			c.InClaim, c.InDelay, c.ReadyHead, c.NextDue = 0, 0, 0, Never
+		}
 		t.putCounters(project, name, c)
 	}
 	if subscriptions {
@@ -247,10 +259,12 @@ type NewMessage struct {
 // the Raft log once (the FSM skips entries it has applied). So a post does
 // not look its ids up: an absent key is the costliest read there is, a
 // search of every memtable, and the lookup was the largest part of
-// applying a post. An id repeated within msgs is posted once.
-func (t *Txn) PostMessages(project, queue, clientID string, now, defaultTTL int64, msgs []NewMessage) {
+// applying a post. An id repeated within msgs is posted once. It returns
+// how many of the posted messages are visible at once (not delayed).
+func (t *Txn) PostMessages(project, queue, clientID string, now, defaultTTL int64, msgs []NewMessage) (visible int) {
 	q := t.ensureQueue(project, queue, now)
 	c := must(t.r.counters(project, queue))
+	t.promote(project, queue, &c, now)
 	notify := t.hasSubscriptions(project, queue)
 	var seen map[string]struct{}
 	if len(msgs) > 1 {
@@ -285,12 +299,16 @@ func (t *Txn) PostMessages(project, queue, clientID string, now, defaultTTL int6
 		}
 		c.NextSeq++
 		c.Stored++
-		t.insertMessage(project, queue, m)
+		t.insertMessage(project, queue, &c, m)
 		if notify {
 			t.putNotification(project, queue, m, q.Settings.DefaultDelay != 0)
 		}
+		if m.VisibleAt <= now {
+			visible++
+		}
 	}
 	t.putCounters(project, queue, c)
+	return visible
 }
 
 func must3(v uint64, ok bool, err error) (uint64, bool) {
@@ -300,9 +318,12 @@ func must3(v uint64, ok bool, err error) (uint64, bool) {
 	return v, ok
 }
 
-// insertMessage writes a message and its indexes (counters are the caller's).
-func (t *Txn) insertMessage(project, queue string, m *Message) {
+// insertMessage writes a message and its indexes; the caller writes c.
+func (t *Txn) insertMessage(project, queue string, c *counters, m *Message) {
 	t.putMessage(project, queue, m)
+	if t.indexed() {
+		t.addEntry(project, queue, c, m.Seq, slotOf(m))
+	}
 	t.set(messageIDKey(project, queue, m.ID), binary.BigEndian.AppendUint64(nil, m.Seq))
 	t.set(msgExpiryKey(m.ExpiresAt, project, queue, m.Seq), []byte(m.ID))
 	t.noteExpiry(m.ExpiresAt)
@@ -316,6 +337,9 @@ func (t *Txn) removeMessage(project, queue string, m *Message) {
 	c := must(t.r.counters(project, queue))
 	if c.Stored > 0 {
 		c.Stored--
+	}
+	if t.indexed() {
+		t.dropEntry(project, queue, &c, m.Seq, slotOf(m))
 	}
 	t.putCounters(project, queue, c)
 }
@@ -406,6 +430,46 @@ func (t *Txn) advanceHead(project, queue string, first uint64) {
 	}
 }
 
+// takeClaimable returns up to n of the oldest claimable messages, which
+// the caller claims or removes, and the sequence number of the queue's
+// first stored message for advanceHead.
+func (t *Txn) takeClaimable(project, queue string, n int, now int64) ([]*Message, uint64) {
+	if t.indexed() {
+		out := t.takeReady(project, queue, n, now)
+		if len(out) == 0 {
+			return nil, 0
+		}
+		return out, must(t.r.firstMessageSeq(project, queue))
+	}
+	var out []*Message
+	first, err := t.r.scanMessages(project, queue, 0, func(h msgHeader) bool { return claimable(h, now) }, func(m *Message) bool {
+		out = append(out, m)
+		return len(out) < n
+	})
+	if err != nil {
+		panic(fmt.Sprintf("store: claim scan: %v", err))
+	}
+	return out, first
+}
+
+// promoteQueue promotes an existing queue's due waiting entries, so that
+// the messages of a claim GC collects are ready again before the next
+// claim or post on the queue.
+func (t *Txn) promoteQueue(project, queue string, now int64) {
+	if !t.indexed() {
+		return
+	}
+	if q := must(t.r.queue(project, queue)); q == nil {
+		return
+	}
+	c := must(t.r.counters(project, queue))
+	before := c
+	t.promote(project, queue, &c, now)
+	if c != before {
+		t.putCounters(project, queue, c)
+	}
+}
+
 // claimable reports whether a message can be claimed or popped at now.
 func claimable(h msgHeader, now int64) bool {
 	return h.expiresAt() > now && h.claimExpiresAt() <= now && h.visibleAt() <= now
@@ -416,14 +480,7 @@ func (t *Txn) PopMessages(project, queue string, n int, now int64) []*Message {
 	if n <= 0 {
 		return nil // the scan below takes one message before it checks n
 	}
-	var out []*Message
-	first, err := t.r.scanMessages(project, queue, 0, func(h msgHeader) bool { return claimable(h, now) }, func(m *Message) bool {
-		out = append(out, m)
-		return len(out) < n
-	})
-	if err != nil {
-		panic(fmt.Sprintf("store: pop scan: %v", err))
-	}
+	out, first := t.takeClaimable(project, queue, n, now)
 	if len(out) > 0 {
 		t.advanceHead(project, queue, first)
 	}
@@ -446,14 +503,7 @@ func (t *Txn) CreateClaim(project, queue, claimID string, ttl, grace int64, limi
 		return nil
 	}
 	dlq := q.Settings.DeadLetterEnabled() && q.Settings.DeadLetter != queue
-	var selected []*Message
-	first, err := t.r.scanMessages(project, queue, 0, func(h msgHeader) bool { return claimable(h, now) }, func(m *Message) bool {
-		selected = append(selected, m)
-		return len(selected) < limit
-	})
-	if err != nil {
-		panic(fmt.Sprintf("store: claim scan: %v", err))
-	}
+	selected, first := t.takeClaimable(project, queue, limit, now)
 	if len(selected) > 0 {
 		t.advanceHead(project, queue, first)
 	}
@@ -464,11 +514,13 @@ func (t *Txn) CreateClaim(project, queue, claimID string, ttl, grace int64, limi
 			t.moveToDeadLetter(project, queue, q.Settings, m, now)
 			continue
 		}
+		before := slotOf(m)
 		m.ClaimID = claimID
 		m.ClaimExpiresAt = claimExpires
 		m.ClaimCount++
 		t.extendForClaim(project, queue, m, now, ttl, grace)
 		t.putMessage(project, queue, m)
+		t.reslot(project, queue, m.Seq, before, slotOf(m))
 		claimed = append(claimed, m)
 	}
 	if len(claimed) == 0 {
@@ -511,7 +563,8 @@ func (t *Txn) moveToDeadLetter(project, queue string, s QueueSettings, m *Messag
 	moved.VisibleAt = now
 	c.NextSeq++
 	c.Stored++
-	t.insertMessage(project, s.DeadLetter, &moved)
+	t.promote(project, s.DeadLetter, &c, now)
+	t.insertMessage(project, s.DeadLetter, &c, &moved)
 	t.putCounters(project, s.DeadLetter, c)
 }
 
@@ -532,9 +585,11 @@ func (t *Txn) RenewClaim(project, queue, claimID string, ttl, grace, now int64) 
 		if m == nil || m.ClaimID != claimID || !m.Claimed(now) {
 			continue
 		}
+		before := slotOf(m)
 		m.ClaimExpiresAt = c.ExpiresAt
 		t.extendForClaim(project, queue, m, now, ttl, grace)
 		t.putMessage(project, queue, m)
+		t.reslot(project, queue, m.Seq, before, slotOf(m))
 	}
 	return true
 }
@@ -551,8 +606,10 @@ func (t *Txn) ReleaseClaim(project, queue, claimID string, now int64) {
 		if m == nil || m.ClaimID != claimID || m.ClaimExpiresAt == 0 {
 			continue
 		}
+		before := slotOf(m)
 		m.ClaimExpiresAt = 0
 		t.putMessage(project, queue, m)
+		t.reslot(project, queue, m.Seq, before, slotOf(m))
 	}
 	t.del(claimKey(project, queue, claimID))
 	t.del(claimExpiryKey(c.ExpiresAt, project, queue, claimID))
@@ -581,6 +638,7 @@ func (t *Txn) CollectGarbage(now int64, limit int) int {
 			c := must(t.r.claim(e.project, e.queue, string(e.tail)))
 			if c != nil && c.ExpiresAt == e.at {
 				t.del(claimKey(e.project, e.queue, c.ID))
+				t.promoteQueue(e.project, e.queue, now)
 			}
 		})
 	}

@@ -94,7 +94,16 @@ func (v *View) QueueStats(project, queue string, now int64) (Stats, error) {
 	if st.Total <= 0 {
 		return Stats{}, nil
 	}
-	if st.Claimed, err = v.claimedCount(project, queue, now); err != nil {
+	indexed, err := v.DepthIndexed()
+	if err != nil {
+		return st, err
+	}
+	if indexed {
+		st.Claimed, err = v.claimedIndexed(project, queue, now)
+	} else {
+		st.Claimed, err = v.claimedCount(project, queue, now)
+	}
+	if err != nil {
 		return st, err
 	}
 	if st.Oldest, err = v.edgeMessage(project, queue, now, false); err != nil {
@@ -209,6 +218,18 @@ type ListOptions struct {
 func (v *View) ListMessages(project, queue string, now int64, o ListOptions) ([]*Message, error) {
 	if o.Limit <= 0 {
 		return nil, nil // the scan below takes one message before it checks the limit
+	}
+	if !o.IncludeClaimed {
+		indexed, err := v.DepthIndexed()
+		if err != nil {
+			return nil, err
+		}
+		if indexed {
+			out, ok, err := v.listFromIndex(project, queue, now, o)
+			if ok || err != nil {
+				return out, err
+			}
+		}
 	}
 	var out []*Message
 	keep := func(h msgHeader) bool {

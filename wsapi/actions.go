@@ -127,7 +127,7 @@ var actions = map[string]*action{
 	"message_delete":      {rule: "messages:delete", fields: fields(map[string]kind{"message_id": kString, "claim_id": kString}), required: []string{"queue_name", "message_id"}, method: http.MethodDelete, run: messageDelete},
 	"message_delete_many": {rule: "messages:delete_all", fields: fields(map[string]kind{"message_ids": kStrings, "claim_ids": kStrings, "pop": kInt}), required: []string{"queue_name"}, method: http.MethodDelete, run: messageDeleteMany},
 
-	"claim_create": {rule: "claims:create", fields: fields(map[string]kind{"limit": kInt, "ttl": kInt, "grace": kInt}), required: []string{"queue_name"}, run: claimCreate},
+	"claim_create": {rule: "claims:create", fields: fields(map[string]kind{"limit": kInt, "ttl": kInt, "grace": kInt, "wait": kInt}), required: []string{"queue_name"}, run: claimCreate},
 	"claim_get":    {rule: "claims:get", fields: fields(map[string]kind{"claim_id": kString}), required: []string{"queue_name", "claim_id"}, run: claimGet},
 	"claim_update": {rule: "claims:update", fields: fields(map[string]kind{"claim_id": kString, "ttl": kInt, "grace": kInt}), required: []string{"queue_name", "claim_id"}, run: claimUpdate},
 	"claim_delete": {rule: "claims:delete", fields: fields(map[string]kind{"claim_id": kString}), required: []string{"queue_name", "claim_id"}, run: claimDelete},
@@ -343,6 +343,7 @@ func claimCreate(ctx context.Context, c *call) reply {
 	if e != nil {
 		return errorReply(e)
 	}
+	p.Wait = c.int("wait")
 	res, e := c.svc.CreateClaim(ctx, c.caller, c.str("queue_name"), c.int("limit"), p)
 	if e != nil {
 		return errorReply(e)

@@ -77,7 +77,12 @@ func (c *Conn) handle(ctx context.Context, in inbound) []byte {
 		return c.respond(label, echo, errorReply(e))
 	}
 	call.caller = caller
-	rctx, cancel := context.WithTimeout(ctx, c.srv.cfg.RequestTimeout)
+	// A claim that may wait for a message has its wait on top.
+	budget := c.srv.cfg.RequestTimeout
+	if name == "claim_create" {
+		budget += service.ClaimWaitBudget(call.int("wait"))
+	}
+	rctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	return c.respond(label, echo, a.run(rctx, call))
 }

@@ -21,7 +21,9 @@ type claimed struct{ id, claimID string }
 // client is one worker's connection to the service.
 type client interface {
 	post(ctx context.Context, queue string, bodies []json.RawMessage) error
-	claim(ctx context.Context, queue string, limit int) ([]claimed, error)
+	// claim takes up to limit messages, waiting up to wait seconds for
+	// one when none can be claimed (0: Zaqar's claim).
+	claim(ctx context.Context, queue string, limit, wait int) ([]claimed, error)
 	delete(ctx context.Context, queue string, m claimed) error
 	list(ctx context.Context, queue string, limit int, marker string) (n int, next string, err error)
 	close()
@@ -93,8 +95,12 @@ func postDoc(bodies []json.RawMessage) []byte {
 	return b.Bytes()
 }
 
-func (c *restClient) claim(ctx context.Context, queue string, limit int) ([]claimed, error) {
-	out, code, err := c.do(ctx, http.MethodPost, "/v2/queues/"+queue+"/claims?limit="+strconv.Itoa(limit),
+func (c *restClient) claim(ctx context.Context, queue string, limit, wait int) ([]claimed, error) {
+	path := "/v2/queues/" + queue + "/claims?limit=" + strconv.Itoa(limit)
+	if wait > 0 {
+		path += "&wait=" + strconv.Itoa(wait)
+	}
+	out, code, err := c.do(ctx, http.MethodPost, path,
 		[]byte(`{"ttl": 60, "grace": 60}`), http.StatusCreated, http.StatusNoContent)
 	if err != nil || code == http.StatusNoContent {
 		return nil, err
@@ -209,8 +215,12 @@ func (c *wsClient) post(ctx context.Context, queue string, bodies []json.RawMess
 	return err
 }
 
-func (c *wsClient) claim(ctx context.Context, queue string, limit int) ([]claimed, error) {
-	out, err := c.call(ctx, "claim_create", map[string]any{"queue_name": queue, "limit": limit, "ttl": 60, "grace": 60}, nil, 201, 204)
+func (c *wsClient) claim(ctx context.Context, queue string, limit, wait int) ([]claimed, error) {
+	body := map[string]any{"queue_name": queue, "limit": limit, "ttl": 60, "grace": 60}
+	if wait > 0 {
+		body["wait"] = wait
+	}
+	out, err := c.call(ctx, "claim_create", body, nil, 201, 204)
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,29 @@ func freePort() (int, error) {
 // With useTLS the nodes serve https/wss and speak mutual TLS to each other,
 // with certificates of a development CA written into the cluster's
 // directory.
+//
+// The ports are picked free and then handed to the nodes, so another
+// process can take one in between; a node that exits while the cluster
+// starts is such a loss, and the whole cluster is started again on new
+// ports (three tries).
 func spawnCluster(ctx context.Context, bin string, n int, useTLS bool, extra []string) (*localCluster, error) {
+	var err error
+	for try := 0; try < 3; try++ {
+		var cl *localCluster
+		if cl, err = spawnOnce(ctx, bin, n, useTLS, extra); err == nil || !errors.Is(err, errNodeExited) {
+			return cl, err
+		}
+		fmt.Fprintln(os.Stderr, "zaqar-bench: starting the cluster again:", err)
+	}
+	return nil, err
+}
+
+// errNodeExited is a node that exited while its cluster started.
+var errNodeExited = errors.New("a node exited while the cluster started")
+
+// spawnOnce starts n nodes and waits until every one of them answers and
+// knows the same leader (a client may send its first request to any).
+func spawnOnce(ctx context.Context, bin string, n int, useTLS bool, extra []string) (*localCluster, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("server binary %s: %w (build it with `make build`)", bin, err)
 	}
@@ -112,7 +134,12 @@ func spawnCluster(ctx context.Context, bin string, n int, useTLS bool, extra []s
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := cl.leader(); err == nil {
+		ready, err := cl.ready()
+		if err != nil {
+			cl.stop()
+			return nil, err
+		}
+		if ready {
 			return cl, nil
 		}
 		select {
@@ -122,8 +149,47 @@ func spawnCluster(ctx context.Context, bin string, n int, useTLS bool, extra []s
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	tails := cl.logTails()
 	cl.stop()
-	return nil, errors.New("the spawned cluster elected no leader within 30s (logs in " + dir + ")")
+	return nil, errors.New("the spawned cluster did not agree on a leader within 30s:\n" + tails)
+}
+
+// ready reports whether every node answers and names the same leader; an
+// error (wrapping errNodeExited) if a node has exited.
+func (cl *localCluster) ready() (bool, error) {
+	leader := ""
+	for _, nd := range cl.nodes {
+		nd.mu.Lock()
+		gone := nd.exited
+		nd.mu.Unlock()
+		if gone {
+			return false, fmt.Errorf("%w: %s:\n%s", errNodeExited, nd.id, cl.logTail(nd))
+		}
+		l, err := cl.leaderSeenBy(nd)
+		if err != nil || l == "" || (leader != "" && l != leader) {
+			return false, nil
+		}
+		leader = l
+	}
+	return true, nil
+}
+
+// logTail returns the last lines of a node's log.
+func (cl *localCluster) logTail(nd *localNode) string {
+	b, err := os.ReadFile(filepath.Join(cl.dir, nd.id+".log"))
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-10):], "\n")
+}
+
+func (cl *localCluster) logTails() string {
+	var b strings.Builder
+	for _, nd := range cl.nodes {
+		fmt.Fprintf(&b, "%s:\n%s\n", nd.id, cl.logTail(nd))
+	}
+	return b.String()
 }
 
 // useTLS writes a development CA and the nodes' certificates into dir and
@@ -162,25 +228,36 @@ func (cl *localCluster) leader() (*localNode, error) {
 		if gone {
 			continue
 		}
-		req, _ := http.NewRequest(http.MethodGet, cl.scheme+"://"+nd.api+"/admin/cluster", nil)
-		req.Header.Set("X-Roles", "admin")
-		resp, err := cl.admin.Do(req)
-		if err != nil {
-			continue
-		}
-		var st struct{ Leader string }
-		err = json.NewDecoder(resp.Body).Decode(&st)
-		resp.Body.Close()
-		if err != nil || st.Leader == "" {
+		id, err := cl.leaderSeenBy(nd)
+		if err != nil || id == "" {
 			continue
 		}
 		for _, l := range cl.nodes {
-			if l.id == st.Leader {
+			if l.id == id {
 				return l, nil
 			}
 		}
 	}
 	return nil, errors.New("no leader")
+}
+
+// leaderSeenBy asks one node which node leads ("" if it knows none).
+func (cl *localCluster) leaderSeenBy(nd *localNode) (string, error) {
+	req, err := http.NewRequest(http.MethodGet, cl.scheme+"://"+nd.api+"/admin/cluster", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("X-Roles", "admin")
+	resp, err := cl.admin.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var st struct{ Leader string }
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return "", err
+	}
+	return st.Leader, nil
 }
 
 func (cl *localCluster) killLeader() (string, error) {

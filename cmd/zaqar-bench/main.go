@@ -44,14 +44,17 @@ type config struct {
 	queues                     int
 	messageSize                int
 	perPost, perClaim, perList int
-	project, token             string
-	jsonOut                    string
-	spawn                      int
-	serverBin                  string
-	spawnArgs                  string
-	killLeaderAfter            time.Duration
-	postRate                   float64
-	noKeepAlive                bool
+	// claimWait is the seconds a claim waits for a message (?wait=, an
+	// extension of this service); 0 claims as Zaqar does.
+	claimWait       int
+	project, token  string
+	jsonOut         string
+	spawn           int
+	serverBin       string
+	spawnArgs       string
+	killLeaderAfter time.Duration
+	postRate        float64
+	noKeepAlive     bool
 	// tls are the client's TLS files for https/wss targets; spawnTLS
 	// starts the spawned nodes with TLS on both ports.
 	tls      tlsconf.Files
@@ -60,9 +63,27 @@ type config struct {
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
 
+// splitTargets reads a comma-separated list of base URLs, trailing
+// slashes dropped.
+func splitTargets(list string) []string {
+	var out []string
+	for _, t := range strings.Split(list, ",") {
+		if t = strings.TrimRight(strings.TrimSpace(t), "/"); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 func run(args []string, out io.Writer) int {
 	if len(args) > 0 && args[0] == "compare" {
 		return compare(args[1:], out)
+	}
+	if len(args) > 0 && args[0] == "depth" {
+		return depth(args[1:], out)
+	}
+	if len(args) > 0 && args[0] == "push" {
+		return pushBench(args[1:], out)
 	}
 	var c config
 	fs := flag.NewFlagSet("zaqar-bench", flag.ContinueOnError)
@@ -81,6 +102,7 @@ func run(args []string, out io.Writer) int {
 	fs.IntVar(&c.perPost, "messages-per-post", 1, "messages per post request (batch size)")
 	fs.IntVar(&c.perClaim, "messages-per-claim", 5, "claim limit")
 	fs.IntVar(&c.perList, "messages-per-list", 10, "list limit")
+	fs.IntVar(&c.claimWait, "wait", 0, "seconds a consumer's claim waits for a message (long-poll, 0-20; this service's extension, not Zaqar's); 0: an empty claim answers at once and the consumer pauses 20 ms")
 	fs.StringVar(&c.project, "project", "bench", "X-Project-ID to use")
 	fs.StringVar(&c.token, "token", "", "X-Auth-Token (Keystone deployments)")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file")
@@ -97,11 +119,7 @@ func run(args []string, out io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	for _, t := range strings.Split(*targets, ",") {
-		if t = strings.TrimRight(strings.TrimSpace(t), "/"); t != "" {
-			c.targets = append(c.targets, t)
-		}
-	}
+	c.targets = splitTargets(*targets)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var cl *localCluster
@@ -315,12 +333,12 @@ func benchmark(ctx context.Context, c config, cl *localCluster, tr *http.Transpo
 		err = start(c.consumers*c.consumerWorkers, func(cl client, id int) {
 			for i := id; wctx.Err() == nil; i++ {
 				t := time.Now()
-				msgs, err := cl.claim(wctx, queue(i), c.perClaim)
+				msgs, err := cl.claim(wctx, queue(i), c.perClaim, c.claimWait)
 				if wctx.Err() != nil {
 					return
 				}
 				rec.record("claim", t, len(msgs), err)
-				if err != nil || len(msgs) == 0 {
+				if err != nil || len(msgs) == 0 && c.claimWait == 0 {
 					sleep(wctx, 20*time.Millisecond)
 					continue
 				}

@@ -79,11 +79,18 @@ func (r *results) cpuPerRequest() time.Duration {
 	if len(r.Nodes) == 0 || n == 0 {
 		return 0
 	}
-	var cores float64 // busy cores, summed over the nodes
-	for _, nd := range r.Nodes {
-		cores += nd.CPUPercent / 100
-	}
+	cores := nodesCPUPercent(r.Nodes) / 100 // busy cores, summed over the nodes
 	return time.Duration(cores * r.Seconds / float64(n) * float64(time.Second))
+}
+
+// nodesCPUPercent is the spawned nodes' CPU over the measurement, all
+// nodes together, in percent of one core.
+func nodesCPUPercent(nodes []nodeResult) float64 {
+	var pct float64
+	for _, nd := range nodes {
+		pct += nd.CPUPercent
+	}
+	return pct
 }
 
 func (r *results) totalOps() uint64 {
@@ -121,9 +128,10 @@ func (r *results) print(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "node\tcpu %\trss start MB\trss end MB\trss max MB\t")
 		for _, n := range r.Nodes {
-			fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%.1f\t\n", n.Node, n.CPUPercent, n.RSSStartMB, n.RSSEndMB, n.RSSMaxMB)
+			fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t\n", n.Node, n.CPUPercent, n.RSSStartMB, n.RSSEndMB, n.RSSMaxMB)
 		}
 		tw.Flush()
 		fmt.Fprintf(w, "nodes' CPU per request (all nodes): %.0f µs\n", float64(r.cpuPerRequest())/float64(time.Microsecond))
+		fmt.Fprintf(w, "nodes' CPU, all nodes together: %.2f%% of one core\n", nodesCPUPercent(r.Nodes))
 	}
 }

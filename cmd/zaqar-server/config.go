@@ -73,6 +73,7 @@ type options struct {
 	cors           httpapi.CORSConfig
 	maxHeaderBytes int
 	maxConcurrent  int
+	maxWaiters     int
 	rateLimit      service.RateLimit
 
 	// tls is the REST port's certificate (and the CA of client
@@ -120,6 +121,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.cors.MaxAge, "cors-max-age", 3600, "CORS: preflight cache seconds")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "cap on a request's line and headers (431 beyond)")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent-requests", 2048, "REST requests a node serves at once before answering 503 (0: no cap)")
+	fs.IntVar(&o.maxWaiters, "max-claim-waiters", service.DefaultMaxClaimWaiters, "claims waiting for a message (?wait=) on a node at once; beyond it a claim answers at once (waiting REST claims count toward -max-concurrent-requests)")
 	fs.Float64Var(&o.rateLimit.PerSecond, "rate-limit", 0, "requests per second allowed per project (0: no limit)")
 	fs.IntVar(&o.rateLimit.Burst, "rate-limit-burst", 0, "burst allowed above -rate-limit (default: one second's worth)")
 	fs.StringVar(&o.signedSecret, "signed-url-secret", "", "secret for pre-signed URLs (default: generated once per cluster and replicated)")
@@ -410,7 +412,7 @@ func (o *options) serverConfig() (server.Config, error) {
 			PingInterval: o.wsPingInterval, PongTimeout: o.wsPongTimeout, IdleTimeout: o.wsIdleTimeout,
 		},
 		Keystone: o.keystone, PolicyFile: o.policyFile, CORS: o.corsConfig(), MaxHeaderBytes: o.maxHeaderBytes,
-		MaxConcurrentRequests: o.maxConcurrent, RateLimit: o.rateLimit,
+		MaxConcurrentRequests: o.maxConcurrent, MaxClaimWaiters: o.maxWaiters, RateLimit: o.rateLimit,
 		Notify: notify.Config{Workers: o.notifyWorkers, PerSubscriber: o.notifyPerSub, DenyCIDRs: o.notifyDeny, Email: o.email},
 		Notifications: service.NotificationConfig{
 			RequireConfirmation: o.requireConfirmation, PublicURL: o.publicURL, PublicWebsocketURL: o.publicWSURL,

@@ -97,6 +97,17 @@ func Start(t testing.TB, n int, opts ...Option) *Cluster {
 	}
 	t.Cleanup(c.Close)
 	c.Leader()
+	// A follower learns the leader from its first append; until then it
+	// answers "no leader" (zaqarctl status, forwarding), which tests on a
+	// loaded machine would otherwise see.
+	c.Eventually(10*time.Second, func() bool {
+		for _, n := range c.Nodes {
+			if id, _ := n.Server.Node().Leader(); id == "" {
+				return false
+			}
+		}
+		return true
+	}, "every node to know the leader")
 	return c
 }
 
