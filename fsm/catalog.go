@@ -188,3 +188,27 @@ func (c *DeleteFlavor) decode(d *codec.Decoder) { c.Project, c.Name = d.String()
 func (c *DeleteFlavor) apply(t *store.Txn, _ int64) Result {
 	return CatalogResult(t.DeleteFlavor(c.Project, c.Name), "")
 }
+
+// PlaceQueue places a queue (or topic: Project is its scope) on Pool
+// unless the catalog has a placement for it already; a queue the catalog
+// pool's store holds already is placed on CatalogPool. Result: ID is the
+// pool the queue is placed on after the apply.
+type PlaceQueue struct {
+	Project, Queue    string
+	Pool, CatalogPool string
+}
+
+// Type implements Command.
+func (*PlaceQueue) Type() Type { return TypePlaceQueue }
+func (c *PlaceQueue) encode(e *codec.Encoder) {
+	e.String(c.Project)
+	e.String(c.Queue)
+	e.String(c.Pool)
+	e.String(c.CatalogPool)
+}
+func (c *PlaceQueue) decode(d *codec.Decoder) {
+	c.Project, c.Queue, c.Pool, c.CatalogPool = d.String(), d.String(), d.String(), d.String()
+}
+func (c *PlaceQueue) apply(t *store.Txn, _ int64) Result {
+	return Result{ID: t.PlaceQueue(c.Project, c.Queue, c.Pool, c.CatalogPool), Changed: true}
+}

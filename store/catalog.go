@@ -350,14 +350,17 @@ func (t *Txn) UpdatePool(name string, c PoolChange) (CatalogOutcome, string) {
 	return CatalogDone, ""
 }
 
-// DeletePool removes a pool's registration. A pool that belongs to a
-// flavor is kept (CatalogInFlavor, with the flavor's name); a pool that is
-// not registered is CatalogNotFound.
+// DeletePool removes a pool's registration and its placements. A pool
+// that belongs to a flavor is kept (CatalogInFlavor, with the flavor's
+// name); a pool that is not registered is CatalogNotFound. Whether the
+// pool still holds queues is for the service to ask the pool before
+// proposing: the catalog cannot see another group's store.
 func (t *Txn) DeletePool(name string) (CatalogOutcome, string) {
 	if o, arg := mustRefusal(t.r.deletePoolRefusal(name)); o != CatalogDone {
 		return o, arg
 	}
 	t.del(poolKey(name))
+	t.dropPlacements(name)
 	return CatalogDone, ""
 }
 
