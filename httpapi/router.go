@@ -52,6 +52,9 @@ type Config struct {
 	MaxHeaderBytes int
 	// MaxConcurrent caps requests served at once (503 beyond); 0 means no cap.
 	MaxConcurrent int
+	// PoolRoutes, if set, registers the handler of requests carried from
+	// other pools (service.PoolRouteREST) on the node channel.
+	PoolRoutes func(name string, h http.Handler)
 }
 
 // handler carries the dependencies of every route.
@@ -88,6 +91,9 @@ func New(cfg Config) http.Handler {
 	}
 	r := chi.NewRouter()
 	h.router = r
+	if cfg.PoolRoutes != nil {
+		cfg.PoolRoutes(service.PoolRouteREST, http.HandlerFunc(h.serveCarried))
+	}
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Title: "404 Not Found"})
 	})

@@ -64,3 +64,40 @@ func (n *Node) ProbeGroup(ctx context.Context, addrs []string) (GroupIdentity, e
 	}
 	return GroupIdentity{}, fmt.Errorf("%w (%s)", ErrGroupUnreachable, strings.Join(reasons, "; "))
 }
+
+// ErrNotPoolPath refuses a CallGroup outside the pool routes.
+var ErrNotPoolPath = errors.New("raftnode: not a pool route")
+
+// CallGroup posts body to the pool route path on a node of another (or
+// this) pool, trying addrs in turn from start (mod len(addrs)) until one
+// answers; the answer is returned whatever its status. A node that cannot
+// be reached is skipped only while nothing was sent to it: once a request
+// left, a broken connection is an error, because the call may have had an
+// effect (the caller decides whether to retry).
+func (n *Node) CallGroup(ctx context.Context, addrs []string, start int, path string, body []byte) (status int, answer []byte, err error) {
+	if !strings.HasPrefix(path, poolPathPrefix) {
+		return 0, nil, fmt.Errorf("%w: %s", ErrNotPoolPath, path)
+	}
+	if len(addrs) == 0 {
+		return 0, nil, ErrGroupUnreachable
+	}
+	var reasons []string
+	for i := range addrs {
+		addr := addrs[(start+i)%len(addrs)]
+		ans, err := n.call(ctx, addr, http.MethodPost, path, body)
+		if err == nil {
+			return ans.status, ans.body, nil
+		}
+		reasons = append(reasons, err.Error())
+		if ctx.Err() != nil || !errors.Is(err, errNotSent) {
+			break
+		}
+	}
+	return 0, nil, fmt.Errorf("%w (%s)", ErrGroupUnreachable, strings.Join(reasons, "; "))
+}
+
+// PoolHandler registers h for a pool route (poolPathPrefix + name), which
+// nodes of every pool of the deployment may call.
+func (n *Node) PoolHandler(name string, h http.Handler) {
+	n.HandleInternal("POST "+poolPathPrefix+name, h)
+}

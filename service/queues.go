@@ -160,12 +160,20 @@ type QueueList struct {
 	Count  uint64 // number of queues in the project, when WithCount
 }
 
-// ListQueues lists the caller's queues.
+// ListQueues lists the caller's queues, of every pool (ListQueuesSpanning).
 func (s *Service) ListQueues(ctx context.Context, c Caller, o QueueListOptions) (QueueList, *Error) {
 	limit, e := pageSize(o.Limit, s.limits.MaxQueuesPerPage, "Limit must be at least 1 and no greater than %d.")
 	if e != nil {
 		return QueueList{}, e
 	}
+	if s.PoolsInUse(ctx) {
+		return s.listQueuesSpanning(ctx, c, o, limit)
+	}
+	return s.listQueuesHere(ctx, c, o, limit)
+}
+
+// listQueuesHere lists the caller's queues this node's pool holds.
+func (s *Service) listQueuesHere(ctx context.Context, c Caller, o QueueListOptions, limit int) (QueueList, *Error) {
 	v, _, e := s.view(ctx, c, "Queues could not be listed.")
 	if e != nil {
 		return QueueList{}, e

@@ -1,0 +1,460 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/store"
+)
+
+// Routing between pools (docs/pools.md). Every node serves every queue: a
+// request for a queue placed on another pool is carried to a node of that
+// pool. The catalog (pools, flavors, placements) lives in the catalog
+// pool's store; nodes of other pools reach it through the pool routes of
+// the node channel (PoolRouteCatalog).
+
+// Pool routes: the names under raftnode's pool prefix that the transports
+// and the service serve to nodes of every pool.
+const (
+	PoolRouteCatalog = "catalog" // catalog reads and placements (catalogRequest)
+	PoolRouteQueues  = "queues"  // one pool's part of a project-wide listing
+	PoolRouteREST    = "rest"    // a carried REST request
+	PoolRouteWS      = "ws"      // a carried websocket action
+)
+
+// StatusMisdirected answers a carried request for a queue the receiving
+// pool does not hold; the sender forgets its route and asks the catalog
+// again.
+const StatusMisdirected = http.StatusMisdirectedRequest
+
+// HeaderPool names, on every answer about one queue of a deployment with
+// pools, the pool that served it.
+const HeaderPool = "X-Zaqar-Pool"
+
+// Route says where requests on one queue are served.
+type Route struct {
+	// Pool is the owning pool's registered name ("" for the catalog pool
+	// when it is not registered under a name, or without pools).
+	Pool string
+	// Addrs are the owning pool's node addresses; nil when this node's
+	// own pool holds the queue.
+	Addrs []string
+}
+
+// Local reports whether this node's pool serves the queue.
+func (r Route) Local() bool { return r.Addrs == nil }
+
+// poolSet is the catalog's pools as a node last read them.
+type poolSet struct {
+	pools   map[string][]string // registered name → node addresses
+	weights map[string]uint64
+	self    string // this node's group's registered name ("" none)
+	catalog string // the catalog group's registered name ("" none)
+	at      time.Time
+}
+
+// poolRouter holds what a node knows about pools: the catalog's address,
+// the pools (refreshed at most every poolSetTTL) and a bounded cache of
+// placements. Placements never change while their pool is registered
+// (store/placement.go), so a cached one is stale only once its pool was
+// deleted; the receiving pool catches that (Holds) and the sender forgets
+// the route.
+type poolRouter struct {
+	catalogAddrs []string // nil: this node's group holds the catalog
+
+	mu     sync.Mutex
+	set    *poolSet
+	routes map[string]string // scope \x00 queue → pool name
+	next   atomic.Uint32     // rotates the first node tried in a pool
+}
+
+const (
+	poolSetTTL    = time.Second
+	maxRouteCache = 1 << 16
+)
+
+func routeKey(scope, queue string) string { return scope + "\x00" + queue }
+
+// catalogRequest is a call to the catalog pool.
+type catalogRequest struct {
+	Op      string `json:"op"` // "place", "pools", "secret", "holds"
+	Scope   string `json:"scope,omitempty"`
+	Queue   string `json:"queue,omitempty"`
+	Project string `json:"project,omitempty"`
+	Create  bool   `json:"create,omitempty"`
+	Flavor  string `json:"flavor,omitempty"`
+}
+
+// catalogAnswer is the catalog pool's answer.
+type catalogAnswer struct {
+	Pool    string              `json:"pool,omitempty"`
+	Placed  bool                `json:"placed,omitempty"`
+	Pools   map[string][]string `json:"pools,omitempty"`
+	Weights map[string]uint64   `json:"weights,omitempty"`
+	Catalog string              `json:"catalog,omitempty"`
+	Secret  []byte              `json:"secret,omitempty"`
+	Holds   bool                `json:"holds,omitempty"`
+	Error   *Error              `json:"error,omitempty"`
+}
+
+// holdsCatalog reports whether this node's group holds the catalog.
+func (s *Service) holdsCatalog() bool { return len(s.pools.catalogAddrs) == 0 }
+
+// poolSet returns the pools, read again when older than poolSetTTL.
+func (s *Service) poolSet(ctx context.Context) (*poolSet, *Error) {
+	s.pools.mu.Lock()
+	cur := s.pools.set
+	s.pools.mu.Unlock()
+	if cur != nil && time.Since(cur.at) < poolSetTTL {
+		return cur, nil
+	}
+	next := &poolSet{pools: map[string][]string{}, weights: map[string]uint64{}, at: time.Now()}
+	if s.holdsCatalog() {
+		v := s.store.View()
+		all, err := v.ListPools("", -1)
+		v.Close()
+		if err != nil {
+			return nil, storeFailure("The pools could not be read.", err)
+		}
+		for _, p := range all {
+			next.pools[p.Name], next.weights[p.Name] = p.Addresses, p.Weight
+		}
+		next.self = s.groupName(next.pools)
+		next.catalog = next.self
+	} else {
+		ans, e := s.callCatalog(ctx, catalogRequest{Op: "pools"})
+		if e != nil {
+			if cur != nil {
+				return cur, nil // keep serving known placements (docs/operations.md)
+			}
+			return nil, e
+		}
+		next.pools, next.weights, next.catalog = ans.Pools, ans.Weights, ans.Catalog
+		if next.pools == nil {
+			next.pools = map[string][]string{}
+		}
+		next.self = s.groupName(next.pools)
+	}
+	s.pools.mu.Lock()
+	s.pools.set = next
+	s.pools.mu.Unlock()
+	return next, nil
+}
+
+// groupName returns the registered name of the pool one of whose
+// addresses is a member of this node's group, or "".
+func (s *Service) groupName(pools map[string][]string) string {
+	members := s.node.Members()
+	names := make([]string, 0, len(pools))
+	for n := range pools {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, m := range members {
+			if slices.Contains(pools[n], m.Address) {
+				return n
+			}
+		}
+	}
+	return ""
+}
+
+// PoolsInUse reports whether requests may have to be carried to another
+// pool: this node's group is not the catalog's, or pools are registered.
+func (s *Service) PoolsInUse(ctx context.Context) bool {
+	if !s.holdsCatalog() {
+		return true
+	}
+	set, e := s.poolSet(ctx)
+	return e == nil && len(set.pools) > 0
+}
+
+// RouteQueue says where requests on the caller's queue (or topic) name are
+// served. create asks for a placement if the queue has none (the requests
+// that create queues: PUT, a post, a subscription); flavor is the
+// `_flavor` a PUT names. A queue without a placement lives in the catalog
+// pool.
+func (s *Service) RouteQueue(ctx context.Context, c Caller, name string, create bool, flavor string) (Route, *Error) {
+	return s.routeScoped(ctx, c.scope(), c.Project, name, create, flavor)
+}
+
+func (s *Service) routeScoped(ctx context.Context, scope, project, name string, create bool, flavor string) (Route, *Error) {
+	if !s.PoolsInUse(ctx) {
+		return Route{}, nil
+	}
+	set, e := s.poolSet(ctx)
+	if e != nil {
+		return Route{}, e
+	}
+	key := routeKey(scope, name)
+	s.pools.mu.Lock()
+	pool, cached := s.pools.routes[key]
+	s.pools.mu.Unlock()
+	if cached && (flavor == "" || !create) {
+		return s.routeTo(set, pool, true)
+	}
+	var ans catalogAnswer
+	if s.holdsCatalog() {
+		ans, e = s.catalogPlace(ctx, catalogRequest{Op: "place", Scope: scope, Queue: name, Project: project, Create: create, Flavor: flavor})
+	} else {
+		ans, e = s.callCatalog(ctx, catalogRequest{Op: "place", Scope: scope, Queue: name, Project: project, Create: create, Flavor: flavor})
+	}
+	if e != nil {
+		return Route{}, e
+	}
+	if !ans.Placed {
+		return s.routeTo(set, "", false)
+	}
+	s.pools.mu.Lock()
+	if len(s.pools.routes) >= maxRouteCache {
+		clear(s.pools.routes)
+	}
+	s.pools.routes[key] = ans.Pool
+	s.pools.mu.Unlock()
+	if _, known := set.pools[ans.Pool]; !known && ans.Pool != "" {
+		// A pool registered after the set was read.
+		s.pools.mu.Lock()
+		s.pools.set = nil
+		s.pools.mu.Unlock()
+		if set, e = s.poolSet(ctx); e != nil {
+			return Route{}, e
+		}
+	}
+	return s.routeTo(set, ans.Pool, true)
+}
+
+// routeTo turns a pool name into a route; placed is false for a queue
+// without a placement (the catalog pool's).
+func (s *Service) routeTo(set *poolSet, pool string, placed bool) (Route, *Error) {
+	if !placed || pool == "" || pool == set.catalog {
+		if s.holdsCatalog() {
+			return Route{Pool: set.catalog}, nil
+		}
+		if addrs := set.pools[set.catalog]; set.catalog != "" && len(addrs) > 0 {
+			return Route{Pool: set.catalog, Addrs: addrs}, nil
+		}
+		return Route{Pool: set.catalog, Addrs: s.pools.catalogAddrs}, nil
+	}
+	if pool == set.self {
+		return Route{Pool: pool}, nil
+	}
+	addrs, ok := set.pools[pool]
+	if !ok {
+		return Route{}, Errf(http.StatusServiceUnavailable, TitleServiceUnavailable, "Pool %s is not registered any more. Please try again.", pool)
+	}
+	return Route{Pool: pool, Addrs: addrs}, nil
+}
+
+// RouteCatalog is where pool and flavor requests are served: the catalog
+// pool.
+func (s *Service) RouteCatalog(ctx context.Context) (Route, *Error) {
+	if s.holdsCatalog() {
+		return Route{}, nil
+	}
+	set, e := s.poolSet(ctx)
+	if e != nil {
+		set = &poolSet{}
+	}
+	return s.routeTo(set, "", false)
+}
+
+// ForgetRoute drops the cached placement of the caller's queue, after the
+// pool it named refused a request for it.
+func (s *Service) ForgetRoute(c Caller, name string) {
+	s.pools.mu.Lock()
+	delete(s.pools.routes, routeKey(c.scope(), name))
+	s.pools.set = nil
+	s.pools.mu.Unlock()
+}
+
+// Holds reports whether this node's pool serves the caller's queue: it
+// holds it in its store, or the catalog places it here. A carried request
+// for a queue it does not hold is refused (StatusMisdirected).
+func (s *Service) Holds(ctx context.Context, c Caller, name string) (bool, *Error) {
+	v := s.store.View()
+	q, err := v.Queue(c.scope(), name)
+	v.Close()
+	if err != nil {
+		return false, storeFailure("The queue could not be read.", err)
+	}
+	if q != nil {
+		return true, nil
+	}
+	r, e := s.RouteQueue(ctx, c, name, false, "")
+	return e == nil && r.Local(), e
+}
+
+// CallPool sends a carried request to a node of route's pool and returns
+// the node channel's answer. An unreachable pool is 503.
+func (s *Service) CallPool(ctx context.Context, route Route, name string, body []byte) (int, []byte, *Error) {
+	start := int(s.pools.next.Add(1))
+	status, answer, err := s.node.CallGroup(ctx, route.Addrs, start, poolPath(name), body)
+	if err != nil {
+		s.log.Info("pool unreachable", "pool", route.Pool, "err", err)
+		pool := route.Pool
+		if pool == "" {
+			pool = "catalog"
+		}
+		return 0, nil, Errf(http.StatusServiceUnavailable, TitleServiceUnavailable, "Pool %s cannot be reached. Please try again in a few seconds.", pool)
+	}
+	return status, answer, nil
+}
+
+func poolPath(name string) string { return "/internal/v1/pool/" + name }
+
+// callCatalog asks the catalog pool.
+func (s *Service) callCatalog(ctx context.Context, req catalogRequest) (catalogAnswer, *Error) {
+	body, _ := json.Marshal(req)
+	s.pools.mu.Lock()
+	set := s.pools.set
+	s.pools.mu.Unlock()
+	addrs := s.pools.catalogAddrs
+	if set != nil && set.catalog != "" && len(set.pools[set.catalog]) > 0 {
+		addrs = append(slices.Clone(set.pools[set.catalog]), addrs...)
+	}
+	status, answer, e := s.CallPool(ctx, Route{Pool: "catalog", Addrs: addrs}, PoolRouteCatalog, body)
+	if e != nil {
+		return catalogAnswer{}, e
+	}
+	var ans catalogAnswer
+	if status != http.StatusOK || json.Unmarshal(answer, &ans) != nil {
+		return catalogAnswer{}, unavailable("The catalog could not be read.", errors.New(string(answer)))
+	}
+	if ans.Error != nil {
+		return catalogAnswer{}, ans.Error
+	}
+	return ans, nil
+}
+
+// ServeCatalog answers a catalogRequest from a node of another pool.
+func (s *Service) ServeCatalog(ctx context.Context, body []byte) []byte {
+	var req catalogRequest
+	var ans catalogAnswer
+	var e *Error
+	switch {
+	case json.Unmarshal(body, &req) != nil:
+		e = badRequest("The catalog request could not be parsed.")
+	case req.Op == "holds":
+		v := s.store.View()
+		held, err := v.HoldsQueues()
+		v.Close()
+		ans.Holds, e = held, nil
+		if err != nil {
+			e = storeFailure("The store could not be read.", err)
+		}
+	case !s.holdsCatalog():
+		e = Errf(http.StatusServiceUnavailable, TitleServiceUnavailable, "This node's pool does not hold the catalog.")
+	case req.Op == "place":
+		ans, e = s.catalogPlace(ctx, req)
+	case req.Op == "pools":
+		var set *poolSet
+		if err := s.node.ReadBarrier(ctx); err != nil {
+			e = unavailable("The pools could not be read.", err)
+			break
+		}
+		s.pools.mu.Lock()
+		s.pools.set = nil
+		s.pools.mu.Unlock()
+		if set, e = s.poolSet(ctx); e == nil {
+			ans.Pools, ans.Weights, ans.Catalog = set.pools, set.weights, set.catalog
+		}
+	case req.Op == "secret":
+		ans.Secret, e = s.signingKey()
+	default:
+		e = badRequest("Unknown catalog operation %q.", req.Op)
+	}
+	ans.Error = e
+	out, _ := json.Marshal(ans)
+	return out
+}
+
+// catalogPlace reads a queue's placement in the catalog (linearizable)
+// and, when it has none and create is set, places it: on a pool drawn by
+// weight among those with weight above 0 (among the flavor's pools when
+// one is named), before the log. PlaceQueue applies as insert-if-absent,
+// so two first requests on two nodes end with one placement.
+func (s *Service) catalogPlace(ctx context.Context, req catalogRequest) (catalogAnswer, *Error) {
+	const what = "The queue could not be placed."
+	v, e := s.catalogView(ctx, what)
+	if e != nil {
+		return catalogAnswer{}, e
+	}
+	pool, placed, err := v.Placement(req.Scope, req.Queue)
+	if err != nil || placed || !req.Create {
+		v.Close()
+		if err != nil {
+			return catalogAnswer{}, storeFailure(what, err)
+		}
+		return catalogAnswer{Pool: pool, Placed: placed}, nil
+	}
+	var candidates []*store.Pool
+	if req.Flavor != "" {
+		f, err := v.Flavor(req.Project, req.Flavor)
+		if err == nil && f == nil {
+			v.Close()
+			return catalogAnswer{}, badBody("Flavor %s does not exist.", req.Flavor)
+		}
+		if err == nil {
+			candidates, err = v.PoolsOfFlavor(req.Flavor)
+		}
+		if err != nil {
+			v.Close()
+			return catalogAnswer{}, storeFailure(what, err)
+		}
+	} else if candidates, err = v.ListPools("", -1); err != nil {
+		v.Close()
+		return catalogAnswer{}, storeFailure(what, err)
+	}
+	v.Close()
+	set, e := s.poolSet(ctx)
+	if e != nil {
+		return catalogAnswer{}, e
+	}
+	choice := drawPool(candidates)
+	if choice == "" {
+		if len(candidates) == 0 && req.Flavor == "" && set.catalog == "" {
+			// Pools are registered but not this group: with no pool to
+			// choose, the queue stays in the catalog pool.
+			return catalogAnswer{}, nil
+		}
+		if req.Flavor != "" {
+			return catalogAnswer{}, badBody("Flavor %s has no pool that accepts new queues.", req.Flavor)
+		}
+		return catalogAnswer{}, Errf(http.StatusServiceUnavailable, TitleServiceUnavailable, "No pool accepts new queues (every pool's weight is 0).")
+	}
+	res, _, e := s.propose(ctx, what, &fsm.PlaceQueue{Project: req.Scope, Queue: req.Queue, Pool: choice, CatalogPool: set.catalog})
+	if e != nil {
+		return catalogAnswer{}, e
+	}
+	return catalogAnswer{Pool: res.ID, Placed: true}, nil
+}
+
+// drawPool draws a pool with probability proportional to its weight; ""
+// if no pool has weight above 0.
+func drawPool(pools []*store.Pool) string {
+	var total uint64
+	for _, p := range pools {
+		total += p.Weight
+	}
+	if total == 0 {
+		return ""
+	}
+	n := rand.Uint64N(total)
+	for _, p := range pools {
+		if n < p.Weight {
+			return p.Name
+		}
+		n -= p.Weight
+	}
+	return pools[len(pools)-1].Name
+}
