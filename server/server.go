@@ -324,6 +324,7 @@ func (s *Server) buildAPI() error {
 	cfg := s.cfg
 	wsCfg := cfg.WS
 	wsCfg.Service, wsCfg.Registry, wsCfg.Logger, wsCfg.NodeID = s.svc, s.registry, s.log, cfg.NodeID
+	wsCfg.PoolRoutes = s.node.PoolHandler
 	if s.keystone != nil {
 		wsCfg.Auth = s.keystone
 	}

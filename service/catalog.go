@@ -315,6 +315,9 @@ func (s *Service) DeletePool(ctx context.Context, name string) *Error {
 		return v.CheckDeletePool(name)
 	})
 	if e == nil && res.Changed {
+		e = s.refuseHoldingPool(ctx, name, what)
+	}
+	if e == nil && res.Changed {
 		res, _, e = s.propose(ctx, what, &fsm.DeletePool{Name: name})
 	}
 	if e != nil {
@@ -324,6 +327,61 @@ func (s *Service) DeletePool(ctx context.Context, name string) *Error {
 		return nil
 	}
 	return poolRefusal(name, "", res)
+}
+
+// refuseHoldingPool answers 403 if the pool holds queues: its placements
+// would be dropped with it and its queues become unreachable. Only the
+// pool itself knows (its store), so a pool with placements, or the
+// catalog's own group, is asked; one that cannot be asked is 503.
+func (s *Service) refuseHoldingPool(ctx context.Context, name, what string) *Error {
+	v, e := s.catalogView(ctx, what)
+	if e != nil {
+		return e
+	}
+	p, err := v.Pool(name)
+	var placed int
+	if err == nil && p != nil {
+		placed, err = v.PlacementCount(name, 1)
+	}
+	v.Close()
+	if err != nil {
+		return storeFailure(what, err)
+	}
+	if p == nil {
+		return nil // the apply answers for a pool deleted meanwhile
+	}
+	set, e := s.poolSet(ctx)
+	if e != nil {
+		return e
+	}
+	self := name == set.self
+	if placed == 0 && !self {
+		return nil
+	}
+	var holds bool
+	if self {
+		lv := s.store.View()
+		holds, err = lv.HoldsQueues()
+		lv.Close()
+		if err != nil {
+			return storeFailure(what, err)
+		}
+	} else {
+		body, _ := json.Marshal(catalogRequest{Op: "holds"})
+		status, answer, e := s.CallPool(ctx, Route{Pool: name, Addrs: p.Addresses}, PoolRouteCatalog, body)
+		if e != nil {
+			return e
+		}
+		var ans catalogAnswer
+		if status != http.StatusOK || json.Unmarshal(answer, &ans) != nil || ans.Error != nil {
+			return Errf(http.StatusServiceUnavailable, TitleServiceUnavailable, "Pool %s could not say whether it holds queues. Please try again.", name)
+		}
+		holds = ans.Holds
+	}
+	if holds {
+		return Errf(http.StatusForbidden, TitleUnableToDelete, "Pool %s still holds queues; It cannot be deleted.", name)
+	}
+	return nil
 }
 
 // PoolList is a page of pools.

@@ -69,7 +69,8 @@ func (c *Conn) handle(ctx context.Context, in inbound) []byte {
 		ClientID: clientID, HasClientID: true, Project: project, HasProject: true,
 		Roles: roles, Identity: c.identity.Load(), Signature: signature(req.Headers),
 	}
-	caller, e := c.srv.svc.Admit(ctx, cred, call.operation(a))
+	op := call.operation(a)
+	caller, e := c.srv.svc.Admit(ctx, cred, op)
 	switch {
 	case e == service.ErrSignatureRefused || e == service.ErrNotAuthenticated:
 		return c.respond(label, echo, plainError(http.StatusForbidden, "Not authentified."))
@@ -84,6 +85,9 @@ func (c *Conn) handle(ctx context.Context, in inbound) []byte {
 	}
 	rctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
+	if out, carried := call.route(rctx, a, op); carried {
+		return c.respond(label, echo, out)
+	}
 	return c.respond(label, echo, a.run(rctx, call))
 }
 
