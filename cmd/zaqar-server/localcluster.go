@@ -304,6 +304,11 @@ func registerLocalPools(ctx context.Context, hc *http.Client, scheme string, pla
 		err := retry(p.Name+" to elect a leader", func() (bool, error) {
 			for _, n := range p.Nodes {
 				status, body, err := localAdminRequest(ctx, hc, http.MethodGet, base(n)+"/admin/cluster", nil)
+				if err == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden) {
+					// Not no-auth mode (-auth-strategy keystone): X-Roles is
+					// not believed.
+					return true, fmt.Errorf("GET %s/admin/cluster: %d %s", base(n), status, bytes.TrimSpace(body))
+				}
 				if err != nil || status != http.StatusOK {
 					continue
 				}

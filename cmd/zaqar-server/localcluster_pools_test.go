@@ -146,3 +146,27 @@ func TestRegisterLocalPools_WaitsForLeadersAndRegistersAsAdmin(t *testing.T) {
 	}
 	t.Logf("summary:%s", summary)
 }
+
+// TestRegisterLocalPools_StopsAtOnceWhenNotAnAdmin checks that a cluster
+// that does not believe X-Roles (Keystone mode) ends the registration at
+// once instead of waiting for a leader it is not allowed to see.
+func TestRegisterLocalPools_StopsAtOnceWhenNotAnAdmin(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error": "Authentication required"}`, http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	plan := localClusterPlan(3, 2, 8888, 7888, "data", "", nil)
+	for p := range plan {
+		for i := range plan[p].Nodes {
+			plan[p].Nodes[i].API = strings.TrimPrefix(srv.URL, "http://")
+		}
+	}
+	start := time.Now()
+	_, err := registerLocalPools(context.Background(), srv.Client(), "http", plan, 100, time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("registration against a Keystone-mode cluster: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the refusal took %s", d)
+	}
+}
