@@ -243,6 +243,9 @@ func (c *CreateQueue) decode(d *codec.Decoder) {
 	c.Metadata = d.Bytes()
 }
 func (c *CreateQueue) apply(t *store.Txn, now int64) Result {
+	if t.Misplaced(c.Project, c.Queue) {
+		return Result{Status: StatusMisplaced}
+	}
 	return Result{Changed: t.CreateQueue(c.Project, c.Queue, now, c.Settings, c.Metadata)}
 }
 
@@ -364,6 +367,9 @@ func (c *PostMessages) decode(d *codec.Decoder) {
 	c.BodySize = d.Varint()
 }
 func (c *PostMessages) apply(t *store.Txn, now int64) Result {
+	if t.Misplaced(c.Project, c.Queue) {
+		return Result{Status: StatusMisplaced}
+	}
 	if s, ok := t.QueueSettings(c.Project, c.Queue); ok && s.MaxPostSize > 0 && c.BodySize > s.MaxPostSize {
 		return Result{Status: StatusTooLarge, Count: int(s.MaxPostSize)}
 	}
@@ -572,6 +578,9 @@ func (c *Subscribe) decode(d *codec.Decoder) {
 	c.Confirmed = d.Bool()
 }
 func (c *Subscribe) apply(t *store.Txn, now int64) Result {
+	if t.Misplaced(c.Project, c.Queue) {
+		return Result{Status: StatusMisplaced}
+	}
 	out, id := t.CreateSubscription(c.Project, c.Queue, store.Subscription{
 		ID: c.ID, Subscriber: c.Subscriber, TTL: c.TTL, Options: c.Options, Confirmed: c.Confirmed,
 	}, now)

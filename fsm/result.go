@@ -21,6 +21,7 @@ const (
 	StatusBadClaim          // the claim id cannot name a claim
 	StatusTooLarge          // the post exceeds the queue's size limit (Count holds the limit)
 	StatusInUse             // the pool belongs to a flavor (ID names it)
+	StatusMisplaced         // the catalog places the queue on another pool: it is not created here
 )
 
 func (s Status) String() string {
@@ -41,6 +42,8 @@ func (s Status) String() string {
 		return "too large"
 	case StatusInUse:
 		return "in use"
+	case StatusMisplaced:
+		return "misplaced"
 	}
 	return fmt.Sprintf("status(%d)", byte(s))
 }

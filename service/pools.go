@@ -40,6 +40,14 @@ const StatusMisdirected = http.StatusMisdirectedRequest
 // pools, the pool that served it.
 const HeaderPool = "X-Zaqar-Pool"
 
+// errMisplaced answers a request that this node served as if its queue
+// lived here while the catalog had placed it on another pool (the node's
+// view of the pools was a moment old): the apply refused to create the
+// queue here (store.Txn.Misplaced), nothing changed, and a retry is
+// routed to the right pool.
+var errMisplaced = &Error{Status: http.StatusServiceUnavailable, Title: TitleServiceUnavailable,
+	Description: "The queue was placed on another pool a moment ago. Please try again."}
+
 // Route says where requests on one queue are served.
 type Route struct {
 	// Pool is the owning pool's registered name ("" for the catalog pool
@@ -92,6 +100,10 @@ type catalogRequest struct {
 	Project string `json:"project,omitempty"`
 	Create  bool   `json:"create,omitempty"`
 	Flavor  string `json:"flavor,omitempty"`
+	// Pool, with Create, places the queue on this pool instead of drawing
+	// one ("" with Beside: the catalog pool).
+	Pool   string `json:"pool,omitempty"`
+	Beside bool   `json:"beside,omitempty"`
 }
 
 // catalogAnswer is the catalog pool's answer.
@@ -200,7 +212,7 @@ func (s *Service) routeScoped(ctx context.Context, scope, project, name string, 
 	s.pools.mu.Lock()
 	pool, cached := s.pools.routes[key]
 	s.pools.mu.Unlock()
-	if cached && (flavor == "" || !create) {
+	if _, known := set.pools[pool]; cached && (known || pool == "") && (flavor == "" || !create) {
 		return s.routeTo(set, pool, true)
 	}
 	var ans catalogAnswer
@@ -266,6 +278,22 @@ func (s *Service) RouteCatalog(ctx context.Context) (Route, *Error) {
 		set = &poolSet{}
 	}
 	return s.routeTo(set, "", false)
+}
+
+// catalogApplied drops the pools a node read when an applied entry changed
+// them, so that a catalog node's next request reads them again.
+func (s *Service) catalogApplied(results []*fsm.EntryResult) {
+	for _, r := range results {
+		for _, c := range r.Commands {
+			switch c.Type() {
+			case fsm.TypeCreatePool, fsm.TypeUpdatePool, fsm.TypeDeletePool, fsm.TypePutFlavor, fsm.TypeDeleteFlavor:
+				s.pools.mu.Lock()
+				s.pools.set = nil
+				s.pools.mu.Unlock()
+				return
+			}
+		}
+	}
 }
 
 // ForgetRoute drops the cached placement of the caller's queue, after the
@@ -397,34 +425,35 @@ func (s *Service) catalogPlace(ctx context.Context, req catalogRequest) (catalog
 		}
 		return catalogAnswer{Pool: pool, Placed: placed}, nil
 	}
-	var candidates []*store.Pool
-	if req.Flavor != "" {
-		f, err := v.Flavor(req.Project, req.Flavor)
-		if err == nil && f == nil {
+	all, err := v.ListPools("", -1)
+	candidates := all
+	if err == nil && req.Flavor != "" {
+		var f *store.Flavor
+		if f, err = v.Flavor(req.Project, req.Flavor); err == nil && f == nil {
 			v.Close()
 			return catalogAnswer{}, badBody("Flavor %s does not exist.", req.Flavor)
 		}
 		if err == nil {
 			candidates, err = v.PoolsOfFlavor(req.Flavor)
 		}
-		if err != nil {
-			v.Close()
-			return catalogAnswer{}, storeFailure(what, err)
-		}
-	} else if candidates, err = v.ListPools("", -1); err != nil {
-		v.Close()
-		return catalogAnswer{}, storeFailure(what, err)
 	}
 	v.Close()
-	set, e := s.poolSet(ctx)
-	if e != nil {
-		return catalogAnswer{}, e
+	if err != nil {
+		return catalogAnswer{}, storeFailure(what, err)
 	}
+	// The catalog group's registered name, from the same view as the
+	// candidates.
+	byName := map[string][]string{}
+	for _, p := range all {
+		byName[p.Name] = p.Addresses
+	}
+	catalogName := s.groupName(byName)
 	choice := drawPool(candidates)
-	if choice == "" {
-		if len(candidates) == 0 && req.Flavor == "" && set.catalog == "" {
-			// Pools are registered but not this group: with no pool to
-			// choose, the queue stays in the catalog pool.
+	if req.Beside {
+		choice = req.Pool
+	} else if choice == "" {
+		if len(all) == 0 {
+			// No pool is registered: the queue stays in the catalog pool.
 			return catalogAnswer{}, nil
 		}
 		if req.Flavor != "" {
@@ -432,7 +461,7 @@ func (s *Service) catalogPlace(ctx context.Context, req catalogRequest) (catalog
 		}
 		return catalogAnswer{}, Errf(http.StatusServiceUnavailable, TitleServiceUnavailable, "No pool accepts new queues (every pool's weight is 0).")
 	}
-	res, _, e := s.propose(ctx, what, &fsm.PlaceQueue{Project: req.Scope, Queue: req.Queue, Pool: choice, CatalogPool: set.catalog})
+	res, _, e := s.propose(ctx, what, &fsm.PlaceQueue{Project: req.Scope, Queue: req.Queue, Pool: choice, CatalogPool: catalogName})
 	if e != nil {
 		return catalogAnswer{}, e
 	}
@@ -457,4 +486,44 @@ func drawPool(pools []*store.Pool) string {
 		n -= p.Weight
 	}
 	return pools[len(pools)-1].Name
+}
+
+// placeBeside makes sure a dead-letter queue lives on the same pool as the
+// queue whose messages move to it (the move is one apply in one store): a
+// dead-letter queue without a placement is placed beside the queue; one
+// placed on another pool is refused (400).
+func (s *Service) placeBeside(ctx context.Context, c Caller, queue, dlq string) *Error {
+	if dlq == "" || !s.PoolsInUse(ctx) {
+		return nil
+	}
+	here, e := s.RouteQueue(ctx, c, queue, false, "")
+	if e != nil {
+		return e
+	}
+	set, e := s.poolSet(ctx)
+	if e != nil {
+		return e
+	}
+	pool := here.Pool
+	if here.Local() {
+		pool = set.self
+		if s.holdsCatalog() && set.self == "" {
+			pool = set.catalog
+		}
+	}
+	req := catalogRequest{Op: "place", Scope: c.scope(), Queue: dlq, Project: c.Project, Create: true, Beside: true, Pool: pool}
+	var ans catalogAnswer
+	if s.holdsCatalog() {
+		ans, e = s.catalogPlace(ctx, req)
+	} else {
+		ans, e = s.callCatalog(ctx, req)
+	}
+	if e != nil {
+		return e
+	}
+	same := ans.Pool == pool || (ans.Pool == "" && pool == set.catalog) || (pool == "" && ans.Pool == set.catalog)
+	if !same {
+		return badBody("The dead letter queue %s is on pool %s and queue %s on pool %s: a dead letter queue must be on the same pool as its queue.", dlq, ans.Pool, queue, pool)
+	}
+	return nil
 }

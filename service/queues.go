@@ -69,6 +69,9 @@ func (s *Service) CreateQueue(ctx context.Context, c Caller, name string, body [
 	if e != nil {
 		return false, e
 	}
+	if e := s.placeBeside(ctx, c, name, settings.DeadLetter); e != nil {
+		return false, e
+	}
 	encoded := encodeMetadata(meta)
 	op := &Op{Kind: OpSetQueueMetadata, Caller: c, Queue: name, Metadata: encoded}
 	if e := s.pipeline.before(ctx, op); e != nil {
@@ -390,6 +393,9 @@ func (s *Service) PatchQueue(ctx context.Context, c Caller, name string, ops []P
 		}
 		settings, e := s.validateMetadata(meta)
 		if e != nil {
+			return nil, e
+		}
+		if e := s.placeBeside(ctx, c, name, settings.DeadLetter); e != nil {
 			return nil, e
 		}
 		op := &Op{Kind: OpSetQueueMetadata, Caller: c, Queue: name, Metadata: encoded}

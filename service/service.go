@@ -256,6 +256,9 @@ func (s *Service) propose(ctx context.Context, what string, cmd fsm.Command) (fs
 	if len(res.Results) != 1 {
 		return fsm.Result{}, 0, &Error{Status: 500, Title: TitleInternalServerError, Description: "command produced no result"}
 	}
+	if res.Results[0].Status == fsm.StatusMisplaced {
+		return fsm.Result{}, 0, errMisplaced
+	}
 	return res.Results[0], res.Now, nil
 }
 

@@ -19,6 +19,14 @@ func placedKey(pool, project, queue string) []byte {
 	return appendString(appendString(placedPrefix(pool), project), queue)
 }
 
+// A placement record is one byte, placedHere if the pool is the catalog
+// pool's own group (this store's) and placedAway otherwise, then the
+// pool's name.
+const (
+	placedAway byte = 0
+	placedHere byte = 1
+)
+
 // placement returns the pool the queue is placed on; ok is false if it has
 // no placement.
 func (r reader) placement(project, queue string) (pool string, ok bool, err error) {
@@ -26,7 +34,26 @@ func (r reader) placement(project, queue string) (pool string, ok bool, err erro
 	if err != nil || !ok {
 		return "", ok, err
 	}
-	return string(v), true, nil
+	if len(v) == 0 {
+		return "", false, fmt.Errorf("store: empty placement record for %q", queue)
+	}
+	return string(v[1:]), true, nil
+}
+
+// Misplaced reports whether creating the queue in this store would put it
+// where the catalog does not place it: it does not exist here and the
+// catalog, which lives in this store in the catalog pool, places it on
+// another pool. Every apply that creates a queue (PUT, a post, a
+// subscription) checks it, so a node that routed a request with a stale
+// view of the pools cannot create a queue in the wrong pool: in the
+// catalog pool the placement and the queue are in one store and the check
+// is part of the same apply. Other pools' stores hold no placements.
+func (t *Txn) Misplaced(project, queue string) bool {
+	if q := must(t.r.queue(project, queue)); q != nil {
+		return false
+	}
+	v, ok := must2(t.r.get(placementKey(project, queue)))
+	return ok && len(v) > 0 && v[0] != placedHere
 }
 
 // Placement returns the pool the queue is placed on; ok is false if the
@@ -73,7 +100,11 @@ func (t *Txn) PlaceQueue(project, queue, pool, catalogPool string) string {
 	if q := must(t.r.queue(project, queue)); q != nil {
 		pool = catalogPool
 	}
-	t.set(placementKey(project, queue), []byte(pool))
+	flag := placedAway
+	if pool == catalogPool {
+		flag = placedHere
+	}
+	t.set(placementKey(project, queue), append([]byte{flag}, pool...))
 	t.set(placedKey(pool, project, queue), nil)
 	return pool
 }
