@@ -276,6 +276,8 @@ func (s *Server) openNode() error {
 	}
 	s.notifier = notify.New(nc)
 	s.node.HandleInternal(s.notifier.PushHandler())
+	_, push := s.notifier.PushHandler()
+	s.node.PoolHandler(notify.PoolPushRoute, push)
 	s.applyHook.Store(s.notifier)
 	// The notifier's registry of transports judges subscriber URIs, so a
 	// subscription is refused when it is made if its transport would
@@ -324,7 +326,7 @@ func (s *Server) buildAPI() error {
 	cfg := s.cfg
 	wsCfg := cfg.WS
 	wsCfg.Service, wsCfg.Registry, wsCfg.Logger, wsCfg.NodeID = s.svc, s.registry, s.log, cfg.NodeID
-	wsCfg.PoolRoutes = s.node.PoolHandler
+	wsCfg.PoolRoutes, wsCfg.NodeAddr = s.node.PoolHandler, s.node.Addr()
 	if s.keystone != nil {
 		wsCfg.Auth = s.keystone
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/zaqar-raft/zaqar/notify"
 	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/service"
 )
@@ -23,6 +24,11 @@ type carriedAction struct {
 	Body      json.RawMessage `json:"body,omitempty"`
 	Enc       Encoding        `json:"enc"`
 	RequestID string          `json:"request_id,omitempty"`
+	// ConnRef names the connection subscribing itself (subscription_create
+	// without a subscriber): notify.WebsocketNodeRef of the node holding it
+	// and the connection's id.
+	NodeRef string `json:"node_ref,omitempty"`
+	Conn    string `json:"conn,omitempty"`
 }
 
 // carriedReply is the owning node's reply.
@@ -30,11 +36,6 @@ type carriedReply struct {
 	Status int             `json:"status"`
 	Body   json.RawMessage `json:"body"`
 }
-
-// bindsConnection lists the actions that tie a subscription to this
-// connection; the owning pool's leader would have to push to a node of
-// another pool, which the node channel does not offer yet.
-var bindsConnection = map[string]bool{"subscription_create": true, "subscription_delete": true}
 
 // creates lists the actions that create their queue if it does not exist.
 var creates = map[string]bool{"queue_create": true, "message_post": true, "subscription_create": true}
@@ -51,10 +52,14 @@ func (c *call) route(ctx context.Context, a *action, op service.Operation) (repl
 	if rt.Local() {
 		return reply{}, false
 	}
-	if bindsConnection[c.name] {
-		return plainError(http.StatusBadRequest, "Queue "+op.Name+" is held by pool "+rt.Pool+": subscribe this connection on a node of that pool."), true
+	req := carriedAction{Caller: c.caller, Name: op.Name, Action: c.name, Body: c.raw, Enc: c.enc, RequestID: raftnode.RequestID(ctx)}
+	subscribesSelf := c.name == "subscription_create" && !c.has("subscriber")
+	if subscribesSelf {
+		// The owning pool's leader pushes to this node over the pool route.
+		req.NodeRef = notify.WebsocketNodeRef(c.conn.srv.cfg.NodeID, c.conn.srv.cfg.NodeAddr)
+		req.Conn = c.conn.ID
 	}
-	payload, _ := json.Marshal(carriedAction{Caller: c.caller, Name: op.Name, Action: c.name, Body: c.raw, Enc: c.enc, RequestID: raftnode.RequestID(ctx)})
+	payload, _ := json.Marshal(req)
 	for attempt := 0; ; attempt++ {
 		status, answer, e := c.svc.CallPool(ctx, rt, service.PoolRouteWS, payload)
 		if e != nil {
@@ -74,6 +79,7 @@ func (c *call) route(ctx context.Context, a *action, op service.Operation) (repl
 		if status != http.StatusOK || json.Unmarshal(answer, &r) != nil {
 			return plainError(http.StatusServiceUnavailable, "The pool holding this queue could not serve the request. Please try again."), true
 		}
+		c.keepConnSubscriptions(op.Name, subscribesSelf, r)
 		return reply{status: r.Status, body: r.Body}, true
 	}
 }
@@ -87,7 +93,7 @@ func (s *Server) serveCarried(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, known := actions[req.Action]
-	if !known || bindsConnection[req.Action] {
+	if !known {
 		http.Error(w, "action not carried", http.StatusBadRequest)
 		return
 	}
@@ -101,6 +107,8 @@ func (s *Server) serveCarried(w http.ResponseWriter, r *http.Request) {
 	var out reply
 	if msg := c.decodeBody(a); msg != "" {
 		out = plainError(http.StatusBadRequest, msg)
+	} else if run := carriedRun(req); run != nil {
+		out = run(ctx, c)
 	} else {
 		budget := s.cfg.RequestTimeout
 		if req.Action == "claim_create" {
@@ -118,4 +126,79 @@ func (s *Server) serveCarried(w http.ResponseWriter, r *http.Request) {
 	ans, _ := json.Marshal(carriedReply{Status: out.status, Body: body})
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(ans)
+}
+
+// carriedRun returns how a carried action that involves the sending
+// node's connection runs here, or nil to run the action as usual. The
+// connection is on the sending node, which keeps its own list of the
+// subscriptions it made (keepConnSubscriptions).
+func carriedRun(req carriedAction) func(ctx context.Context, c *call) reply {
+	switch {
+	case req.Action == "subscription_create" && req.Conn != "":
+		return func(ctx context.Context, c *call) reply {
+			queue := c.str("queue_name")
+			res, e := c.svc.SubscribeConnection(ctx, c.caller, queue, req.NodeRef, req.Conn, c.withoutQueueName())
+			switch {
+			case e != nil && e.Status == http.StatusConflict:
+				return reply{http.StatusConflict, "Subscription " + queue + " not created."}
+			case e != nil:
+				return errorReply(e)
+			}
+			return reply{http.StatusCreated, map[string]any{"subscription_id": res.ID, "message": "Subscription " + queue + " created."}}
+		}
+	case req.Action == "subscription_delete":
+		return func(ctx context.Context, c *call) reply {
+			id := c.str("subscription_id")
+			if e := c.svc.DeleteSubscription(ctx, c.caller, c.str("queue_name"), id); e != nil {
+				return errorReply(e)
+			}
+			return reply{http.StatusNoContent, "Subscription " + id + " removed."}
+		}
+	}
+	return nil
+}
+
+// keepConnSubscriptions records on the connection a subscription of
+// itself that another pool made, or forgets one it deleted, so that the
+// connection's subscriptions end with it wherever they live.
+func (c *call) keepConnSubscriptions(queue string, subscribesSelf bool, r carriedReply) {
+	switch {
+	case subscribesSelf && r.Status == http.StatusCreated:
+		var created struct {
+			ID string `json:"subscription_id"`
+		}
+		if json.Unmarshal(r.Body, &created) == nil && created.ID != "" {
+			c.conn.subscriptions.add(c.caller, queue, created.ID)
+			c.conn.notifyEnc.set(c.enc)
+		}
+	case c.name == "subscription_delete" && r.Status == http.StatusNoContent:
+		c.conn.subscriptions.remove(queue, c.str("subscription_id"))
+	}
+}
+
+// endSubscription deletes a closed connection's subscription in the pool
+// that holds its queue.
+func (s *Server) endSubscription(ctx context.Context, caller service.Caller, queue, id string) *service.Error {
+	if !s.svc.PoolsInUse(ctx) {
+		return s.svc.DeleteSubscription(ctx, caller, queue, id)
+	}
+	rt, e := s.svc.RouteQueue(ctx, caller, queue, false, "")
+	if e != nil {
+		return e
+	}
+	if rt.Local() {
+		return s.svc.DeleteSubscription(ctx, caller, queue, id)
+	}
+	body, _ := json.Marshal(map[string]string{"queue_name": queue, "subscription_id": id})
+	payload, _ := json.Marshal(carriedAction{Caller: caller, Name: queue, Action: "subscription_delete", Body: body, RequestID: raftnode.RequestID(ctx)})
+	status, answer, e := s.svc.CallPool(ctx, rt, service.PoolRouteWS, payload)
+	if e != nil {
+		return e
+	}
+	var r carriedReply
+	if status != http.StatusOK || json.Unmarshal(answer, &r) != nil || r.Status != http.StatusNoContent {
+		return &service.Error{Status: http.StatusServiceUnavailable, Title: service.TitleServiceUnavailable,
+			Description: "pool " + rt.Pool + " did not delete the subscription"}
+	}
+	return nil
 }

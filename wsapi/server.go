@@ -35,6 +35,10 @@ type Config struct {
 	// NodeID names this node in the addresses of connection subscriptions,
 	// so the leader can route notifications to the node holding them.
 	NodeID string
+	// NodeAddr is this node's node address: with NodeID it names this node
+	// to the pools that push to connections subscribed to their queues
+	// from here (docs/pools.md).
+	NodeAddr string
 	// MaxFrameBytes is the largest frame accepted; a bigger one closes the
 	// connection with 1009 (default 1 MiB + the message post limit).
 	MaxFrameBytes int64
