@@ -158,19 +158,27 @@ func TestPythonZaqarclient_ScenarioWorksAgainstFollowerAndLeader(t *testing.T) {
 		{"leader", leader, follower},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			queue, project := "pyq-"+tc.name, "py-"+tc.name
-			var r scenarioResult
-			runScenarioScript(t, "zaqarclient_scenario.py", tc.target.URL(), tc.target, queue, project, &r)
-			checkScenario(t, &r, queue, project)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-
-			// The queue the scenario deleted is gone on the other node too.
-			rc := newRESTClient(tc.other, "6c7d8e9f-0a1b-4c2d-8e3f-4a5b6c7d8e9f", project)
-			if resp, err := rc.do(ctx, http.MethodHead, "/v2/queues/"+queue, nil); err != nil || resp.Status != http.StatusNotFound {
-				t.Errorf("HEAD /v2/queues/%s on %s after the scenario deleted it: %v %v, want 404", queue, tc.other.ID, resp, err)
-			}
+			runPythonScenario(t, tc.target, tc.other, "pyq-"+tc.name, "py-"+tc.name)
 		})
+	}
+}
+
+// runPythonScenario runs testdata/zaqarclient_scenario.py against target's
+// REST API with queue and project (a project of its own: the scenario
+// lists the project's queues), checks what it printed, and that the queue
+// it deleted is gone through other, another node of the deployment.
+func runPythonScenario(t *testing.T, target, other *proc, queue, project string) {
+	t.Helper()
+	var r scenarioResult
+	runScenarioScript(t, "zaqarclient_scenario.py", target.URL(), target, queue, project, &r)
+	checkScenario(t, &r, queue, project)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	// The queue the scenario deleted is gone on the other node too.
+	rc := newRESTClient(other, "6c7d8e9f-0a1b-4c2d-8e3f-4a5b6c7d8e9f", project)
+	if resp, err := rc.do(ctx, http.MethodHead, "/v2/queues/"+queue, nil); err != nil || resp.Status != http.StatusNotFound {
+		t.Errorf("HEAD /v2/queues/%s on %s after the scenario deleted it: %v %v, want 404", queue, other.ID, resp, err)
 	}
 }
 
