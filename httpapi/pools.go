@@ -41,9 +41,14 @@ type carriedAnswer struct {
 	Body   []byte      `json:"body,omitempty"`
 }
 
-// maxCarriedBody bounds a carried request body; the service's own limits
-// (a post's size) are far below it.
-const maxCarriedBody = 16 << 20
+// carriedBodyLimit is how much of a body is carried: one byte more than
+// the largest any route reads (readBody), so the owning node sees exactly
+// what it would have read from the client and answers an oversized body
+// as it would have.
+func (h *handler) carriedBodyLimit() int {
+	l := h.svc.Limits()
+	return max(l.MaxBodyBytes, l.MaxMessagesPostSize, l.MaxQueueMetadata) + 1
+}
 
 const carriedKey ctxKey = 1
 
@@ -77,7 +82,7 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request, op service.Opera
 	if catalog {
 		rt, e = h.svc.RouteCatalog(ctx)
 	} else {
-		rt, e = h.svc.RouteQueue(ctx, c, op.Name, createsQueue[op.Rule], flavorOf(r, op.Rule))
+		rt, e = h.svc.RouteQueue(ctx, c, op.Name, createsQueue[op.Rule], h.flavorOf(r, op.Rule))
 	}
 	if e != nil {
 		writeError(w, e)
@@ -95,12 +100,12 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request, op service.Opera
 
 // flavorOf returns the `_flavor` a queue PUT names, leaving the body to be
 // read again; "" for every other request.
-func flavorOf(r *http.Request, rule string) string {
+func (h *handler) flavorOf(r *http.Request, rule string) string {
 	if rule != "queues:create" || r.Body == nil {
 		return ""
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxCarriedBody))
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(h.svc.Limits().MaxQueueMetadata)+1))
+	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
 	if err != nil {
 		return ""
 	}
@@ -115,9 +120,9 @@ func flavorOf(r *http.Request, rule string) string {
 // A pool that no longer holds the queue (its cached placement was stale)
 // refuses it; the route is then asked of the catalog again, once.
 func (h *handler) carry(w http.ResponseWriter, r *http.Request, c service.Caller, op service.Operation, catalog bool, rt service.Route, fn http.HandlerFunc) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxCarriedBody+1))
-	if err != nil || len(body) > maxCarriedBody {
-		writeError(w, &service.Error{Status: http.StatusBadRequest, Title: service.TitleInvalidBody, Description: "The request body could not be read."})
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(h.carriedBodyLimit())))
+	if err != nil {
+		writeError(w, &service.Error{Status: http.StatusBadRequest, Title: service.TitleInvalidBody, Description: "Request body could not be read."})
 		return
 	}
 	req := carriedREST{Caller: c, Name: op.Name, Catalog: catalog, RequestID: raftnode.RequestID(r.Context()),
@@ -171,7 +176,7 @@ func (h *handler) carry(w http.ResponseWriter, r *http.Request, c service.Caller
 // (service.StatusMisdirected).
 func (h *handler) serveCarried(w http.ResponseWriter, r *http.Request) {
 	var req carriedREST
-	if err := json.NewDecoder(io.LimitReader(r.Body, 2*maxCarriedBody)).Decode(&req); err != nil {
+	if err := json.NewDecoder(io.LimitReader(r.Body, 2*int64(h.carriedBodyLimit())+1<<20)).Decode(&req); err != nil {
 		http.Error(w, "bad carried request", http.StatusBadRequest)
 		return
 	}
