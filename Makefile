@@ -68,8 +68,9 @@ compat-smoke: compat-deps
 compat-deps:
 	scripts/test-deps.sh compat
 
-## chaos: the chaos suite (docs/testing.md) on a 3-node and a 5-node cluster, CHAOS_DURATION split between them;
-## CHAOS_SEED=<n> reproduces a run; the report is printed and the history and logs are kept (path in the report)
+## chaos: the chaos suite (docs/testing.md) on a 3-node and a 5-node cluster, CHAOS_DURATION split between them, then
+## on two pools of 3 nodes for one size's share (TestChaos_TwoPools, CHAOS_POOLS_DURATION); CHAOS_SEED=<n> reproduces
+## a run; the report is printed and the history and logs are kept (path in the report)
 CHAOS_DURATION ?= 10m
 CHAOS_TIMEOUT  ?= 90m
 chaos:
