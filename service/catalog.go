@@ -331,8 +331,10 @@ func (s *Service) DeletePool(ctx context.Context, name string) *Error {
 
 // refuseHoldingPool answers 403 if the pool holds queues: its placements
 // would be dropped with it and its queues become unreachable. Only the
-// pool itself knows (its store), so a pool with placements, or the
-// catalog's own group, is asked; one that cannot be asked is 503.
+// pool itself knows (its store), so a pool with placements is asked; one
+// that cannot be asked is 503. The catalog pool's own group may always be
+// deregistered: a queue without a placement lives there, so its queues
+// stay where they are served.
 func (s *Service) refuseHoldingPool(ctx context.Context, name, what string) *Error {
 	v, e := s.catalogView(ctx, what)
 	if e != nil {
@@ -354,19 +356,11 @@ func (s *Service) refuseHoldingPool(ctx context.Context, name, what string) *Err
 	if e != nil {
 		return e
 	}
-	self := name == set.self
-	if placed == 0 && !self {
+	if placed == 0 || name == set.self {
 		return nil
 	}
 	var holds bool
-	if self {
-		lv := s.store.View()
-		holds, err = lv.HoldsQueues()
-		lv.Close()
-		if err != nil {
-			return storeFailure(what, err)
-		}
-	} else {
+	{
 		body, _ := json.Marshal(catalogRequest{Op: "holds"})
 		status, answer, e := s.CallPool(ctx, Route{Pool: name, Addrs: p.Addresses}, PoolRouteCatalog, body)
 		if e != nil {
