@@ -208,6 +208,24 @@ func (s *Service) routeScoped(ctx context.Context, scope, project, name string, 
 	if e != nil {
 		return Route{}, e
 	}
+	// A queue this node's store holds is served here: it was created here
+	// only because its placement named this pool (or it had none, in the
+	// catalog pool, and then PlaceQueue keeps it here), and placements do
+	// not move. So requests on existing queues need neither the cache nor
+	// the catalog, which keeps them serving while the catalog pool is down.
+	v := s.store.View()
+	q, err := v.Queue(scope, name)
+	v.Close()
+	if err != nil {
+		return Route{}, storeFailure("The queue could not be read.", err)
+	}
+	if q != nil {
+		pool := set.self
+		if pool == "" && s.holdsCatalog() {
+			pool = set.catalog
+		}
+		return Route{Pool: pool}, nil
+	}
 	key := routeKey(scope, name)
 	s.pools.mu.Lock()
 	pool, cached := s.pools.routes[key]
@@ -309,15 +327,6 @@ func (s *Service) ForgetRoute(c Caller, name string) {
 // holds it in its store, or the catalog places it here. A carried request
 // for a queue it does not hold is refused (StatusMisdirected).
 func (s *Service) Holds(ctx context.Context, c Caller, name string) (bool, *Error) {
-	v := s.store.View()
-	q, err := v.Queue(c.scope(), name)
-	v.Close()
-	if err != nil {
-		return false, storeFailure("The queue could not be read.", err)
-	}
-	if q != nil {
-		return true, nil
-	}
 	r, e := s.RouteQueue(ctx, c, name, false, "")
 	return e == nil && r.Local(), e
 }
