@@ -354,6 +354,18 @@ func (b *poolsRun) run(bin string, extra []string, queues int, cpu1, cpu2, loadC
 		fmt.Fprintf(w, ", %.2fx against 1b (the load generator shared the pool's core, as it shares the pools' in phase 2)", p2.rate()/p1b.rate())
 	}
 	fmt.Fprintf(w, "\nnodes' CPU per message, two pools / one pool (1a): %.2fx\n", p2.nodeUS()/p1a.nodeUS())
+	// The capacity model: a pool's ceiling is a CPU divided by what its
+	// nodes spend per message; n pools on n CPUs, the sum of theirs.
+	one1 := 1e6 / p1a.nodeUS()
+	var two []string
+	var sum float64
+	for i, p := range pools {
+		c := 1e6 / perMsg(p2.ticks[i], p2.msgs[i])
+		sum += c
+		two = append(two, fmt.Sprintf("%s %.0f", p.name, c))
+	}
+	fmt.Fprintf(w, "capacity if each pool had its CPU to itself (1 CPU / its nodes' CPU per message): one pool (1a) %.0f msgs/s; two pools %s = %.0f msgs/s, %.2fx\n",
+		one1, strings.Join(two, " + "), sum, sum/one1)
 	fmt.Fprintf(w, "proxied / direct, nodes' CPU per request (all six nodes): %.0f / %.0f µs = %.2fx; p50 %.1f / %.1f ms\n",
 		proxied.nodeUS(), direct.nodeUS(), proxied.nodeUS()/direct.nodeUS(), ms(proxied.hist.quantile(0.5)), ms(direct.hist.quantile(0.5)))
 	for _, r := range []*loadResult{p1a, p1b, p2, direct, proxied} {
