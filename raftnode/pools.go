@@ -71,9 +71,10 @@ var ErrNotPoolPath = errors.New("raftnode: not a pool route")
 // CallGroup posts body to the pool route path on a node of another (or
 // this) pool, trying addrs in turn from start (mod len(addrs)) until one
 // answers; the answer is returned whatever its status. A node that cannot
-// be reached is skipped only while nothing was sent to it: once a request
-// left, a broken connection is an error, because the call may have had an
-// effect (the caller decides whether to retry).
+// be reached is skipped only while nothing was sent to it: the error is
+// ErrGroupUnreachable when no request left this node, and wraps
+// ErrUnknownOutcome once one did and no answer came back (a broken
+// connection, the deadline), because the call may have had an effect.
 func (n *Node) CallGroup(ctx context.Context, addrs []string, start int, path string, body []byte) (status int, answer []byte, err error) {
 	if !strings.HasPrefix(path, poolPathPrefix) {
 		return 0, nil, fmt.Errorf("%w: %s", ErrNotPoolPath, path)
@@ -88,8 +89,11 @@ func (n *Node) CallGroup(ctx context.Context, addrs []string, start int, path st
 		if err == nil {
 			return ans.status, ans.body, nil
 		}
+		if !errors.Is(err, errNotSent) {
+			return 0, nil, fmt.Errorf("%w: %s on %s: %w", ErrUnknownOutcome, path, addr, err)
+		}
 		reasons = append(reasons, err.Error())
-		if ctx.Err() != nil || !errors.Is(err, errNotSent) {
+		if ctx.Err() != nil {
 			break
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zaqar-raft/zaqar/fsm"
+	"github.com/zaqar-raft/zaqar/raftnode"
 	"github.com/zaqar-raft/zaqar/store"
 )
 
@@ -130,7 +131,20 @@ func (s *Service) poolSet(ctx context.Context) (*poolSet, *Error) {
 		return cur, nil
 	}
 	next := &poolSet{pools: map[string][]string{}, weights: map[string]uint64{}, at: time.Now()}
+	fresh := true
 	if s.holdsCatalog() {
+		// Read the pools at least as fresh as the cluster: a node that is
+		// behind (a new member catching up) would otherwise see no pools
+		// and serve queues of other pools as its own. Without a quorum the
+		// requests fail on their own; stale reads are still served, from
+		// this node's pools.
+		bctx, cancel := context.WithTimeout(ctx, poolSetTTL)
+		err := s.node.ReadBarrier(bctx)
+		cancel()
+		if err != nil && cur != nil {
+			return cur, nil
+		}
+		fresh = err == nil // else used once, not kept
 		v := s.store.View()
 		all, err := v.ListPools("", -1)
 		v.Close()
@@ -156,9 +170,11 @@ func (s *Service) poolSet(ctx context.Context) (*poolSet, *Error) {
 		}
 		next.self = s.groupName(next.pools)
 	}
-	s.pools.mu.Lock()
-	s.pools.set = next
-	s.pools.mu.Unlock()
+	if fresh {
+		s.pools.mu.Lock()
+		s.pools.set = next
+		s.pools.mu.Unlock()
+	}
 	return next, nil
 }
 
@@ -204,15 +220,12 @@ func (s *Service) routeScoped(ctx context.Context, scope, project, name string, 
 	if !s.PoolsInUse(ctx) {
 		return Route{}, nil
 	}
-	set, e := s.poolSet(ctx)
-	if e != nil {
-		return Route{}, e
-	}
 	// A queue this node's store holds is served here: it was created here
 	// only because its placement named this pool (or it had none, in the
 	// catalog pool, and then PlaceQueue keeps it here), and placements do
 	// not move. So requests on existing queues need neither the cache nor
-	// the catalog, which keeps them serving while the catalog pool is down.
+	// the catalog, which keeps them serving while the catalog pool is down,
+	// even on a node that restarted since.
 	v := s.store.View()
 	q, err := v.Queue(scope, name)
 	v.Close()
@@ -220,11 +233,11 @@ func (s *Service) routeScoped(ctx context.Context, scope, project, name string, 
 		return Route{}, storeFailure("The queue could not be read.", err)
 	}
 	if q != nil {
-		pool := set.self
-		if pool == "" && s.holdsCatalog() {
-			pool = set.catalog
-		}
-		return Route{Pool: pool}, nil
+		return Route{Pool: s.ownPoolName(ctx)}, nil
+	}
+	set, e := s.poolSet(ctx)
+	if e != nil {
+		return Route{}, e
 	}
 	key := routeKey(scope, name)
 	s.pools.mu.Lock()
@@ -285,6 +298,24 @@ func (s *Service) routeTo(set *poolSet, pool string, placed bool) (Route, *Error
 	return Route{Pool: pool, Addrs: addrs}, nil
 }
 
+// ownPoolName is the registered name of this node's pool, "" if the
+// pools cannot be read now (it only names the pool in answers).
+func (s *Service) ownPoolName(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, ownPoolNameWait)
+	defer cancel()
+	set, e := s.poolSet(ctx)
+	switch {
+	case e != nil:
+		return ""
+	case set.self == "" && s.holdsCatalog():
+		return set.catalog
+	}
+	return set.self
+}
+
+// ownPoolNameWait bounds reading the pools only to name this node's pool.
+const ownPoolNameWait = 300 * time.Millisecond
+
 // RouteCatalog is where pool and flavor requests are served: the catalog
 // pool.
 func (s *Service) RouteCatalog(ctx context.Context) (Route, *Error) {
@@ -337,10 +368,15 @@ func (s *Service) CallPool(ctx context.Context, route Route, name string, body [
 	start := int(s.pools.next.Add(1))
 	status, answer, err := s.node.CallGroup(ctx, route.Addrs, start, poolPath(name), body)
 	if err != nil {
-		s.log.Info("pool unreachable", "pool", route.Pool, "err", err)
+		s.log.Info("pool call failed", "pool", route.Pool, "err", err)
 		pool := route.Pool
 		if pool == "" {
 			pool = "catalog"
+		}
+		if errors.Is(err, raftnode.ErrUnknownOutcome) {
+			// The request reached pool's node and may have taken effect.
+			return 0, nil, Errf(http.StatusServiceUnavailable, TitleServiceUnavailable,
+				"Pool %s did not answer. The outcome is unknown (the connection to the pool broke while the request was in flight); check before retrying.", pool)
 		}
 		return 0, nil, Errf(http.StatusServiceUnavailable, TitleServiceUnavailable, "Pool %s cannot be reached. Please try again in a few seconds.", pool)
 	}
