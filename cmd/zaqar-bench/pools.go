@@ -164,8 +164,13 @@ func cpuBusy() ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseCPUBusy(string(b)), nil
+}
+
+// parseCPUBusy reads the per-CPU lines (cpu0, cpu1, ...) of /proc/stat.
+func parseCPUBusy(stat string) []uint64 {
 	var out []uint64
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(stat, "\n") {
 		f := strings.Fields(l)
 		if len(f) < 6 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
 			continue
@@ -181,7 +186,7 @@ func cpuBusy() ([]uint64, error) {
 		}
 		out = append(out, busy)
 	}
-	return out, nil
+	return out
 }
 
 func (r *loadResult) total() uint64 {
