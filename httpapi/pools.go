@@ -74,9 +74,6 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request, op service.Opera
 		return true
 	}
 	ctx := r.Context()
-	if !h.svc.PoolsInUse(ctx) {
-		return true
-	}
 	var rt service.Route
 	var e *service.Error
 	if catalog {

@@ -133,7 +133,7 @@ func (s *Service) Health(ctx context.Context, c Caller) (HealthReport, *Error) {
 // poolsHealth asks one member of every registered pool for its group; nil
 // without pools.
 func (s *Service) poolsHealth(ctx context.Context) map[string]PoolHealth {
-	if !s.PoolsInUse(ctx) {
+	if inUse, e := s.poolsInUse(ctx); e != nil || !inUse {
 		return nil
 	}
 	set, e := s.poolSet(ctx)

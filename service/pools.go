@@ -131,20 +131,22 @@ func (s *Service) poolSet(ctx context.Context) (*poolSet, *Error) {
 		return cur, nil
 	}
 	next := &poolSet{pools: map[string][]string{}, weights: map[string]uint64{}, at: time.Now()}
-	fresh := true
 	if s.holdsCatalog() {
 		// Read the pools at least as fresh as the cluster: a node that is
 		// behind (a new member catching up) would otherwise see no pools
-		// and serve queues of other pools as its own. Without a quorum the
-		// requests fail on their own; stale reads are still served, from
-		// this node's pools.
+		// and serve queues of other pools as its own (the 2-pool chaos run
+		// caught a replacement node acknowledging deletes it never made).
+		// A node that cannot pass the barrier keeps the pools it read last;
+		// one that never read them cannot route and answers 503.
 		bctx, cancel := context.WithTimeout(ctx, poolSetTTL)
 		err := s.node.ReadBarrier(bctx)
 		cancel()
-		if err != nil && cur != nil {
+		switch {
+		case err != nil && cur != nil:
 			return cur, nil
+		case err != nil:
+			return nil, unavailable("This node cannot tell which pool holds the queue yet.", err)
 		}
-		fresh = err == nil // else used once, not kept
 		v := s.store.View()
 		all, err := v.ListPools("", -1)
 		v.Close()
@@ -170,11 +172,9 @@ func (s *Service) poolSet(ctx context.Context) (*poolSet, *Error) {
 		}
 		next.self = s.groupName(next.pools)
 	}
-	if fresh {
-		s.pools.mu.Lock()
-		s.pools.set = next
-		s.pools.mu.Unlock()
-	}
+	s.pools.mu.Lock()
+	s.pools.set = next
+	s.pools.mu.Unlock()
 	return next, nil
 }
 
@@ -197,14 +197,29 @@ func (s *Service) groupName(pools map[string][]string) string {
 	return ""
 }
 
-// PoolsInUse reports whether requests may have to be carried to another
+// poolsInUse reports whether requests may have to be carried to another
 // pool: this node's group is not the catalog's, or pools are registered.
-func (s *Service) PoolsInUse(ctx context.Context) bool {
+// An error means this node cannot tell yet (poolSet).
+func (s *Service) poolsInUse(ctx context.Context) (bool, *Error) {
 	if !s.holdsCatalog() {
-		return true
+		return true, nil
 	}
 	set, e := s.poolSet(ctx)
-	return e == nil && len(set.pools) > 0
+	if e != nil {
+		return false, e
+	}
+	return len(set.pools) > 0, nil
+}
+
+// localUnlessKnown is poolsInUse for a request: a stale read may be served
+// here while this node cannot tell where queues live (it asked for this
+// node's view); anything else gets the error.
+func (s *Service) localUnlessKnown(ctx context.Context, stale bool) (inUse bool, e *Error) {
+	inUse, e = s.poolsInUse(ctx)
+	if e != nil && stale {
+		return false, nil
+	}
+	return inUse, e
 }
 
 // RouteQueue says where requests on the caller's queue (or topic) name are
@@ -213,13 +228,15 @@ func (s *Service) PoolsInUse(ctx context.Context) bool {
 // `_flavor` a PUT names. A queue without a placement lives in the catalog
 // pool.
 func (s *Service) RouteQueue(ctx context.Context, c Caller, name string, create bool, flavor string) (Route, *Error) {
+	inUse, e := s.localUnlessKnown(ctx, c.Stale)
+	if e != nil || !inUse {
+		return Route{}, e
+	}
 	return s.routeScoped(ctx, c.scope(), c.Project, name, create, flavor)
 }
 
+// routeScoped is RouteQueue once pools are known to be in use.
 func (s *Service) routeScoped(ctx context.Context, scope, project, name string, create bool, flavor string) (Route, *Error) {
-	if !s.PoolsInUse(ctx) {
-		return Route{}, nil
-	}
 	// A queue this node's store holds is served here: it was created here
 	// only because its placement named this pool (or it had none, in the
 	// catalog pool, and then PlaceQueue keeps it here), and placements do
@@ -538,8 +555,11 @@ func drawPool(pools []*store.Pool) string {
 // dead-letter queue without a placement is placed beside the queue; one
 // placed on another pool is refused (400).
 func (s *Service) placeBeside(ctx context.Context, c Caller, queue, dlq string) *Error {
-	if dlq == "" || !s.PoolsInUse(ctx) {
+	if dlq == "" {
 		return nil
+	}
+	if inUse, e := s.poolsInUse(ctx); e != nil || !inUse {
+		return e
 	}
 	here, e := s.RouteQueue(ctx, c, queue, false, "")
 	if e != nil {

@@ -169,7 +169,11 @@ func (s *Service) ListQueues(ctx context.Context, c Caller, o QueueListOptions) 
 	if e != nil {
 		return QueueList{}, e
 	}
-	if s.PoolsInUse(ctx) {
+	inUse, e := s.localUnlessKnown(ctx, c.Stale)
+	if e != nil {
+		return QueueList{}, e
+	}
+	if inUse {
 		return s.listQueuesSpanning(ctx, c, o, limit)
 	}
 	return s.listQueuesHere(ctx, c, o, limit)

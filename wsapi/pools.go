@@ -42,7 +42,7 @@ var creates = map[string]bool{"queue_create": true, "message_post": true, "subsc
 
 // route runs the call here or carries it to the pool holding its queue.
 func (c *call) route(ctx context.Context, a *action, op service.Operation) (reply, bool) {
-	if op.Name == "" || !c.svc.PoolsInUse(ctx) {
+	if op.Name == "" {
 		return reply{}, false
 	}
 	rt, e := c.svc.RouteQueue(ctx, c.caller, op.Name, creates[c.name], "")
@@ -179,9 +179,6 @@ func (c *call) keepConnSubscriptions(queue string, subscribesSelf bool, r carrie
 // endSubscription deletes a closed connection's subscription in the pool
 // that holds its queue.
 func (s *Server) endSubscription(ctx context.Context, caller service.Caller, queue, id string) *service.Error {
-	if !s.svc.PoolsInUse(ctx) {
-		return s.svc.DeleteSubscription(ctx, caller, queue, id)
-	}
 	rt, e := s.svc.RouteQueue(ctx, caller, queue, false, "")
 	if e != nil {
 		return e
