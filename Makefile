@@ -104,7 +104,7 @@ bench-smoke: build
 	./$(BIN)/zaqar-bench -spawn 3 -time 4s -warmup 1s -producers 1 -producer-workers 2 -consumers 1 -consumer-workers 2 -wait 2 -json /dev/null
 	./$(BIN)/zaqar-bench push -spawn 3 -posts 50 -subscriber webhook -json /dev/null
 	./$(BIN)/zaqar-bench push -spawn 3 -posts 50 -subscriber ws -json /dev/null
-	./$(BIN)/zaqar-bench pools -duration 2s -warmup 500ms -workers 4 -queues 4 >/dev/null
+	./$(BIN)/zaqar-bench pools -duration 2s -warmup 500ms -workers 4 -queues 4 -skip-shared >/dev/null
 	BENCH_DEPTH_MESSAGES=0,1000 BENCH_DEPTH_CLAIMED=0,100 $(GO) test -run '^$$' -bench . -benchtime 1x $(MICRO_PKGS) ./raftnode/
 
 ## bench-micro: Go micro-benchmarks of the hot paths (command encoding, FSM apply, store scans, JSON checks)

@@ -31,12 +31,12 @@ import (
 //
 // Settings: those of the chaos suite (chaos_test.go), and
 //
-//	CHAOS_POOLS_DURATION  load time of the two-pool run (default: 30s in a
+//	CHAOS_POOLS_DURATION  load time of the two-pool run (default: 20s in a
 //	                      short run, CHAOS_DURATION's share of one cluster
 //	                      size in a long one)
 
 // chaosPoolsShortLoad is the load time of the two-pool run of make test.
-const chaosPoolsShortLoad = 30 * time.Second
+const chaosPoolsShortLoad = 20 * time.Second
 
 // Anomaly kinds only a run of several pools reports.
 const (
@@ -195,7 +195,7 @@ func (cp *chaosPools) all() *chaosCluster {
 }
 
 // chaosPoolsConfig is the two-pool run's settings: the chaos suite's, with
-// the load time of CHAOS_POOLS_DURATION (default 30 s in a short run, one
+// the load time of CHAOS_POOLS_DURATION (default 20 s in a short run, one
 // cluster size's share of CHAOS_DURATION in a long one).
 func chaosPoolsConfig(t *testing.T) chaosConfig {
 	cfg := chaosConfigs(t)[0]
