@@ -5,7 +5,7 @@ BIN      := bin
 PKGS     := ./...
 STATICCHECK_VERSION := 2025.1.1
 
-.PHONY: all build run test test-deps test-scripts test-unit test-system fuzz-smoke compat compat-smoke compat-deps chaos chaos-tls bench bench-tls bench-smoke bench-micro bench-core bench-depth lint fmt vet clean
+.PHONY: all build run test test-deps test-scripts test-unit test-system fuzz-smoke compat compat-smoke compat-deps chaos chaos-tls bench bench-tls bench-smoke bench-micro bench-core bench-depth bench-pools lint fmt vet clean
 
 all: build
 
@@ -68,8 +68,9 @@ compat-smoke: compat-deps
 compat-deps:
 	scripts/test-deps.sh compat
 
-## chaos: the chaos suite (docs/testing.md) on a 3-node and a 5-node cluster, CHAOS_DURATION split between them;
-## CHAOS_SEED=<n> reproduces a run; the report is printed and the history and logs are kept (path in the report)
+## chaos: the chaos suite (docs/testing.md) on a 3-node and a 5-node cluster, CHAOS_DURATION split between them, then
+## on two pools of 3 nodes for one size's share (TestChaos_TwoPools, CHAOS_POOLS_DURATION); CHAOS_SEED=<n> reproduces
+## a run; the report is printed and the history and logs are kept (path in the report)
 CHAOS_DURATION ?= 10m
 CHAOS_TIMEOUT  ?= 90m
 chaos:
@@ -95,14 +96,15 @@ bench: build
 bench-tls: build
 	BENCH_TIME=$(BENCH_TIME) scripts/bench-tls.sh
 
-## bench-smoke: a 10-second run of the tool and one iteration of every Go benchmark, which fail only if the tool,
-## the cluster or a benchmark breaks (no timing checks)
+## bench-smoke: short runs of the tool (the load, push, pools) and one iteration of every Go benchmark, which fail only
+## if the tool, the cluster or a benchmark breaks (no timing checks)
 bench-smoke: build
 	./$(BIN)/zaqar-bench -spawn 3 -time 7s -warmup 1s -producers 1 -producer-workers 4 -consumers 1 -consumer-workers 4 -observers 1 -observer-workers 2 -json /dev/null
 	./$(BIN)/zaqar-bench -spawn 3 -time 4s -warmup 1s -transport ws -producers 1 -producer-workers 2 -consumers 1 -consumer-workers 2 -json /dev/null
 	./$(BIN)/zaqar-bench -spawn 3 -time 4s -warmup 1s -producers 1 -producer-workers 2 -consumers 1 -consumer-workers 2 -wait 2 -json /dev/null
 	./$(BIN)/zaqar-bench push -spawn 3 -posts 50 -subscriber webhook -json /dev/null
 	./$(BIN)/zaqar-bench push -spawn 3 -posts 50 -subscriber ws -json /dev/null
+	./$(BIN)/zaqar-bench pools -duration 2s -warmup 500ms -workers 4 -queues 4 -skip-shared >/dev/null
 	BENCH_DEPTH_MESSAGES=0,1000 BENCH_DEPTH_CLAIMED=0,100 $(GO) test -run '^$$' -bench . -benchtime 1x $(MICRO_PKGS) ./raftnode/
 
 ## bench-micro: Go micro-benchmarks of the hot paths (command encoding, FSM apply, store scans, JSON checks)
@@ -119,6 +121,15 @@ DEPTH_CLAIMED ?= 0,100000
 DEPTH_SERVER ?= ./$(BIN)/zaqar-server
 bench-depth: build
 	./$(BIN)/zaqar-bench depth -spawn 3 -server-bin $(DEPTH_SERVER) -messages $(DEPTH_MESSAGES) -claimed $(DEPTH_CLAIMED)
+
+## bench-pools: does throughput scale with pools? In one run (zaqar-bench pools; docs/performance.md "Pools"): one pool
+## of three nodes pinned to CPU 0 (taskset), loaded with single-message posts (fsync on) by the tool pinned to CPU 1
+## and then to CPU 0; two pools, pinned one per CPU, under the same load per pool with each request sent to the
+## queue's own pool; then the same requests paced, sent to the queue's pool and to the other one (proxied).
+## POOLS_TIME per phase; prints msgs/s, the ratio, nodes' and the tool's CPU per message, and proxied/direct
+POOLS_TIME ?= 12s
+bench-pools: build
+	./$(BIN)/zaqar-bench pools -duration $(POOLS_TIME)
 
 ## bench-core: the replicated core without HTTP or a load generator (three in-process nodes, real Raft over
 ## loopback TCP, fsync on, both log stores): peak proposals and CPU per message, and latency at a fixed rate

@@ -46,6 +46,13 @@ type chaosCluster struct {
 	// proxies in front of the node ports pass the mutual TLS through, since
 	// peers are identified by their certificates' names, not addresses.
 	tls *devTLS
+	// extraArgs are added to every node's command line (a pool's -catalog,
+	// chaos_pools_test.go), replacement nodes included.
+	extraArgs []string
+	// outside are the slots of the deployment's other groups (pools) that
+	// share net: a partition cuts its minority off from them too, and
+	// slow links are slow towards them too.
+	outside []int
 }
 
 // chaosNodeArgs are the settings every chaos node runs with: Raft's
@@ -93,19 +100,34 @@ func startChaosCluster(t *testing.T, n int, withTLS bool) (*chaosCluster, error)
 }
 
 func tryStartChaosCluster(t *testing.T, n int, withTLS bool) (*chaosCluster, error) {
-	cc := &chaosCluster{t: t, base: t.TempDir(), net: newChaosNet()}
-	cc.view = &cluster{t: t}
+	base := t.TempDir()
+	var tls *devTLS
 	if withTLS {
-		// Every node's certificate names every slot's address (the REST
-		// clients check it); certificates are issued as nodes are made.
-		var ips []string
-		for i := 0; i < n; i++ {
-			ips = append(ips, slotIP(i))
-		}
-		cc.tls = newDevTLS(t, filepath.Join(cc.base, "tls"), ips)
+		tls = chaosDevTLS(t, base, n)
 	}
-	var peers []string
+	return startChaosGroup(t, base, newChaosNet(), 0, n, tls, nil)
+}
+
+// chaosDevTLS is a development CA in base/tls whose certificates name the
+// addresses of slots 0..n-1 (the REST clients check them); certificates
+// are issued as nodes are made.
+func chaosDevTLS(t *testing.T, base string, n int) *devTLS {
+	var ips []string
 	for i := 0; i < n; i++ {
+		ips = append(ips, slotIP(i))
+	}
+	return newDevTLS(t, filepath.Join(base, "tls"), ips)
+}
+
+// startChaosGroup starts one Raft group of n nodes in slots first..first+n-1
+// of net, each with extraArgs, and waits for its leader. A deployment of
+// several groups (pools) shares one net, so that links between the groups
+// run through the proxies too.
+func startChaosGroup(t *testing.T, base string, net *chaosNet, first, n int, tls *devTLS, extraArgs []string) (*chaosCluster, error) {
+	cc := &chaosCluster{t: t, base: base, net: net, tls: tls, extraArgs: extraArgs}
+	cc.view = &cluster{t: t}
+	var peers []string
+	for i := first; i < first+n; i++ {
 		s := &chaosSlot{idx: i, name: fmt.Sprintf("n%d", i+1), ip: slotIP(i), gen: 1}
 		var err error
 		if s.apiAddr, err = freePortOn(s.ip); err != nil {
@@ -156,6 +178,7 @@ func (cc *chaosCluster) newProc(s *chaosSlot, id string, membership ...string) (
 		"-node-id", id, "-data-dir", p.DataDir, "-api-addr", s.apiAddr,
 		"-raft-addr", s.raftAddr, "-raft-advertise", s.proxyAddr, "-raft-source-ip", s.ip,
 	}, membership...)
+	p.args = append(p.args, cc.extraArgs...)
 	p.args = append(p.args, chaosNodeArgs...)
 	if cc.tls != nil {
 		if err := cc.tls.issue(id); err != nil {

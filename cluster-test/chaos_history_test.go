@@ -91,6 +91,9 @@ type faultRecord struct {
 	// last), else from Start.
 	LeaderLoss bool  `json:"leader_loss,omitempty"`
 	LeaderDown int64 `json:"leader_down,omitempty"`
+	// Queues, when set (a run of several pools), are the queues of the
+	// faulted pool: only writes to them count for its write recovery.
+	Queues []string `json:"queues,omitempty"`
 }
 
 // runHeader describes a chaos run; it is the first line of a saved history.
@@ -105,6 +108,9 @@ type runHeader struct {
 	ClaimTTL       int           `json:"claim_ttl"`
 	TLS            bool          `json:"tls,omitempty"` // TLS on every port (CHAOS_TLS=1)
 	Digest         *digestResult `json:"digest,omitempty"`
+	// Placement is, in a run of several pools, the pool each queue was
+	// placed on (queue -> pool, from X-Zaqar-Pool).
+	Placement map[string]string `json:"placement,omitempty"`
 }
 
 // digestResult is what the final digest comparison found.
@@ -113,6 +119,9 @@ type digestResult struct {
 	AppliedIndex uint64            `json:"applied_index"`
 	Digests      map[string]string `json:"digests"` // node -> digest at AppliedIndex
 	Problem      string            `json:"problem,omitempty"`
+	// Pools, in a run of several pools, is each pool's applied index: the
+	// digests are compared inside each pool (each is its own Raft group).
+	Pools map[string]uint64 `json:"pools,omitempty"`
 }
 
 // chaosHistory is everything a chaos run recorded.

@@ -121,8 +121,13 @@ func (n *nemesis) inject(kind string) (faultRecord, error) {
 		f.Nodes, f.LeaderLoss = slotNames(minority), hasSlot(minority, leader)
 		d := n.between(4*time.Second, 8*time.Second)
 		f.Start = n.rec.now()
-		cc.net.partition(slotIndexes(minority), slotIndexes(majority))
+		// In a deployment of several pools the minority loses the other
+		// pools' nodes too (cc.outside): a node cut off from the network.
+		cc.net.partition(slotIndexes(minority), append(slotIndexes(majority), cc.outside...))
 		f.Note = fmt.Sprintf("%v | %v for %s", slotNames(minority), slotNames(majority), d.Round(time.Millisecond))
+		if len(cc.outside) > 0 {
+			f.Note += " (and cut off from the other pools)"
+		}
 		n.hold(d)
 		heal = func() error { cc.net.heal(); return nil }
 	case faultLeaderDeaf, faultLeaderMute:
@@ -143,7 +148,7 @@ func (n *nemesis) inject(kind string) (faultRecord, error) {
 		delay := n.between(50*time.Millisecond, 250*time.Millisecond)
 		d := n.between(4*time.Second, 8*time.Second)
 		f.Start = n.rec.now()
-		cc.net.slow(victim.idx, slotIndexes(cc.others(victim)), delay)
+		cc.net.slow(victim.idx, append(slotIndexes(cc.others(victim)), cc.outside...), delay)
 		f.Note = fmt.Sprintf("+%s each way for %s", delay.Round(time.Millisecond), d.Round(time.Millisecond))
 		n.hold(d)
 		heal = func() error { cc.net.heal(); return nil }

@@ -40,6 +40,9 @@ func writeRecovery(h *chaosHistory, f faultRecord) time.Duration {
 		if op.Final || !isWriteOp(op) || !op.acked() || op.Call < from {
 			continue
 		}
+		if len(f.Queues) > 0 && !contains(f.Queues, op.Queue) {
+			continue // a write to another pool's queue says nothing about this one
+		}
 		if best < 0 || op.Return < best {
 			best = op.Return
 		}
@@ -114,16 +117,22 @@ func (rep *chaosReport) lines() []string {
 		switch {
 		case d.Problem != "":
 			digest = "MISMATCH"
+		case d.Checked && len(d.Pools) > 0:
+			digest = "identical@" + poolIndexes(d.Pools)
 		case d.Checked:
 			digest = fmt.Sprintf("identical@%d", d.AppliedIndex)
 		}
+	}
+	nodes := fmt.Sprint(rep.cfg.Nodes)
+	if rep.cfg.Pools > 0 {
+		nodes += fmt.Sprintf(" pools=%d", rep.cfg.Pools)
 	}
 	tlsNote, tlsEnv := "", ""
 	if rep.cfg.TLS {
 		tlsNote, tlsEnv = " tls=on", "CHAOS_TLS=1 "
 	}
-	summary := fmt.Sprintf("chaos: %s seed=%d nodes=%d%s load=%s | ops %s | faults %s | acked-writes=%d (posts=%d) lost=%d duplicated-claims=%d resurrected=%d phantom=%d | linearizability=%s | digests=%s | leader-loss recovery %s",
-		verdict, rep.cfg.Seed, rep.cfg.Nodes, tlsNote, rep.cfg.Duration, countsLine(ops, kinds), countsLine(rep.faultCounts(), allFaults),
+	summary := fmt.Sprintf("chaos: %s seed=%d nodes=%s%s load=%s | ops %s | faults %s | acked-writes=%d (posts=%d) lost=%d duplicated-claims=%d resurrected=%d phantom=%d | linearizability=%s | digests=%s | leader-loss recovery %s",
+		verdict, rep.cfg.Seed, nodes, tlsNote, rep.cfg.Duration, countsLine(ops, kinds), countsLine(rep.faultCounts(), allFaults),
 		r.AckedWrites, r.AckedPosts, r.Lost, r.DoubleClaims, r.Resurrected, r.Phantom, strings.ReplaceAll(r.Lin.Verdict, " ", "-"), digest,
 		noneIfEmpty(strings.Join(recov, " ")))
 	lines := []string{summary}
@@ -134,10 +143,16 @@ func (rep *chaosReport) lines() []string {
 		r.StillThere, r.GoneByDelete, r.GoneByTTL, r.Unverifiable, r.Lost, r.DuplicatePosts, r.ServerErrors)
 	add("linearizability (porcupine, per message): %s: %d messages, %d projected operations, %d needed ghost claims, %d timed out, took %s",
 		r.Lin.Verdict, r.Lin.Messages, r.Lin.Operations, r.Lin.WithGhosts, r.Lin.TimedOut, r.Lin.Took.Round(time.Millisecond))
+	for _, l := range rep.extra {
+		add("%s", l)
+	}
 	if d := h.Header.Digest; d != nil {
-		if d.Problem != "" {
+		switch {
+		case d.Problem != "":
 			add("digests: %s", d.Problem)
-		} else {
+		case len(d.Pools) > 0:
+			add("digests: compared inside each pool: %d nodes, identical at applied index %s", len(d.Digests), poolIndexes(d.Pools))
+		default:
 			add("digests: %d nodes identical at applied index %d", len(d.Digests), d.AppliedIndex)
 		}
 	}
@@ -171,7 +186,10 @@ func (rep *chaosReport) lines() []string {
 		}
 		add("re-check this history: CHAOS_CHECK=%s go test -count=1 -run TestChaos_RecheckHistory ./cluster-test/", rep.dir+"/history.jsonl")
 	}
-	if verdict != "PASS" || rep.dir != "" {
+	if (verdict != "PASS" || rep.dir != "") && rep.cfg.Pools > 0 {
+		add("reproduce the run: %sCHAOS_SEED=%d CHAOS_DURATION=%s CHAOS_POOLS_DURATION=%s go test -count=1 -timeout 60m -v -run TestChaos_TwoPools ./cluster-test/",
+			tlsEnv, rep.cfg.Seed, map[bool]string{true: "75s", false: "10m"}[rep.cfg.Short], rep.cfg.Duration)
+	} else if verdict != "PASS" || rep.dir != "" {
 		add("reproduce the run: %sCHAOS_SEED=%d CHAOS_NODES=%d CHAOS_DURATION=%s go test -count=1 -timeout 60m -v -run TestChaos_Nothing ./cluster-test/",
 			tlsEnv, rep.cfg.Seed, rep.cfg.Nodes, rep.cfg.Duration)
 	}
@@ -183,4 +201,14 @@ func noneIfEmpty(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// poolIndexes renders pool -> applied index as "pool-a:123,pool-b:456".
+func poolIndexes(m map[string]uint64) string {
+	var parts []string
+	for pool, idx := range m {
+		parts = append(parts, fmt.Sprintf("%s:%d", pool, idx))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
 }

@@ -44,6 +44,9 @@ type chaosConfig struct {
 	// TLS runs every node with TLS on both ports (CHAOS_TLS=1): https
 	// and wss for the workload, mutual TLS through the fault proxies.
 	TLS bool
+	// Pools is the number of pools of a run of several pools
+	// (chaos_pools_test.go; Nodes counts every pool's nodes), 0 otherwise.
+	Pools int
 }
 
 // chaosConfigs reads the environment.
@@ -131,6 +134,9 @@ type chaosReport struct {
 	elapsed    time.Duration
 	dir        string // where the history and logs were saved ("" = not saved)
 	visuals    []string
+	// extra are report lines of a particular run (the pools' placement),
+	// printed after the summary's first details.
+	extra []string
 }
 
 // runChaos runs one chaos run and checks it. It fails the test only for

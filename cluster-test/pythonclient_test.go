@@ -158,19 +158,27 @@ func TestPythonZaqarclient_ScenarioWorksAgainstFollowerAndLeader(t *testing.T) {
 		{"leader", leader, follower},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			queue, project := "pyq-"+tc.name, "py-"+tc.name
-			var r scenarioResult
-			runScenarioScript(t, "zaqarclient_scenario.py", tc.target.URL(), tc.target, queue, project, &r)
-			checkScenario(t, &r, queue, project)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-
-			// The queue the scenario deleted is gone on the other node too.
-			rc := newRESTClient(tc.other, "6c7d8e9f-0a1b-4c2d-8e3f-4a5b6c7d8e9f", project)
-			if resp, err := rc.do(ctx, http.MethodHead, "/v2/queues/"+queue, nil); err != nil || resp.Status != http.StatusNotFound {
-				t.Errorf("HEAD /v2/queues/%s on %s after the scenario deleted it: %v %v, want 404", queue, tc.other.ID, resp, err)
-			}
+			runPythonScenario(t, tc.target, tc.other, "pyq-"+tc.name, "py-"+tc.name)
 		})
+	}
+}
+
+// runPythonScenario runs testdata/zaqarclient_scenario.py against target's
+// REST API with queue and project (a project of its own: the scenario
+// lists the project's queues), checks what it printed, and that the queue
+// it deleted is gone through other, another node of the deployment.
+func runPythonScenario(t *testing.T, target, other *proc, queue, project string) {
+	t.Helper()
+	var r scenarioResult
+	runScenarioScript(t, "zaqarclient_scenario.py", target.URL(), target, queue, project, &r)
+	checkScenario(t, &r, queue, project)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	// The queue the scenario deleted is gone on the other node too.
+	rc := newRESTClient(other, "6c7d8e9f-0a1b-4c2d-8e3f-4a5b6c7d8e9f", project)
+	if resp, err := rc.do(ctx, http.MethodHead, "/v2/queues/"+queue, nil); err != nil || resp.Status != http.StatusNotFound {
+		t.Errorf("HEAD /v2/queues/%s on %s after the scenario deleted it: %v %v, want 404", queue, other.ID, resp, err)
 	}
 }
 
@@ -289,19 +297,7 @@ func TestPythonZaqarclient_OpenstackMessagingCLIWorksAgainstFollowerAndLeader(t 
 			ks.pointMessagingAt(t, tc.target.URL())
 			cli := func(args ...string) []byte {
 				t.Helper()
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-				defer cancel()
-				full := append([]string{"--os-auth-type", "password", "--os-auth-url", ks.URL,
-					"--os-username", "cliuser", "--os-password", password("cliuser"), "--os-user-domain-id", "default",
-					"--os-project-name", project, "--os-project-domain-id", "default", "--os-interface", "public"}, args...)
-				cmd := exec.CommandContext(ctx, openstack, full...)
-				cmd.Env = pythonEnv()
-				var stdout, stderr bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &stdout, &stderr
-				if err := cmd.Run(); err != nil {
-					t.Fatalf("openstack %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, stdout.Bytes(), stderr.Bytes())
-				}
-				return stdout.Bytes()
+				return runOpenstack(t, openstack, ks, "cliuser", project, args...)
 			}
 
 			var created map[string]string
@@ -347,4 +343,73 @@ func TestPythonZaqarclient_OpenstackMessagingCLIWorksAgainstFollowerAndLeader(t 
 			}
 		})
 	}
+
+	t.Run("pool and flavor commands, as an admin, through a node of another pool", func(t *testing.T) {
+		// A second group (one node) that knows the cluster above as the
+		// catalog pool: the CLI talks to its node, which carries every pool
+		// and flavor request to the catalog pool (docs/pools.md). The pool
+		// registered is that second group, which holds no queue.
+		second := startKeystoneCluster(t, 1, ks, "-catalog", opsRaftAddrs(c.Nodes))
+		ks.pointMessagingAt(t, second.Nodes[0].URL())
+		cli := func(args ...string) []byte {
+			t.Helper()
+			return runOpenstack(t, openstack, ks, "carol", "alpha", args...)
+		}
+		uri := "zaqar+raft://" + second.Nodes[0].RaftAddr
+		var pool map[string]any
+		if err := json.Unmarshal(cli("messaging", "pool", "create", "cli-pool", uri, "10", "--pool_options", `{"zone": "a"}`, "-f", "json"), &pool); err != nil ||
+			pool["Name"] != "cli-pool" || pool["URI"] != uri || pool["Weight"] != float64(10) {
+			t.Fatalf("pool create: %v %v", pool, err)
+		}
+		// Not 0: the CLI leaves a falsy weight out of the patch.
+		cli("messaging", "pool", "update", "cli-pool", "--pool_weight", "3")
+		var pools []map[string]any
+		if err := json.Unmarshal(cli("messaging", "pool", "list", "-f", "json"), &pools); err != nil || len(pools) != 1 || pools[0]["Name"] != "cli-pool" {
+			t.Fatalf("pool list: %v %v", pools, err)
+		}
+		if err := json.Unmarshal(cli("messaging", "pool", "show", "cli-pool", "-f", "json"), &pool); err != nil || pool["Weight"] != float64(3) {
+			t.Fatalf("pool show after update: %v %v", pool, err)
+		}
+		var flavor map[string]any
+		if err := json.Unmarshal(cli("messaging", "flavor", "create", "cli-flavor", "--pool_list", "cli-pool", "-f", "json"), &flavor); err != nil || flavor["Name"] != "cli-flavor" {
+			t.Fatalf("flavor create: %v %v", flavor, err)
+		}
+		if err := json.Unmarshal(cli("messaging", "flavor", "show", "cli-flavor", "-f", "json"), &flavor); err != nil ||
+			fmt.Sprint(flavor["Pool list"]) != "[cli-pool]" {
+			t.Fatalf("flavor show: %v %v", flavor, err)
+		}
+		var flavors []map[string]any
+		if err := json.Unmarshal(cli("messaging", "flavor", "list", "-f", "json"), &flavors); err != nil || len(flavors) != 1 {
+			t.Fatalf("flavor list: %v %v", flavors, err)
+		}
+		// A pool in a flavor cannot be deleted; the CLI says so.
+		rc := withToken(leader, ks.token(t, "carol", "alpha"), newClientID())
+		if r, err := rc.do(context.Background(), http.MethodDelete, "/v2/pools/cli-pool", nil); err != nil || r.Status != http.StatusForbidden {
+			t.Fatalf("deleting a pool in a flavor: %v %v, want 403", r, err)
+		}
+		cli("messaging", "flavor", "delete", "cli-flavor")
+		cli("messaging", "pool", "delete", "cli-pool")
+		if err := json.Unmarshal(cli("messaging", "pool", "list", "-f", "json"), &pools); err != nil || len(pools) != 0 {
+			t.Fatalf("pool list after delete: %v %v", pools, err)
+		}
+	})
+}
+
+// runOpenstack runs the openstack CLI as user in project of the test
+// Keystone and returns what it printed; a failure fails the test.
+func runOpenstack(t *testing.T, openstack string, ks *keystone, user, project string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	full := append([]string{"--os-auth-type", "password", "--os-auth-url", ks.URL,
+		"--os-username", user, "--os-password", password(user), "--os-user-domain-id", "default",
+		"--os-project-name", project, "--os-project-domain-id", "default", "--os-interface", "public"}, args...)
+	cmd := exec.CommandContext(ctx, openstack, full...)
+	cmd.Env = pythonEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("openstack %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, stdout.Bytes(), stderr.Bytes())
+	}
+	return stdout.Bytes()
 }

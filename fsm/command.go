@@ -49,12 +49,19 @@ const (
 	// BuildDepthIndex switches every replica to the store's depth index at
 	// the same log index; builds before it keep scanning.
 	TypeBuildDepthIndex Type = 23
+	// The catalog (docs/pools.md).
+	TypeCreatePool   Type = 24
+	TypeUpdatePool   Type = 25
+	TypeDeletePool   Type = 26
+	TypePutFlavor    Type = 27
+	TypeDeleteFlavor Type = 28
+	TypePlaceQueue   Type = 29
 )
 
 // MaxType is the highest command type this build knows. Types are numbered
 // in the order they were added, so a build knows every type up to its
 // MaxType: that number is its command level.
-const MaxType = TypeBuildDepthIndex
+const MaxType = TypePlaceQueue
 
 // UngatedMax is the highest type that every build able to join a cluster
 // knows (all types from before the version gate). A type above it is
@@ -98,6 +105,13 @@ var commandTable = map[Type]func() Command{
 	TypeHoldTrust:              func() Command { return &HoldTrust{} },
 	TypeForgetTrusts:           func() Command { return &ForgetTrusts{} },
 	TypeBuildDepthIndex:        func() Command { return &BuildDepthIndex{} },
+
+	TypeCreatePool:   func() Command { return &CreatePool{} },
+	TypeUpdatePool:   func() Command { return &UpdatePool{} },
+	TypeDeletePool:   func() Command { return &DeletePool{} },
+	TypePutFlavor:    func() Command { return &PutFlavor{} },
+	TypeDeleteFlavor: func() Command { return &DeleteFlavor{} },
+	TypePlaceQueue:   func() Command { return &PlaceQueue{} },
 }
 
 // entryVersion is the first byte of every log entry this code writes.
@@ -229,6 +243,9 @@ func (c *CreateQueue) decode(d *codec.Decoder) {
 	c.Metadata = d.Bytes()
 }
 func (c *CreateQueue) apply(t *store.Txn, now int64) Result {
+	if t.Misplaced(c.Project, c.Queue) {
+		return Result{Status: StatusMisplaced}
+	}
 	return Result{Changed: t.CreateQueue(c.Project, c.Queue, now, c.Settings, c.Metadata)}
 }
 
@@ -350,6 +367,9 @@ func (c *PostMessages) decode(d *codec.Decoder) {
 	c.BodySize = d.Varint()
 }
 func (c *PostMessages) apply(t *store.Txn, now int64) Result {
+	if t.Misplaced(c.Project, c.Queue) {
+		return Result{Status: StatusMisplaced}
+	}
 	if s, ok := t.QueueSettings(c.Project, c.Queue); ok && s.MaxPostSize > 0 && c.BodySize > s.MaxPostSize {
 		return Result{Status: StatusTooLarge, Count: int(s.MaxPostSize)}
 	}
@@ -558,6 +578,9 @@ func (c *Subscribe) decode(d *codec.Decoder) {
 	c.Confirmed = d.Bool()
 }
 func (c *Subscribe) apply(t *store.Txn, now int64) Result {
+	if t.Misplaced(c.Project, c.Queue) {
+		return Result{Status: StatusMisplaced}
+	}
 	out, id := t.CreateSubscription(c.Project, c.Queue, store.Subscription{
 		ID: c.ID, Subscriber: c.Subscriber, TTL: c.TTL, Options: c.Options, Confirmed: c.Confirmed,
 	}, now)

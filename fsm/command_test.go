@@ -47,6 +47,14 @@ func sampleCommands() []fsm.Command {
 		&fsm.HoldTrust{Project: "p", Queue: "q", ID: cid(2), Subscriber: "trust+https://h/x", TrustID: "0f1e2d3c4b5a69788796a5b4c3d2e1f0"},
 		&fsm.ForgetTrusts{TrustIDs: []string{"a", "", "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}},
 		&fsm.BuildDepthIndex{Format: store.DepthIndexFormat},
+		&fsm.CreatePool{Name: "pool\x00a", URI: "zaqar+raft://n1:7001,n2:7001", Addresses: []string{"n1:7001", "n2:7001"}, Weight: 1<<32 - 1, Flavor: "fast", Options: []byte(`{"k":1}`)},
+		&fsm.UpdatePool{Name: "a", URI: ptr("zaqar+raft://n3:7001"), Addresses: []string{"n3:7001"}, Weight: ptr(uint64(0)), Flavor: ptr(""), Options: []byte(`{}`)},
+		&fsm.UpdatePool{Name: "a"},
+		&fsm.DeletePool{Name: "a"},
+		&fsm.PutFlavor{Project: "p", Name: "fast", Capabilities: []byte(`{"durable":true}`), SetPools: true, Pools: []string{"a", "b"}, MustExist: true},
+		&fsm.PutFlavor{Project: "p", Name: "fast"},
+		&fsm.DeleteFlavor{Project: "p", Name: "fast"},
+		&fsm.PlaceQueue{Project: "\x00topics\x00p", Queue: "q", Pool: "b", CatalogPool: ""},
 	}
 }
 

@@ -190,7 +190,59 @@ func (w *workload) command() fsm.Command {
 			// Before it replicas scan, after it they keep the depth index.
 			return &fsm.BuildDepthIndex{Format: store.DepthIndexFormat}
 		}
-		return &fsm.SetSecret{Secret: []byte(w.id())}
+		if w.r.Intn(2) == 0 {
+			return &fsm.SetSecret{Secret: []byte(w.id())}
+		}
+		return w.catalogCommand()
+	}
+}
+
+// catalogCommand changes a small catalog whose pools share addresses and
+// flavors, so that refusals (taken names and addresses, pools in flavors,
+// missing pools) happen as often as changes.
+func (w *workload) catalogCommand() fsm.Command {
+	pool := func() string { return fmt.Sprintf("pool%d", w.r.Intn(4)) }
+	addrs := func() []string {
+		out := []string{fmt.Sprintf("n%d:7001", w.r.Intn(6))}
+		if w.r.Intn(2) == 0 {
+			out = append(out, fmt.Sprintf("n%d:7001", w.r.Intn(6)))
+		}
+		return out
+	}
+	flavor := fmt.Sprintf("f%d", w.r.Intn(2))
+	project := fmt.Sprintf("p%d", w.r.Intn(2))
+	switch w.r.Intn(6) {
+	case 0, 1:
+		a := addrs()
+		return &fsm.CreatePool{Name: pool(), URI: "zaqar+raft://" + a[0], Addresses: a, Weight: uint64(w.r.Intn(3)), Options: []byte(`{}`)}
+	case 2:
+		c := &fsm.UpdatePool{Name: pool()}
+		if w.r.Intn(2) == 0 {
+			a := addrs()
+			uri := "zaqar+raft://" + a[0]
+			c.URI, c.Addresses = &uri, a
+		}
+		if w.r.Intn(2) == 0 {
+			weight := uint64(w.r.Intn(3))
+			c.Weight = &weight
+		}
+		if w.r.Intn(3) == 0 {
+			c.Flavor = &flavor
+		}
+		return c
+	case 3:
+		if w.r.Intn(2) == 0 {
+			return &fsm.PlaceQueue{Project: project, Queue: fmt.Sprintf("q%d", w.r.Intn(4)), Pool: pool(), CatalogPool: "pool0"}
+		}
+		return &fsm.DeletePool{Name: pool()}
+	case 4:
+		c := &fsm.PutFlavor{Project: project, Name: flavor, SetPools: w.r.Intn(4) != 0, MustExist: w.r.Intn(3) == 0}
+		for i := w.r.Intn(3); i > 0; i-- {
+			c.Pools = append(c.Pools, pool())
+		}
+		return c
+	default:
+		return &fsm.DeleteFlavor{Project: project, Name: flavor}
 	}
 }
 

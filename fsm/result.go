@@ -20,6 +20,8 @@ const (
 	StatusNotClaimed        // a claim id was given but the message is not claimed
 	StatusBadClaim          // the claim id cannot name a claim
 	StatusTooLarge          // the post exceeds the queue's size limit (Count holds the limit)
+	StatusInUse             // the pool belongs to a flavor (ID names it)
+	StatusMisplaced         // the catalog places the queue on another pool: it is not created here
 )
 
 func (s Status) String() string {
@@ -38,6 +40,10 @@ func (s Status) String() string {
 		return "bad claim id"
 	case StatusTooLarge:
 		return "too large"
+	case StatusInUse:
+		return "in use"
+	case StatusMisplaced:
+		return "misplaced"
 	}
 	return fmt.Sprintf("status(%d)", byte(s))
 }

@@ -92,6 +92,12 @@ func FuzzRESTRequest(f *testing.F) {
 	} {
 		f.Add(s.m, s.path, s.query, cid, "p1", "", s.ct, []byte(s.body))
 	}
+	// The catalog, as an admin.
+	f.Add(uint8(3), "/v2/pools/a", "", cid, "p1", "admin", "application/json", []byte(`{"weight": 1, "uri": "zaqar+raft://127.0.0.1:1", "options": {"a": 1}}`))
+	f.Add(uint8(4), "/v2/pools/a", "", cid, "p1", "admin", "application/json", []byte(`{"weight": 0, "flavor": "f"}`))
+	f.Add(uint8(3), "/v2/flavors/f", "", cid, "p1", "admin", "application/json", []byte(`{"pool_list": ["a"], "capabilities": {}}`))
+	f.Add(uint8(0), "/v2/flavors", "detailed=true&limit=1", cid, "p1", "", "", []byte(nil))
+	f.Add(uint8(5), "/v2/pools/a", "", cid, "p1", "admin", "", []byte(nil))
 	api := newFuzzAPI(f)
 	f.Cleanup(func() { api.close() })
 	f.Fuzz(func(t *testing.T, m uint8, path, query, clientID, project, roles, contentType string, body []byte) {

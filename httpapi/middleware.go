@@ -105,6 +105,11 @@ func uuid4() string {
 // pre-signed URL check). The handler runs as the caller Admit returns.
 func (h *handler) admit(route service.Operation, fn http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if cc := carriedCaller(r); cc != nil {
+			// Admitted by the node the client reached (serveCarried).
+			fn(w, r.WithContext(context.WithValue(r.Context(), callerKey, *cc)))
+			return
+		}
 		op := route // each request fills in its own copy
 		op.Name = queueName(r)
 		op.Method, op.Resource = r.Method, r.URL.Path
@@ -122,6 +127,9 @@ func (h *handler) admit(route service.Operation, fn http.HandlerFunc) http.Handl
 			}
 			writeError(w, e)
 			return
+		}
+		if !h.route(w, r, op, c, fn) {
+			return // carried to the pool that holds the queue
 		}
 		fn(w, r.WithContext(context.WithValue(r.Context(), callerKey, c)))
 	}

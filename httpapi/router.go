@@ -52,6 +52,9 @@ type Config struct {
 	MaxHeaderBytes int
 	// MaxConcurrent caps requests served at once (503 beyond); 0 means no cap.
 	MaxConcurrent int
+	// PoolRoutes, if set, registers the handler of requests carried from
+	// other pools (service.PoolRouteREST) on the node channel.
+	PoolRoutes func(name string, h http.Handler)
 }
 
 // handler carries the dependencies of every route.
@@ -88,6 +91,9 @@ func New(cfg Config) http.Handler {
 	}
 	r := chi.NewRouter()
 	h.router = r
+	if cfg.PoolRoutes != nil {
+		cfg.PoolRoutes(service.PoolRouteREST, http.HandlerFunc(h.serveCarried))
+	}
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Title: "404 Not Found"})
 	})
@@ -157,18 +163,17 @@ func New(cfg Config) http.Handler {
 	r.Post("/v2/topics/{topic_name}/purge", topics("topics:purge", h.purgeQueue))
 	r.Post("/v2/topics/{topic_name}/messages", topics("messages:create", h.postMessages))
 
-	// Pools and flavors answer 501 until they are implemented (after the
-	// policy check, so a denied caller still gets 403); clients get a
-	// Zaqar error body rather than a 404.
-	notYet := h.notImplemented
-	r.Get("/v2/pools", queues("pools:get_all", notYet))
-	for method, rule := range map[string]string{"GET": "pools:get", "PUT": "pools:create", "PATCH": "pools:update", "DELETE": "pools:delete"} {
-		r.Method(method, "/v2/pools/{pool}", queues(rule, notYet))
-	}
-	r.Get("/v2/flavors", queues("flavors:get_all", notYet))
-	for method, rule := range map[string]string{"GET": "flavors:get", "PUT": "flavors:create", "PATCH": "flavors:update", "DELETE": "flavors:delete"} {
-		r.Method(method, "/v2/flavors/{flavor}", queues(rule, notYet))
-	}
+	// Pools and flavors (contract §12, docs/pools.md): the catalog.
+	r.Get(poolsPath, queues("pools:get_all", h.listPools))
+	r.Put(poolsPath+"/{pool}", queues("pools:create", h.createPool))
+	r.Get(poolsPath+"/{pool}", queues("pools:get", h.getPool))
+	r.Patch(poolsPath+"/{pool}", queues("pools:update", h.updatePool))
+	r.Delete(poolsPath+"/{pool}", queues("pools:delete", h.deletePool))
+	r.Get(flavorsPath, queues("flavors:get_all", h.listFlavors))
+	r.Put(flavorsPath+"/{flavor}", queues("flavors:create", h.createFlavor))
+	r.Get(flavorsPath+"/{flavor}", queues("flavors:get", h.getFlavor))
+	r.Patch(flavorsPath+"/{flavor}", queues("flavors:update", h.updateFlavor))
+	r.Delete(flavorsPath+"/{flavor}", queues("flavors:delete", h.deleteFlavor))
 
 	// Cluster administration: outside /v2, no Client-ID or project, the
 	// policy rule "cluster:admin" (the admin role by default).

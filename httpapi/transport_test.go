@@ -109,6 +109,38 @@ func TestTransport(t *testing.T) {
 		// Like everything under /v2, the home document needs a Client-ID.
 		n.next().expect(http.StatusBadRequest, "GET", "/v2/", nil, without("Client-ID")).
 			apiError("Missing header value", `The "Client-Id" header is required.`)
+
+		// Admins also see the admin relations, in a document no shared
+		// cache may hand to anyone else.
+		admin := map[string]string{
+			"rel/pools": "/v2/pools{?detailed,limit,marker}", "rel/pool": "/v2/pools/{pool_name}",
+			"rel/flavors": "/v2/flavors{?detailed,limit,marker}", "rel/flavor": "/v2/flavors/{flavor_name}",
+			"rel/health": "/v2/health",
+		}
+		var docs [2]struct {
+			Resources map[string]struct {
+				Href         string `json:"href"`
+				HrefTemplate string `json:"href-template"`
+			} `json:"resources"`
+		}
+		member := n.next().expect(http.StatusOK, "GET", "/v2/", nil, hdr("X-Roles", "member"))
+		member.decode(&docs[0])
+		byAdmin := n.next().expect(http.StatusOK, "GET", "/v2/", nil, hdr("X-Roles", "member, admin"))
+		byAdmin.decode(&docs[1])
+		if cc := byAdmin.Header.Get("Cache-Control"); cc != "private, max-age=86400" || byAdmin.Header.Get("Vary") == "" {
+			t.Fatalf("admin home document: Cache-Control %q, Vary %q", cc, byAdmin.Header.Get("Vary"))
+		}
+		for rel, tmpl := range admin {
+			if _, shown := docs[0].Resources[rel]; shown {
+				t.Errorf("a member's home document shows %s", rel)
+			}
+			if got := docs[1].Resources[rel]; got.HrefTemplate+got.Href != tmpl {
+				t.Errorf("admin home document: %s = %+v, want %s", rel, got, tmpl)
+			}
+		}
+		if len(docs[1].Resources) != len(docs[0].Resources)+len(admin) {
+			t.Errorf("admin home document has %d relations, want %d", len(docs[1].Resources), len(docs[0].Resources)+len(admin))
+		}
 	})
 
 	s.run(t, "an unknown path is 404 with the framework title even without headers", func(t *testing.T, n nodes) {
@@ -468,34 +500,8 @@ func TestTransport(t *testing.T) {
 		}
 	})
 
-	s.run(t, "pools and flavors answer 501 with an error body after the policy check", func(t *testing.T, n nodes) {
-		// Pools are admin-only by default; flavor reads are open.
-		n.next().expect(http.StatusForbidden, "GET", "/v2/pools", nil).apiError("Not authorized", "You are not authorized to complete this action.")
-		n.next().expect(http.StatusForbidden, "PUT", "/v2/flavors/f", `{"pool_list": []}`)
-		n.next().expect(http.StatusNotImplemented, "GET", "/v2/flavors", nil)
-		for _, rt := range []struct{ method, path, body string }{
-			{"GET", "/v2/pools", ""},
-			{"GET", "/v2/pools/p", ""},
-			{"PUT", "/v2/pools/p", `{"weight": 1, "uri": "http://x"}`},
-			{"PATCH", "/v2/pools/p", `{"weight": 2}`},
-			{"DELETE", "/v2/pools/p", ""},
-			{"GET", "/v2/flavors", ""},
-			{"GET", "/v2/flavors/f", ""},
-			{"PUT", "/v2/flavors/f", `{"pool_list": []}`},
-			{"DELETE", "/v2/flavors/f", ""},
-		} {
-			var body any
-			if rt.body != "" {
-				body = rt.body
-			}
-			r := n.next().expect(http.StatusNotImplemented, rt.method, rt.path, body, hdr("X-Roles", "admin"))
-			var doc struct{ Title, Description string }
-			r.decode(&doc)
-			if doc.Title == "" || doc.Description == "" || r.Header.Get("Content-Type") != "application/json" {
-				t.Fatalf("%s: body %s", r.what, r.Body)
-			}
-		}
-		n.f1.expect(http.StatusNotFound, "HEAD", "/v2/queues/q", nil)
+	s.run(t, "pools and flavors are registered, read, changed and removed through any node by admins", func(t *testing.T, n nodes) {
+		catalogRoundTrip(t, n, s.c)
 	})
 
 	s.run(t, "a follower reads what another follower just acknowledged", func(t *testing.T, n nodes) {

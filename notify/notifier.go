@@ -32,6 +32,10 @@ type Node interface {
 	// PostToNode calls another member's internal API; an error wrapping
 	// raftnode.ErrNoSuchNode means no member has that id.
 	PostToNode(ctx context.Context, id, path string, body []byte) (int, []byte, error)
+	// Addr is this node's node address.
+	Addr() string
+	// CallGroup calls a pool route on a node of any pool (docs/pools.md).
+	CallGroup(ctx context.Context, addrs []string, start int, path string, body []byte) (int, []byte, error)
 }
 
 // Pusher delivers a frame to a websocket connection held by this node.

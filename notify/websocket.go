@@ -43,13 +43,25 @@ func (d *websocketDeliverer) Deliver(ctx context.Context, sub *store.Subscriptio
 // wsconn://<node id>/<connection id>.
 const WebsocketScheme = "wsconn"
 
-// WebsocketSubscriber returns the subscriber URI of a connection.
-func WebsocketSubscriber(nodeID, connID string) string {
-	return WebsocketScheme + "://" + nodeID + "/" + connID
+// WebsocketSubscriber returns the subscriber URI of a connection. nodeRef
+// is the id of the node holding it, a member of the queue's pool, or, for
+// a node of another pool (docs/pools.md), WebsocketNodeRef's id@address.
+func WebsocketSubscriber(nodeRef, connID string) string {
+	return WebsocketScheme + "://" + nodeRef + "/" + connID
 }
 
-// pushPath is the internal route a node receives websocket pushes on.
-const pushPath = "/internal/v1/ws-push"
+// WebsocketNodeRef names a node of another pool in a subscriber URI: its
+// id and node address (ids are unique inside a pool only).
+func WebsocketNodeRef(nodeID, addr string) string { return nodeID + "@" + addr }
+
+// pushPath is the internal route a node receives websocket pushes on from
+// members of its pool; PoolPushRoute is the pool route (raftnode's pool
+// prefix) on which it receives them from nodes of other pools.
+const (
+	pushPath      = "/internal/v1/ws-push"
+	PoolPushRoute = "ws-push"
+	poolPushPath  = "/internal/v1/pool/" + PoolPushRoute
+)
 
 type pushRequest struct {
 	Conn    string          `json:"conn"`
@@ -63,6 +75,9 @@ func (d *websocketDeliverer) push(ctx context.Context, subscriber string, payloa
 	nodeID, connID, ok := strings.Cut(rest, "/")
 	if !ok {
 		return ErrGone
+	}
+	if id, addr, other := strings.Cut(nodeID, "@"); other {
+		return d.pushToPool(ctx, id, addr, connID, payload)
 	}
 	if nodeID == d.node.ID() {
 		p := d.pusher.Load()
@@ -82,6 +97,28 @@ func (d *websocketDeliverer) push(ctx context.Context, subscriber string, payloa
 		return ErrGone
 	case status != http.StatusOK:
 		return errors.New("push through node " + nodeID + " failed: " + http.StatusText(status))
+	}
+	return nil
+}
+
+// pushToPool delivers to a connection held by a node of another pool.
+func (d *websocketDeliverer) pushToPool(ctx context.Context, nodeID, addr, connID string, payload []byte) error {
+	if nodeID == d.node.ID() && addr == d.node.Addr() {
+		p := d.pusher.Load()
+		if p == nil {
+			return ErrGone
+		}
+		return (*p).PushToConnection(ctx, connID, payload)
+	}
+	body, _ := json.Marshal(pushRequest{Conn: connID, Payload: payload})
+	status, _, err := d.node.CallGroup(ctx, []string{addr}, 0, poolPushPath, body)
+	switch {
+	case err != nil:
+		return err
+	case status == http.StatusNotFound:
+		return ErrGone
+	case status != http.StatusOK:
+		return errors.New("push through node " + nodeID + " at " + addr + " failed: " + http.StatusText(status))
 	}
 	return nil
 }

@@ -27,6 +27,10 @@ func (stubNode) ID() string     { return "n1" }
 func (stubNode) PostToNode(context.Context, string, string, []byte) (int, []byte, error) {
 	return 0, nil, errors.New("no such node")
 }
+func (stubNode) Addr() string { return "n1:7001" }
+func (stubNode) CallGroup(context.Context, []string, int, string, []byte) (int, []byte, error) {
+	return 0, nil, errors.New("no other pool")
+}
 
 // hookServer is a real webhook endpoint answering every request with the
 // status status returns, counting requests.

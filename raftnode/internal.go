@@ -37,6 +37,7 @@ func (n *Node) internalHandler() http.Handler {
 	m.HandleFunc("POST "+pathRemove, n.handleRemove)
 	m.HandleFunc("POST "+pathTransfer, n.handleTransfer)
 	m.HandleFunc("GET "+pathStatus, n.handleStatus)
+	m.HandleFunc("GET "+pathPoolIdentity, n.handlePoolIdentity)
 	return n.authorize(m)
 }
 
@@ -55,7 +56,9 @@ func (n *Node) HandleInternal(pattern string, h http.Handler) { n.internalMux.Ha
 //   - the node id the request claims (X-Raftnode-Node) must be that name;
 //   - the sender must be a member of the Raft configuration, or this node
 //     must have none yet (a node about to be bootstrapped or joined);
-//   - a join may come from a non-member only for itself (handleJoin).
+//   - a join may come from a non-member only for itself (handleJoin);
+//   - the pool routes (poolPathPrefix) serve nodes of other pools, which
+//     hold certificates of the same CA but are not members here.
 func (n *Node) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if n.cfg.PeerTLS == nil {
@@ -72,7 +75,7 @@ func (n *Node) authorize(next http.Handler) http.Handler {
 			n.refusePeer(w, r, "no client certificate")
 		case claim != peer:
 			n.refusePeer(w, r, fmt.Sprintf("the request claims to come from %q but the certificate names %q", claim, peer))
-		case r.URL.Path != pathJoin && !n.admits(peer):
+		case r.URL.Path != pathJoin && !strings.HasPrefix(r.URL.Path, poolPathPrefix) && !n.admits(peer):
 			n.refusePeer(w, r, fmt.Sprintf("%q is not a member", peer))
 		default:
 			next.ServeHTTP(w, r)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,6 +54,10 @@ type Config struct {
 	// PprofAddr, if set, serves Go's profiler (net/http/pprof) on its own
 	// listener; keep it private.
 	PprofAddr string
+	// CatalogAddrs are node addresses of members of the catalog pool, for
+	// the nodes of every other pool (docs/pools.md); nil: this node's group
+	// holds the catalog.
+	CatalogAddrs []string
 	// WS tunes the websocket transport (limits and timeouts).
 	WS wsapi.Config
 	// Notify configures notification delivery (email relay, workers, the
@@ -271,6 +276,8 @@ func (s *Server) openNode() error {
 	}
 	s.notifier = notify.New(nc)
 	s.node.HandleInternal(s.notifier.PushHandler())
+	_, push := s.notifier.PushHandler()
+	s.node.PoolHandler(notify.PoolPushRoute, push)
 	s.applyHook.Store(s.notifier)
 	// The notifier's registry of transports judges subscriber URIs, so a
 	// subscription is refused when it is made if its transport would
@@ -280,7 +287,10 @@ func (s *Server) openNode() error {
 		Notifications: s.cfg.Notifications, Confirmer: s.notifier, Subscribers: s.notifier.Registry(), SubscriberTypes: s.cfg.SubscriberTypes,
 		Policy: s.policy, RateLimit: s.cfg.RateLimit, AuthRequired: s.keystone != nil, MessageKeys: s.cfg.MessageKeys,
 		Stages: pipelineStages(), Trusts: trusts, MaxClaimWaiters: s.cfg.MaxClaimWaiters,
+		CatalogAddrs: s.cfg.CatalogAddrs,
 	})
+	node.PoolHandler(service.PoolRouteCatalog, poolRoute(s.svc.ServeCatalog))
+	node.PoolHandler(service.PoolRouteQueues, poolRoute(s.svc.ServePoolQueues))
 	s.claimHook.Store(s.svc)
 	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "zaqar_claim_waiters", Help: "Claims waiting for a message on this node (?wait=).",
@@ -316,6 +326,7 @@ func (s *Server) buildAPI() error {
 	cfg := s.cfg
 	wsCfg := cfg.WS
 	wsCfg.Service, wsCfg.Registry, wsCfg.Logger, wsCfg.NodeID = s.svc, s.registry, s.log, cfg.NodeID
+	wsCfg.PoolRoutes, wsCfg.NodeAddr = s.node.PoolHandler, s.node.Addr()
 	if s.keystone != nil {
 		wsCfg.Auth = s.keystone
 	}
@@ -327,6 +338,7 @@ func (s *Server) buildAPI() error {
 	restCfg := httpapi.Config{
 		Service: s.svc, Cluster: s.node, Registry: s.registry, Logger: s.log, RequestTimeout: cfg.RequestTimeout,
 		Digest: s.digest, Operations: s, CORS: cfg.CORS, MaxHeaderBytes: cfg.MaxHeaderBytes, MaxConcurrent: cfg.MaxConcurrentRequests,
+		PoolRoutes: s.node.PoolHandler,
 	}
 	if s.keystone != nil {
 		restCfg.Auth = s.keystone
@@ -586,4 +598,18 @@ func pipelineStages() []service.Stage {
 	return []service.Stage{
 		msgschema.New(1024), // per-queue JSON Schema of message bodies
 	}
+}
+
+// poolRoute serves a service pool route: the request body in, the answer
+// out, both JSON.
+func poolRoute(serve func(ctx context.Context, body []byte) []byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, "could not read the request", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(serve(r.Context(), body))
+	})
 }

@@ -200,10 +200,14 @@ func ClaimWaitBudget(wait *int) time.Duration {
 	return time.Duration(*wait) * time.Second
 }
 
-// OnApply is the FSM hook of waiting claims: it wakes those of queues
-// whose messages an applied batch made claimable. It runs on Raft's FSM
-// goroutine, on every node, and never blocks.
-func (s *Service) OnApply(results []*fsm.EntryResult) { s.waiters.onApply(results) }
+// OnApply is the service's FSM hook: it wakes the waiting claims of queues
+// whose messages an applied batch made claimable, and drops the pools the
+// node read when the batch changed them. It runs on Raft's FSM goroutine,
+// on every node, and never blocks.
+func (s *Service) OnApply(results []*fsm.EntryResult) {
+	s.waiters.onApply(results)
+	s.catalogApplied(results)
+}
 
 // ClaimWaiters returns how many claims wait for a message on this node.
 func (s *Service) ClaimWaiters() int { return s.waiters.waiting() }

@@ -33,6 +33,16 @@ type HealthReport struct {
 	StorageReachable bool                       `json:"storage_reachable"`
 	OperationStatus  map[string]OperationStatus `json:"operation_status"`
 	Raft             RaftHealth                 `json:"raft"`
+	// Pools reports every registered pool, with pools (docs/pools.md).
+	Pools map[string]PoolHealth `json:"pools,omitempty"`
+}
+
+// PoolHealth is one pool as this node reaches it.
+type PoolHealth struct {
+	// Local is the pool this node belongs to.
+	Local     bool              `json:"local,omitempty"`
+	Reachable bool              `json:"reachable"`
+	Members   []raftnode.Member `json:"members,omitempty"`
 }
 
 // RaftHealth is the cluster as this node sees it.
@@ -54,6 +64,7 @@ func (s *Service) Health(ctx context.Context, c Caller) (HealthReport, *Error) {
 			rep.Raft.LeaderID = n.ID
 		}
 	}
+	rep.Pools = s.poolsHealth(ctx)
 	if !rep.StorageReachable {
 		return rep, nil
 	}
@@ -117,4 +128,28 @@ func (s *Service) Health(ctx context.Context, c Caller) (HealthReport, *Error) {
 	})
 	step("delete_queue", func() *Error { return s.DeleteQueue(ctx, probe, queue) })
 	return rep, nil
+}
+
+// poolsHealth asks one member of every registered pool for its group; nil
+// without pools.
+func (s *Service) poolsHealth(ctx context.Context) map[string]PoolHealth {
+	if inUse, e := s.poolsInUse(ctx); e != nil || !inUse {
+		return nil
+	}
+	set, e := s.poolSet(ctx)
+	if e != nil {
+		return nil
+	}
+	out := map[string]PoolHealth{}
+	for name, addrs := range set.pools {
+		if name == set.self {
+			out[name] = PoolHealth{Local: true, Reachable: true, Members: s.node.Members()}
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		id, err := s.node.ProbeGroup(pctx, addrs)
+		cancel()
+		out[name] = PoolHealth{Reachable: err == nil, Members: id.Members}
+	}
+	return out
 }

@@ -34,15 +34,38 @@ var homeRelations = []homeRelation{
 	{"rel/ping", "/v2/ping", nil, []string{"GET"}},
 }
 
-var homeDocumentJSON = buildHomeDocument()
+// adminRelations are added to the home document for callers the policy
+// lets list pools (contract §3.2: upstream adds them in admin mode).
+var adminRelations = []homeRelation{
+	{"rel/pools", "/v2/pools{?detailed,limit,marker}", map[string]string{"detailed": "param/detailed", "limit": "param/pool_limit", "marker": "param/marker"}, []string{"GET"}},
+	{"rel/pool", "/v2/pools/{pool_name}", map[string]string{"pool_name": "param/pool_name"}, []string{"GET", "PUT", "PATCH", "DELETE"}},
+	{"rel/flavors", "/v2/flavors{?detailed,limit,marker}", map[string]string{"detailed": "param/detailed", "limit": "param/flavor_limit", "marker": "param/marker"}, []string{"GET"}},
+	{"rel/flavor", "/v2/flavors/{flavor_name}", map[string]string{"flavor_name": "param/flavor_name"}, []string{"GET", "PUT", "PATCH", "DELETE"}},
+	{"rel/health", "/v2/health", nil, []string{"GET"}},
+}
 
-// HomeDocument returns the JSON-home document of the v2 API (contract §3.2),
-// the same for every transport.
+var (
+	homeDocumentJSON      = buildHomeDocument(homeRelations)
+	adminHomeDocumentJSON = buildHomeDocument(append(append([]homeRelation(nil), homeRelations...), adminRelations...))
+)
+
+// HomeDocument returns the JSON-home document of the v2 API (contract
+// §3.2) as every caller sees it, the same for every transport.
 func HomeDocument() []byte { return homeDocumentJSON }
 
-func buildHomeDocument() []byte {
+// HomeDocumentFor returns the home document for c: with the admin
+// relations (pools, flavors, health) when the policy lets c list pools.
+// admin reports which one it is.
+func (s *Service) HomeDocumentFor(c Caller) (doc []byte, admin bool) {
+	if s.authorize(c, "pools:get_all") == nil {
+		return adminHomeDocumentJSON, true
+	}
+	return homeDocumentJSON, false
+}
+
+func buildHomeDocument(relations []homeRelation) []byte {
 	resources := map[string]any{}
-	for _, rel := range homeRelations {
+	for _, rel := range relations {
 		hints := map[string]any{"allow": rel.allow, "formats": map[string]any{"application/json": map[string]any{}}}
 		for _, m := range rel.allow {
 			if m == "POST" || m == "PATCH" {

@@ -83,6 +83,16 @@ func (s *Service) ensureSecret(ctx context.Context) bool {
 	_, _ = rand.Read(secret)
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	if !s.holdsCatalog() {
+		// Every pool signs with the catalog pool's secret, so a URL that a
+		// node of one pool signed is honoured by the nodes of every pool.
+		ans, e := s.callCatalog(cctx, catalogRequest{Op: "secret"})
+		if e != nil || len(ans.Secret) == 0 {
+			s.log.Debug("the catalog's signing secret is not available yet", "err", e)
+			return false
+		}
+		secret = ans.Secret
+	}
 	if _, err := s.node.Propose(cctx, &fsm.SetSecret{Secret: secret}); err != nil {
 		s.log.Warn("could not store the signing secret", "err", err)
 		return false

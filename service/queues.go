@@ -69,6 +69,9 @@ func (s *Service) CreateQueue(ctx context.Context, c Caller, name string, body [
 	if e != nil {
 		return false, e
 	}
+	if e := s.placeBeside(ctx, c, name, settings.DeadLetter); e != nil {
+		return false, e
+	}
 	encoded := encodeMetadata(meta)
 	op := &Op{Kind: OpSetQueueMetadata, Caller: c, Queue: name, Metadata: encoded}
 	if e := s.pipeline.before(ctx, op); e != nil {
@@ -160,12 +163,24 @@ type QueueList struct {
 	Count  uint64 // number of queues in the project, when WithCount
 }
 
-// ListQueues lists the caller's queues.
+// ListQueues lists the caller's queues, of every pool (ListQueuesSpanning).
 func (s *Service) ListQueues(ctx context.Context, c Caller, o QueueListOptions) (QueueList, *Error) {
 	limit, e := pageSize(o.Limit, s.limits.MaxQueuesPerPage, "Limit must be at least 1 and no greater than %d.")
 	if e != nil {
 		return QueueList{}, e
 	}
+	inUse, e := s.localUnlessKnown(ctx, c.Stale)
+	if e != nil {
+		return QueueList{}, e
+	}
+	if inUse {
+		return s.listQueuesSpanning(ctx, c, o, limit)
+	}
+	return s.listQueuesHere(ctx, c, o, limit)
+}
+
+// listQueuesHere lists the caller's queues this node's pool holds.
+func (s *Service) listQueuesHere(ctx context.Context, c Caller, o QueueListOptions, limit int) (QueueList, *Error) {
 	v, _, e := s.view(ctx, c, "Queues could not be listed.")
 	if e != nil {
 		return QueueList{}, e
@@ -382,6 +397,9 @@ func (s *Service) PatchQueue(ctx context.Context, c Caller, name string, ops []P
 		}
 		settings, e := s.validateMetadata(meta)
 		if e != nil {
+			return nil, e
+		}
+		if e := s.placeBeside(ctx, c, name, settings.DeadLetter); e != nil {
 			return nil, e
 		}
 		op := &Op{Kind: OpSetQueueMetadata, Caller: c, Queue: name, Metadata: encoded}

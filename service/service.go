@@ -26,11 +26,22 @@ type Node interface {
 	IsLeader() bool
 	// ClusterStatus reports every member's view of Raft.
 	ClusterStatus(ctx context.Context) []raftnode.Status
+	// ProbeGroup asks the nodes at addrs, possibly of another pool, for
+	// their Raft group's members.
+	ProbeGroup(ctx context.Context, addrs []string) (raftnode.GroupIdentity, error)
+	// Members returns this node's group's configuration.
+	Members() []raftnode.Member
+	// CallGroup posts body to a pool route on a node at one of addrs,
+	// possibly of another pool, trying them in turn from start.
+	CallGroup(ctx context.Context, addrs []string, start int, path string, body []byte) (int, []byte, error)
 }
 
 // Config configures a Service.
 type Config struct {
-	Limits Limits
+	// CatalogAddrs are node addresses of members of the catalog pool
+	// (docs/pools.md); nil means this node's group holds the catalog.
+	CatalogAddrs []string
+	Limits       Limits
 	// SignedURLSecret, if set, signs pre-signed URLs instead of the secret
 	// the cluster generates and replicates on first start.
 	SignedURLSecret string
@@ -110,6 +121,7 @@ type Service struct {
 	pipeline        pipeline
 	keys            *bodycrypt.Keyring // nil: no message encryption key
 	waiters         *claimWaiters
+	pools           poolRouter
 
 	lastGC time.Time // the maintenance loop's last GC proposal
 }
@@ -144,6 +156,8 @@ func New(node Node, st *store.Store, cfg Config) *Service {
 		keys: cfg.MessageKeys,
 	}
 	s.waiters = newClaimWaiters(cfg.MaxClaimWaiters, s.nextClaimable)
+	s.pools.catalogAddrs = cfg.CatalogAddrs
+	s.pools.routes = map[string]string{}
 	if cfg.SignedURLSecret != "" {
 		s.secret = []byte(cfg.SignedURLSecret)
 	}
@@ -241,6 +255,9 @@ func (s *Service) propose(ctx context.Context, what string, cmd fsm.Command) (fs
 	}
 	if len(res.Results) != 1 {
 		return fsm.Result{}, 0, &Error{Status: 500, Title: TitleInternalServerError, Description: "command produced no result"}
+	}
+	if res.Results[0].Status == fsm.StatusMisplaced {
+		return fsm.Result{}, 0, errMisplaced
 	}
 	return res.Results[0], res.Now, nil
 }

@@ -65,6 +65,9 @@ func (s *Service) proposeWithTrust(ctx context.Context, what string, cmd fsm.Com
 	if len(res.Results) != 2 {
 		return fsm.Result{}, &Error{Status: 500, Title: TitleInternalServerError, Description: "command produced no result"}
 	}
+	if res.Results[0].Status == fsm.StatusMisplaced {
+		return fsm.Result{}, errMisplaced
+	}
 	return res.Results[0], nil
 }
 

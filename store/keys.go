@@ -23,6 +23,10 @@ const (
 	spaceRetiredTrust byte = 't'  // t|trust id → nothing: a Keystone trust no subscription holds any more
 	spaceReady        byte = 'r'  // r|project|queue|seq → nothing: a message claimable once its queue was promoted
 	spaceWaiting      byte = 'w'  // w|project|queue|kind|availableAt|seq → nothing: a message claimed or delayed
+	spacePool         byte = 'P'  // P|pool → pool record (the catalog, docs/pools.md)
+	spaceFlavor       byte = 'F'  // F|project|flavor → flavor record (the catalog)
+	spacePlacement    byte = 'L'  // L|project|queue → pool name (the catalog)
+	spacePlaced       byte = 'B'  // B|pool|project|queue → nothing: placements by pool (the catalog)
 )
 
 var (

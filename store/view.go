@@ -11,36 +11,53 @@ func (v *View) Queue(project, name string) (*Queue, error) { return v.r.queue(pr
 // ListQueues returns up to limit queues of the project whose names sort
 // after marker, in name order, skipping those keep rejects (keep may be nil).
 func (v *View) ListQueues(project, marker string, limit int, keep func(*Queue) bool) ([]*Queue, error) {
-	prefix := queuePrefix(project)
-	lower := prefix
-	if marker != "" {
-		// Start at the marker's own key; it is skipped below if it exists.
-		lower = queueKey(project, marker)
-	}
-	it, err := v.r.iter(lower, prefixEnd(prefix))
+	var out []*Queue
+	err := v.r.scanNames(queuePrefix(project), marker, limit, func(name string, b []byte) (bool, error) {
+		q, err := decodeQueue(name, b)
+		if err != nil || (keep != nil && !keep(q)) {
+			return false, err
+		}
+		out = append(out, q)
+		return true, nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: list queues: %w", err)
 	}
+	return out, nil
+}
+
+// scanNames visits, in name order, the records keyed prefix|name whose
+// names sort after marker, until visit has accepted limit of them (limit
+// < 0: all). It is the one scan behind every listing by name.
+func (r reader) scanNames(prefix []byte, marker string, limit int, visit func(name string, value []byte) (bool, error)) error {
+	lower := prefix
+	if marker != "" {
+		// Start at the marker's own key; it is skipped below if it exists.
+		lower = appendString(append([]byte(nil), prefix...), marker)
+	}
+	it, err := r.iter(lower, prefixEnd(prefix))
+	if err != nil {
+		return err
+	}
 	defer it.Close()
-	var out []*Queue
-	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+	accepted := 0
+	for ok := it.First(); ok && (limit < 0 || accepted < limit); ok = it.Next() {
 		name, _, ok := readString(it.Key()[len(prefix):])
 		if !ok {
-			return nil, fmt.Errorf("store: corrupt queue key %x", it.Key())
+			return fmt.Errorf("corrupt key %x", it.Key())
 		}
 		if marker != "" && name == marker {
 			continue
 		}
-		q, err := decodeQueue(name, it.Value())
+		took, err := visit(name, it.Value())
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if keep != nil && !keep(q) {
-			continue
+		if took {
+			accepted++
 		}
-		out = append(out, q)
 	}
-	return out, it.Error()
+	return it.Error()
 }
 
 // QueueCount returns the number of queues in the project.

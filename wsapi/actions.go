@@ -137,14 +137,19 @@ var actions = map[string]*action{
 	"subscription_list":   {rule: "subscription:get_all", fields: fields(map[string]kind{"marker": kString, "limit": kInt}), required: []string{"queue_name"}, run: subscriptionList},
 	"subscription_delete": {rule: "subscription:delete", fields: fields(map[string]kind{"subscription_id": kString}), required: []string{"queue_name", "subscription_id"}, run: subscriptionDelete},
 
-	"get_home_doc":      {run: func(context.Context, *call) reply { return reply{200, json.RawMessage(service.HomeDocument())} }},
+	"get_home_doc": {run: func(_ context.Context, c *call) reply {
+		doc, _ := c.svc.HomeDocumentFor(c.caller)
+		return reply{200, json.RawMessage(doc)}
+	}},
 	"check_node_health": {rule: "health:get", run: nodeHealth},
 	"ping_node":         {rule: "ping:get", run: pingNode},
 }
 
-// notYet lists actions that exist in the protocol but whose resources this
-// service does not offer yet; they answer 501, never a dropped connection.
-var notYet = map[string]bool{
+// restOnly lists actions that exist in the protocol's schema but that
+// upstream never implemented over the websocket: the pool and flavor admin
+// API is REST only (/v2/pools, /v2/flavors). They answer 501, never a
+// dropped connection.
+var restOnly = map[string]bool{
 	"pool_list": true, "pool_create": true, "pool_update": true, "pool_get": true, "pool_delete": true,
 	"flavor_list": true, "flavor_create": true, "flavor_update": true, "flavor_get": true, "flavor_delete": true,
 }

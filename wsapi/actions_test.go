@@ -70,6 +70,9 @@ func runActionScenario(t *testing.T, wsConn, otherConn *wsClient) {
 
 	step("get_home_doc, ping_node, check_node_health", func(t *testing.T, ws, other, consumer *wsClient) {
 		ws.expect(http.StatusOK, "get_home_doc", "").echoes().bodyIs(string(service.HomeDocument()))
+		if admin := ws.expect(http.StatusOK, "get_home_doc", "", map[string]any{"X-Roles": "admin"}); !strings.Contains(string(admin.Body), `"rel/pools"`) {
+			t.Fatalf("an admin's home document has no pool relation: %s", admin.Body)
+		}
 		ws.expect(http.StatusNoContent, "ping_node", "").echoes().bodyIs(`{}`)
 		ws.expect(http.StatusForbidden, "check_node_health", "").
 			apiError("Not authorized", "You are not authorized to complete this action.")
@@ -403,7 +406,7 @@ func runActionScenario(t *testing.T, wsConn, otherConn *wsClient) {
 			"flavor_list", "flavor_create", "flavor_update", "flavor_get", "flavor_delete",
 		} {
 			ws.expect(http.StatusNotImplemented, action, `{"queue_name": "plain"}`).echoes().
-				errorIs(action + " is not available on this service yet.")
+				errorIs(action + " is not available over the websocket; use the REST API (/v2/pools, /v2/flavors).")
 		}
 		// The connection still works.
 		ws.expect(http.StatusOK, "queue_list", "").bodyIs(`{"queues": [{"name": "plain"}]}`)

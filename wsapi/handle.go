@@ -38,14 +38,14 @@ func (c *Conn) handle(ctx context.Context, in inbound) []byte {
 	a, known := actions[name]
 	// Metric labels are bounded: unknown action names count as "invalid".
 	label := name
-	if !known && !notYet[name] && name != "authenticate" {
+	if !known && !restOnly[name] && name != "authenticate" {
 		label = "invalid"
 	}
 	c.countIn(label)
 	switch {
 	case name == "authenticate":
-	case notYet[name]:
-		return c.respond(label, echo, plainError(http.StatusNotImplemented, name+" is not available on this service yet."))
+	case restOnly[name]:
+		return c.respond(label, echo, plainError(http.StatusNotImplemented, name+" is not available over the websocket; use the REST API (/v2/pools, /v2/flavors)."))
 	case !known:
 		return c.respond(label, echo, plainError(http.StatusBadRequest, name+" is not a valid action"))
 	}
@@ -69,7 +69,8 @@ func (c *Conn) handle(ctx context.Context, in inbound) []byte {
 		ClientID: clientID, HasClientID: true, Project: project, HasProject: true,
 		Roles: roles, Identity: c.identity.Load(), Signature: signature(req.Headers),
 	}
-	caller, e := c.srv.svc.Admit(ctx, cred, call.operation(a))
+	op := call.operation(a)
+	caller, e := c.srv.svc.Admit(ctx, cred, op)
 	switch {
 	case e == service.ErrSignatureRefused || e == service.ErrNotAuthenticated:
 		return c.respond(label, echo, plainError(http.StatusForbidden, "Not authentified."))
@@ -84,6 +85,9 @@ func (c *Conn) handle(ctx context.Context, in inbound) []byte {
 	}
 	rctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
+	if out, carried := call.route(rctx, a, op); carried {
+		return c.respond(label, echo, out)
+	}
 	return c.respond(label, echo, a.run(rctx, call))
 }
 

@@ -82,7 +82,7 @@ func (c *Conn) endSubscriptions() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for s, caller := range subs {
-		if e := c.srv.svc.DeleteSubscription(ctx, caller, s.queue, s.id); e != nil {
+		if e := c.srv.endSubscription(ctx, caller, s.queue, s.id); e != nil {
 			c.srv.log.Warn("could not end a closed connection's subscription", "conn", c.ID, "subscription", s.id, "err", e)
 		}
 	}

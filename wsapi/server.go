@@ -35,12 +35,19 @@ type Config struct {
 	// NodeID names this node in the addresses of connection subscriptions,
 	// so the leader can route notifications to the node holding them.
 	NodeID string
+	// NodeAddr is this node's node address: with NodeID it names this node
+	// to the pools that push to connections subscribed to their queues
+	// from here (docs/pools.md).
+	NodeAddr string
 	// MaxFrameBytes is the largest frame accepted; a bigger one closes the
 	// connection with 1009 (default 1 MiB + the message post limit).
 	MaxFrameBytes int64
 	// MaxInFlight is how many decoded requests may wait for processing per
 	// connection; when full, the node stops reading from that client.
 	MaxInFlight int
+	// PoolRoutes, if set, registers the handler of actions carried from
+	// other pools (service.PoolRouteWS) on the node channel.
+	PoolRoutes func(name string, h http.Handler)
 	// RequestTimeout bounds the work of one request (default 10s).
 	RequestTimeout time.Duration
 	// WriteTimeout bounds one frame write; a client that does not read
@@ -106,6 +113,9 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, svc: cfg.Service, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[string]*Conn{}}
 	if cfg.Registry != nil {
 		s.metrics = newWSMetrics(cfg.Registry, s)
+	}
+	if cfg.PoolRoutes != nil {
+		cfg.PoolRoutes(service.PoolRouteWS, http.HandlerFunc(s.serveCarried))
 	}
 	return s
 }

@@ -60,10 +60,28 @@ func freePort() (int, error) {
 // starts is such a loss, and the whole cluster is started again on new
 // ports (three tries).
 func spawnCluster(ctx context.Context, bin string, n int, useTLS bool, extra []string) (*localCluster, error) {
+	return spawnClusterWith(ctx, bin, n, useTLS, extra, spawnOpts{})
+}
+
+// spawnOpts are what spawnClusterWith adds to spawnCluster.
+type spawnOpts struct {
+	// cpus, when set, is a CPU list for taskset: every node is started as
+	// `taskset -c cpus bin ...` (taskset execs bin, so the pid is the
+	// node's and /proc figures stay per node).
+	cpus string
+	// firstID numbers the nodes node<firstID>, node<firstID+1>, ... (0
+	// counts as 1), so that the nodes of several clusters have distinct
+	// ids.
+	firstID int
+}
+
+// spawnClusterWith is spawnCluster with the nodes pinned to CPUs and/or
+// numbered from another id.
+func spawnClusterWith(ctx context.Context, bin string, n int, useTLS bool, extra []string, opts spawnOpts) (*localCluster, error) {
 	var err error
 	for try := 0; try < 3; try++ {
 		var cl *localCluster
-		if cl, err = spawnOnce(ctx, bin, n, useTLS, extra); err == nil || !errors.Is(err, errNodeExited) {
+		if cl, err = spawnOnce(ctx, bin, n, useTLS, extra, opts); err == nil || !errors.Is(err, errNodeExited) {
 			return cl, err
 		}
 		fmt.Fprintln(os.Stderr, "zaqar-bench: starting the cluster again:", err)
@@ -76,7 +94,7 @@ var errNodeExited = errors.New("a node exited while the cluster started")
 
 // spawnOnce starts n nodes and waits until every one of them answers and
 // knows the same leader (a client may send its first request to any).
-func spawnOnce(ctx context.Context, bin string, n int, useTLS bool, extra []string) (*localCluster, error) {
+func spawnOnce(ctx context.Context, bin string, n int, useTLS bool, extra []string, opts spawnOpts) (*localCluster, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("server binary %s: %w (build it with `make build`)", bin, err)
 	}
@@ -86,13 +104,14 @@ func spawnOnce(ctx context.Context, bin string, n int, useTLS bool, extra []stri
 	}
 	cl := &localCluster{dir: dir, scheme: "http", admin: &http.Client{Timeout: 2 * time.Second}}
 	var peers []string
+	first := max(opts.firstID, 1)
 	for i := 0; i < n; i++ {
 		ap, err1 := freePort()
 		rp, err2 := freePort()
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, err
 		}
-		nd := &localNode{id: fmt.Sprintf("node%d", i+1), api: fmt.Sprintf("127.0.0.1:%d", ap), raft: fmt.Sprintf("127.0.0.1:%d", rp)}
+		nd := &localNode{id: fmt.Sprintf("node%d", first+i), api: fmt.Sprintf("127.0.0.1:%d", ap), raft: fmt.Sprintf("127.0.0.1:%d", rp)}
 		cl.nodes = append(cl.nodes, nd)
 		peers = append(peers, nd.id+"="+nd.raft)
 	}
@@ -114,7 +133,11 @@ func spawnOnce(ctx context.Context, bin string, n int, useTLS bool, extra []stri
 				"-peer-tls-ca", filepath.Join(tlsDir, "ca.pem"), "-peer-tls-cert", cert, "-peer-tls-key", key)
 		}
 		args = append(args, extra...)
-		nd.cmd = exec.Command(bin, args...)
+		if opts.cpus != "" {
+			nd.cmd = exec.Command("taskset", append([]string{"-c", opts.cpus, bin}, args...)...)
+		} else {
+			nd.cmd = exec.Command(bin, args...)
+		}
 		logf, err := os.Create(filepath.Join(dir, nd.id+".log"))
 		if err != nil {
 			cl.stop()

@@ -8,6 +8,7 @@
 //	zaqar-bench -spawn 3 -time 2m          # starts a local 3-node cluster (fsync on)
 //	zaqar-bench -spawn 3 -tls -time 2m     # the same with https/wss and mutual TLS between nodes
 //	zaqar-bench -targets https://n1:8888 -ca ca.pem
+//	zaqar-bench pools -duration 12s        # one pool against two, pinned with taskset (pools.go)
 package main
 
 import (
@@ -81,6 +82,9 @@ func run(args []string, out io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "depth" {
 		return depth(args[1:], out)
+	}
+	if len(args) > 0 && args[0] == "pools" {
+		return poolsBench(args[1:], out)
 	}
 	if len(args) > 0 && args[0] == "push" {
 		return pushBench(args[1:], out)

@@ -37,6 +37,7 @@ type options struct {
 	pprofAddr     string
 	bootstrap     string
 	join          string
+	catalog       string
 	authStrategy  string
 	signedSecret  string
 	logLevel      string
@@ -97,6 +98,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.raftSourceIP, "raft-source-ip", "", "local IP to dial other nodes from (default: the system's choice)")
 	fs.StringVar(&o.bootstrap, "bootstrap", "", "initial voters as id=host:port,... (default: this node alone, unless -join is set)")
 	fs.StringVar(&o.join, "join", "", "Raft addresses of existing members to join through, comma-separated")
+	fs.StringVar(&o.catalog, "catalog", "", "node (Raft) addresses of members of the catalog pool, comma-separated, for the nodes of every other pool (docs/pools.md; default: this node's group holds the catalog)")
 	fs.StringVar(&o.tls.Cert, "tls-cert", "", "PEM certificate chain of the REST and websocket port: https:// and wss:// instead of http:// and ws:// (reloaded when the file changes and on SIGHUP)")
 	fs.StringVar(&o.tls.Key, "tls-key", "", "PEM private key of -tls-cert")
 	fs.StringVar(&o.tls.CA, "tls-client-ca", "", "PEM CA bundle that verifies certificates REST clients present (see -tls-client-auth)")
@@ -400,7 +402,7 @@ func (o *options) messageKeys() (*bodycrypt.Keyring, error) {
 func (o *options) serverConfig() (server.Config, error) {
 	cfg := server.Config{
 		NodeID: o.nodeID, DataDir: o.dataDir, APIAddr: o.apiAddr,
-		WSAddr: o.wsAddr, PprofAddr: o.pprofAddr,
+		WSAddr: o.wsAddr, PprofAddr: o.pprofAddr, CatalogAddrs: splitList(o.catalog),
 		Raft: raftnode.Config{
 			RaftAddr: o.raftAddr, Advertise: o.raftAdvertise, SourceIP: o.raftSourceIP,
 			HeartbeatTimeout: o.heartbeat, ElectionTimeout: o.election, SnapshotInterval: o.snapshotInterval,

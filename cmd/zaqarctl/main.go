@@ -1,6 +1,8 @@
 // Command zaqarctl administers a cluster through any node's REST port:
 //
-//	zaqarctl [-addr http://127.0.0.1:8888] status
+//	zaqarctl [-addr http://127.0.0.1:8888] [-endpoints URL,...] status
+//	                                        (the group of the node at -addr, then every registered
+//	                                        pool with the members -addr or an -endpoints node reports)
 //	zaqarctl join ID RAFT_ADDR
 //	zaqarctl remove ID
 //	zaqarctl transfer-leader [ID]
@@ -30,7 +32,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/zaqar-raft/zaqar/internal/tlsconf"
@@ -44,16 +45,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", envOr("ZAQAR_ADDR", "http://127.0.0.1:8888"), "REST URL of any node")
 	token := fs.String("token", os.Getenv("ZAQAR_TOKEN"), "Keystone token (auth mode keystone)")
 	timeout := fs.Duration("timeout", 15*time.Second, "request timeout")
+	endpoints := fs.String("endpoints", os.Getenv("ZAQAR_ENDPOINTS"), "status: comma-separated REST URLs of nodes of other pools, asked for their pool's members")
 	var tlsFiles tlsconf.Files
 	fs.StringVar(&tlsFiles.CA, "ca", os.Getenv("ZAQAR_CA"), "PEM CA bundle that verifies an https node's certificate (default: the system roots)")
 	fs.StringVar(&tlsFiles.Cert, "cert", os.Getenv("ZAQAR_CERT"), "PEM client certificate, for nodes that ask for one (-tls-client-ca)")
 	fs.StringVar(&tlsFiles.Key, "key", os.Getenv("ZAQAR_KEY"), "PEM private key of -cert")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: zaqarctl [-addr URL] [-ca FILE [-cert FILE -key FILE]] status | join ID RAFT_ADDR | remove ID | transfer-leader [ID] | drain |")
+		fmt.Fprintln(stderr, "usage: zaqarctl [-addr URL] [-ca FILE [-cert FILE -key FILE]] [-endpoints URL,...] status | join ID RAFT_ADDR | remove ID |")
+		fmt.Fprintln(stderr, "                transfer-leader [ID] | drain |")
 		fmt.Fprintln(stderr, "                snapshot save FILE | snapshot verify FILE | snapshot restore FILE DATA_DIR PEERS")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	eps, err := splitEndpoints(*endpoints)
+	if err != nil {
+		fmt.Fprintln(stderr, "zaqarctl:", err)
 		return 2
 	}
 	hc, err := httpClient(tlsFiles, *timeout)
@@ -70,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd := rest[0]; {
 	case cmd == "status" && len(rest) == 1:
-		err = c.status(ctx, stdout)
+		err = c.status(ctx, stdout, eps)
 	case cmd == "join" && len(rest) == 3:
 		err = c.post(ctx, "/admin/cluster/join", map[string]string{"id": rest[1], "address": rest[2]})
 	case cmd == "remove" && len(rest) == 2:
@@ -101,6 +109,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "ok")
 	}
 	return 0
+}
+
+// splitEndpoints reads -endpoints: URLs separated by commas, each with
+// its scheme (as -addr).
+func splitEndpoints(s string) ([]string, error) {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+			return nil, fmt.Errorf("-endpoints: %q is not a URL (http://host:port or https://host:port)", e)
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // orDash returns s, or "-" when it is empty, so a table cell is never
@@ -144,7 +168,52 @@ type client struct {
 	http        *http.Client
 }
 
+// statusError is an answer other than 2xx: its status code, for callers
+// that treat some (404, 501) as "this server does not have it".
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+// hasStatus reports whether err is an answer with one of the codes.
+func hasStatus(err error, codes ...int) bool {
+	var se *statusError
+	if !errors.As(err, &se) {
+		return false
+	}
+	for _, c := range codes {
+		if se.code == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Identity headers of the /v2 calls (pool listing): a /v2 route needs a
+// Client-ID, and in no-auth mode a project. With a token the project is
+// the token's, so none is sent (a different one would be refused).
+const (
+	ctlClientID = "6f1d2a4e-3c8b-4d7e-9a51-0b2c7e9f4d13"
+	ctlProject  = "zaqarctl"
+)
+
 func (c *client) do(ctx context.Context, method, path string, body any) ([]byte, error) {
+	return c.doWith(ctx, method, path, body, nil)
+}
+
+// v2 is a GET of a /v2 path, with the identity headers it needs.
+func (c *client) v2(ctx context.Context, path string) ([]byte, error) {
+	h := http.Header{}
+	h.Set("Client-ID", ctlClientID)
+	if c.token == "" {
+		h.Set("X-Project-ID", ctlProject)
+	}
+	return c.doWith(ctx, http.MethodGet, path, nil, h)
+}
+
+func (c *client) doWith(ctx context.Context, method, path string, body any, hdr http.Header) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -156,6 +225,9 @@ func (c *client) do(ctx context.Context, method, path string, body any) ([]byte,
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return nil, err
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Roles", "admin")
@@ -171,9 +243,9 @@ func (c *client) do(ctx context.Context, method, path string, body any) ([]byte,
 	if resp.StatusCode >= 300 {
 		var e struct{ Title, Description string }
 		if json.Unmarshal(out, &e) == nil && e.Title != "" {
-			return nil, fmt.Errorf("%s %s: %d %s: %s", method, path, resp.StatusCode, e.Title, e.Description)
+			return nil, &statusError{resp.StatusCode, fmt.Sprintf("%s %s: %d %s: %s", method, path, resp.StatusCode, e.Title, e.Description)}
 		}
-		return nil, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(out))
+		return nil, &statusError{resp.StatusCode, fmt.Sprintf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(out))}
 	}
 	return out, nil
 }
@@ -181,76 +253,4 @@ func (c *client) do(ctx context.Context, method, path string, body any) ([]byte,
 func (c *client) post(ctx context.Context, path string, body any) error {
 	_, err := c.do(ctx, http.MethodPost, path, body)
 	return err
-}
-
-type nodeStatus struct {
-	ID           string `json:"id"`
-	Address      string `json:"address"`
-	State        string `json:"state"`
-	Term         uint64 `json:"term"`
-	LeaderID     string `json:"leader_id"`
-	LastIndex    uint64 `json:"last_index"`
-	CommitIndex  uint64 `json:"commit_index"`
-	AppliedIndex uint64 `json:"applied_index"`
-	LastContact  string `json:"last_contact"`
-	Error        string `json:"error"`
-}
-
-type clusterStatus struct {
-	Node    string `json:"node"`
-	Leader  string `json:"leader"`
-	Members []struct {
-		ID       string `json:"id"`
-		Address  string `json:"address"`
-		Suffrage string `json:"suffrage"`
-	} `json:"members"`
-	Nodes []nodeStatus `json:"nodes"`
-}
-
-// status prints the members with each one's state, term, indexes and its
-// lag behind the leader's commit index.
-func (c *client) status(ctx context.Context, w io.Writer) error {
-	b, err := c.do(ctx, http.MethodGet, "/admin/cluster", nil)
-	if err != nil {
-		return err
-	}
-	var st clusterStatus
-	if err := json.Unmarshal(b, &st); err != nil {
-		return fmt.Errorf("unexpected answer: %w", err)
-	}
-	if len(st.Nodes) == 0 {
-		return errors.New("the node reports no members")
-	}
-	var leaderCommit uint64
-	for _, n := range st.Nodes {
-		if n.State == "Leader" {
-			leaderCommit = n.CommitIndex
-		}
-	}
-	leader := st.Leader
-	if leader == "" {
-		leader = "(none)"
-	}
-	fmt.Fprintf(w, "asked %s; leader %s\n", st.Node, leader)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tSTATE\tTERM\tLAST\tCOMMIT\tAPPLIED\tLAG\tLAST CONTACT")
-	for _, n := range st.Nodes {
-		// A member whose status could not be read gets a row that says
-		// why; a status without a state (a node too old to report its
-		// errors) is no status either.
-		if n.Error != "" || n.State == "" {
-			reason := n.Error
-			if reason == "" {
-				reason = "the node reported no status for this member"
-			}
-			fmt.Fprintf(tw, "%s\t%s\tunknown\t-\t-\t-\t-\t-\terror: %s\n", orDash(n.ID), orDash(n.Address), reason)
-			continue
-		}
-		lag := "-"
-		if leaderCommit > 0 && leaderCommit >= n.AppliedIndex {
-			lag = fmt.Sprint(leaderCommit - n.AppliedIndex)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", n.ID, n.Address, n.State, n.Term, n.LastIndex, n.CommitIndex, n.AppliedIndex, lag, n.LastContact)
-	}
-	return tw.Flush()
 }

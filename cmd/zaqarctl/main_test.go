@@ -238,3 +238,227 @@ func TestZaqarctl_HTTPSNodeIsReachedWithTheCAAndClientCertificate(t *testing.T) 
 		})
 	}
 }
+
+// fakeNode serves /admin/cluster with the given answer and /v2/pools with
+// pools (a 404 when nil), as a node of some pool would.
+func fakeNode(t *testing.T, cluster string, pools http.HandlerFunc) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /admin/cluster", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, cluster)
+	})
+	if pools != nil {
+		mux.HandleFunc("GET /v2/pools", pools)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// groupJSON is an /admin/cluster answer: asked is the node answering,
+// leader the leader's id, and each member "id@address" (the first is the
+// leader, the others followers).
+func groupJSON(asked, leader string, members ...string) string {
+	var ms, ns []string
+	for i, m := range members {
+		id, addr, _ := strings.Cut(m, "@")
+		ms = append(ms, fmt.Sprintf(`{"id":%q,"address":%q,"suffrage":"Voter"}`, id, addr))
+		state := "Follower"
+		if i == 0 {
+			state = "Leader"
+		}
+		ns = append(ns, fmt.Sprintf(`{"id":%q,"address":%q,"state":%q,"term":3,"last_index":40,"commit_index":40,"applied_index":%d,"last_contact":"1ms"}`, id, addr, state, 40-i))
+	}
+	return fmt.Sprintf(`{"node":%q,"leader":%q,"members":[%s],"nodes":[%s]}`, asked, leader, strings.Join(ms, ","), strings.Join(ns, ","))
+}
+
+// TestZaqarctl_StatusListsEveryPoolAndTheMembersOfThoseReached runs
+// status against a node of pool1 with -endpoints naming a node of pool2,
+// a node of a group registered as no pool and a port where nothing
+// answers. The pool listing comes in two pages. Every pool is listed with
+// its weight, flavor and uri; pool1's members are the group shown first,
+// pool2's those its node reports, pool3's could not be reached; the
+// endpoints that did not help say why.
+func TestZaqarctl_StatusListsEveryPoolAndTheMembersOfThoseReached(t *testing.T) {
+	pools := func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Roles") != "admin" || r.Header.Get("Client-ID") == "" || r.Header.Get("X-Project-ID") == "" {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = fmt.Fprintf(w, `{"title":"headers","description":"%v"}`, r.Header)
+			return
+		}
+		if r.URL.Query().Get("detailed") != "true" {
+			t.Errorf("pool listing without detailed=true: %s", r.URL)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Query().Get("marker") {
+		case "":
+			_, _ = io.WriteString(w, `{"pools":[
+				{"name":"pool2","uri":"zaqar+raft://10.0.1.1:7888,10.0.1.2:7888","weight":50,"flavor":"gold","options":{}},
+				{"name":"pool1","uri":"zaqar+raft://10.0.0.1:7888","weight":100,"flavor":null,"options":{}}],
+				"links":[{"rel":"next","href":"/v2/pools?limit=2&marker=pool2&detailed=true"}]}`)
+		case "pool2":
+			_, _ = io.WriteString(w, `{"pools":[{"name":"pool3","uri":"zaqar+raft://10.0.2.1:7888","weight":0,"flavor":null}],
+				"links":[{"rel":"next","href":"/v2/pools?limit=2&marker=pool3&detailed=true"}]}`)
+		default:
+			_, _ = io.WriteString(w, `{"pools":[],"links":[]}`)
+		}
+	}
+	addr := fakeNode(t, groupJSON("node2", "node1", "node1@10.0.0.1:7888", "node2@10.0.0.2:7888", "node3@10.0.0.3:7888"), pools)
+	// pool2's uri names two of its members; the node asked is the third.
+	other := fakeNode(t, groupJSON("node6", "node4", "node4@10.0.1.1:7888", "node5@10.0.1.2:7888", "node6@10.0.1.3:7888"), nil)
+	stray := fakeNode(t, groupJSON("node9", "node9", "node9@10.0.9.1:7888"), nil)
+
+	var out, errb bytes.Buffer
+	args := []string{"-addr", addr, "-endpoints", other + "/," + stray + "," + addr + ", http://127.0.0.1:1", "status"}
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("status exited %d: %s", code, errb.String())
+	}
+	// The error of the unreachable endpoint is the HTTP client's; only its
+	// beginning is compared.
+	got := out.String()
+	if i := strings.Index(got, "endpoint http://127.0.0.1:1: not reached: cannot reach http://127.0.0.1:1: "); i >= 0 {
+		if j := strings.IndexByte(got[i:], '\n'); j >= 0 {
+			got = got[:i] + "endpoint http://127.0.0.1:1: not reached: cannot reach http://127.0.0.1:1: ..." + got[i+j:]
+		}
+	}
+	want := `asked node2; leader node1
+ID     ADDRESS        STATE     TERM  LAST  COMMIT  APPLIED  LAG  LAST CONTACT
+node1  10.0.0.1:7888  Leader    3     40    40      40       0    1ms
+node2  10.0.0.2:7888  Follower  3     40    40      39       1    1ms
+node3  10.0.0.3:7888  Follower  3     40    40      38       2    1ms
+
+pools: 3 registered
+pool1: weight 100, flavor -, uri zaqar+raft://10.0.0.1:7888
+  members: the group above (asked node2)
+pool2: weight 50, flavor gold, uri zaqar+raft://10.0.1.1:7888,10.0.1.2:7888
+  asked node6 at ` + other + `; leader node4
+  ID     ADDRESS        STATE     TERM  LAST  COMMIT  APPLIED  LAG  LAST CONTACT
+  node4  10.0.1.1:7888  Leader    3     40    40      40       0    1ms
+  node5  10.0.1.2:7888  Follower  3     40    40      39       1    1ms
+  node6  10.0.1.3:7888  Follower  3     40    40      38       2    1ms
+pool3: weight 0, flavor -, uri zaqar+raft://10.0.2.1:7888
+  members: not reachable from the given endpoints
+endpoint ` + stray + `: node9's group (10.0.9.1:7888) is in no registered pool
+endpoint http://127.0.0.1:1: not reached: cannot reach http://127.0.0.1:1: ...
+`
+	if got != want {
+		t.Errorf("status said:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestZaqarctl_StatusAddsNothingWithoutPools: a server without the pool
+// API (404, 501) or a deployment that registered none shows the group
+// alone, exactly as before pools; a listing that fails otherwise says so
+// after the group; with a token no project header is sent (the token's
+// project is the one); a pool no asked node belongs to is not reachable,
+// with a hint when no -endpoints were given; -endpoints must be URLs.
+func TestZaqarctl_StatusAddsNothingWithoutPools(t *testing.T) {
+	group := groupJSON("node1", "node1", "node1@10.0.0.1:7888", "node2@10.0.0.2:7888")
+	var alone bytes.Buffer
+	if code := run([]string{"-addr", fakeNode(t, group, nil), "status"}, &alone, io.Discard); code != 0 {
+		t.Fatalf("status without the pool API exited %d", code)
+	}
+	if strings.Contains(alone.String(), "pool") || strings.Count(alone.String(), "\n") != 4 {
+		t.Fatalf("status without the pool API:\n%s", alone.String())
+	}
+	answer := func(status int, body string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, body)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		pools http.HandlerFunc
+		args  []string
+		more  string // after the group
+	}{
+		{name: "404", pools: answer(http.StatusNotFound, `{"title":"Not found"}`)},
+		{name: "501", pools: answer(http.StatusNotImplemented, `{"title":"Not implemented"}`)},
+		{name: "no pools", pools: answer(http.StatusOK, `{"pools":[],"links":[]}`)},
+		{name: "no pools but -endpoints", pools: answer(http.StatusOK, `{"pools":[],"links":[]}`),
+			args: []string{"-endpoints", "http://127.0.0.1:1"}, more: "\nno pools registered: -endpoints not asked\n"},
+		{name: "503", pools: answer(http.StatusServiceUnavailable, `{"title":"Service Unavailable","description":"no quorum"}`),
+			more: "\npools: cannot be listed: GET /v2/pools?detailed=true: 503 Service Unavailable: no quorum\n"},
+		{name: "a token and a pool not reached", args: []string{"-token", "tok"},
+			pools: func(w http.ResponseWriter, r *http.Request) {
+				if _, ok := r.Header["X-Project-Id"]; ok || r.Header.Get("X-Auth-Token") != "tok" {
+					answer(http.StatusForbidden, `{"title":"headers"}`)(w, r)
+					return
+				}
+				answer(http.StatusOK, `{"pools":[{"name":"p","uri":"zaqar+raft://10.0.5.5:7888","weight":1,"flavor":null}],"links":[]}`)(w, r)
+			},
+			more: "\npools: 1 registered\np: weight 1, flavor -, uri zaqar+raft://10.0.5.5:7888\n" +
+				"  members: not reachable from the given endpoints\n" +
+				"the group above (asked node1) is in no registered pool\n" +
+				"(to list the members of other pools, give -endpoints with the REST URL of a node of each)\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			args := append(append([]string{"-addr", fakeNode(t, group, tc.pools)}, tc.args...), "status")
+			if code := run(args, &out, &errb); code != 0 {
+				t.Fatalf("status exited %d: %s", code, errb.String())
+			}
+			if want := alone.String() + tc.more; out.String() != want {
+				t.Errorf("status said:\n%s\nwant:\n%s", out.String(), want)
+			}
+		})
+	}
+
+	var errb bytes.Buffer
+	if code := run([]string{"-endpoints", "127.0.0.1:8891", "status"}, io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), `"127.0.0.1:8891" is not a URL`) {
+		t.Fatalf("-endpoints without a scheme: exit %d, %q", code, errb.String())
+	}
+}
+
+// TestZaqarctl_StatusShowsTheClusterRegisteredAsAPool registers a real
+// cluster's own group as a pool (its Raft addresses in the uri): status
+// lists the pool after the group and knows that group as its members.
+func TestZaqarctl_StatusShowsTheClusterRegisteredAsAPool(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	var addrs []string
+	for _, n := range c.Nodes {
+		addrs = append(addrs, n.RaftAddr)
+	}
+	uri := "zaqar+raft://" + strings.Join(addrs[:2], ",")
+	// A pool can be registered once every node has told the others its
+	// version (503 until then).
+	register := func() (int, string) {
+		req, err := http.NewRequest(http.MethodPut, c.Nodes[0].URL()+"/v2/pools/main", strings.NewReader(fmt.Sprintf(`{"uri":%q,"weight":7}`, uri)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Roles", "admin")
+		req.Header.Set("X-Project-ID", "admin")
+		req.Header.Set("Client-ID", ctlClientID)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	var status int
+	var body string
+	c.Eventually(30*time.Second, func() bool {
+		status, body = register()
+		return status != 0 && status < 500
+	}, "registering the pool answered 5xx (or nothing) for 30s")
+	if status != http.StatusCreated {
+		t.Fatalf("registering the pool: %d %s", status, body)
+	}
+
+	// The node asked is the one whose address the uri does not name.
+	var out, errb bytes.Buffer
+	if code := run([]string{"-addr", c.Nodes[2].URL(), "status"}, &out, &errb); code != 0 {
+		t.Fatalf("status exited %d: %s", code, errb.String())
+	}
+	want := "\npools: 1 registered\nmain: weight 7, flavor -, uri " + uri + "\n  members: the group above (asked " + c.Nodes[2].ID + ")\n"
+	if !strings.HasSuffix(out.String(), want) || strings.Count(out.String(), "Follower") != 2 {
+		t.Errorf("status said:\n%s\nwant it to end with:\n%s", out.String(), want)
+	}
+}

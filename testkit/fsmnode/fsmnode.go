@@ -68,6 +68,21 @@ func (n *Node) IsLeader() bool { return true }
 // ClusterStatus returns no statuses.
 func (n *Node) ClusterStatus(context.Context) []raftnode.Status { return nil }
 
+// ProbeGroup finds no group: the one replica knows no other pool.
+func (n *Node) ProbeGroup(context.Context, []string) (raftnode.GroupIdentity, error) {
+	return raftnode.GroupIdentity{}, raftnode.ErrGroupUnreachable
+}
+
+// Members returns the one replica.
+func (n *Node) Members() []raftnode.Member {
+	return []raftnode.Member{{ID: "local", Address: "local:0", Suffrage: "Voter"}}
+}
+
+// CallGroup reaches no other pool.
+func (n *Node) CallGroup(context.Context, []string, int, string, []byte) (int, []byte, error) {
+	return 0, nil, raftnode.ErrGroupUnreachable
+}
+
 // LocalStatus describes the one replica as a leader.
 func (n *Node) LocalStatus() raftnode.Status { return raftnode.Status{ID: "local", State: "Leader"} }
 
