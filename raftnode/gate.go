@@ -80,7 +80,7 @@ func (n *Node) holdsType(ctx context.Context, typ fsm.Type) bool {
 	if typ <= n.committedLevel() {
 		return true
 	}
-	idx, err := n.leaderReadIndex()
+	idx, err := n.leaderReadIndex(ctx)
 	if err != nil || n.waitApplied(ctx, idx) != nil {
 		return false
 	}

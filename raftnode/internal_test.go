@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -86,7 +87,7 @@ func TestVerifier_CallersOfARoundNotYetStartedShareIt(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = v.verify(confirm)
+			errs[i] = v.verify(context.Background(), confirm)
 		}()
 	}
 	time.Sleep(50 * time.Millisecond) // let every caller join
@@ -103,6 +104,18 @@ func TestVerifier_CallersOfARoundNotYetStartedShareIt(t *testing.T) {
 	}
 }
 
+func TestVerifier_ACallerStopsWaitingWhenItsContextEnds(t *testing.T) {
+	var v verifier
+	never := make(chan struct{})
+	defer close(never)
+	confirm := func() error { <-never; return nil } // raft never answers
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := v.verify(ctx, confirm); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("verify with a round that never ends: %v, want the context's deadline", err)
+	}
+}
+
 func TestVerifier_ARoundThatStartedTakesNoNewCallers(t *testing.T) {
 	var v verifier
 	entered := make(chan int, 2)
@@ -115,14 +128,14 @@ func TestVerifier_ARoundThatStartedTakesNoNewCallers(t *testing.T) {
 		return fmt.Errorf("round %d", r)
 	}
 	first := make(chan error, 1)
-	go func() { first <- v.verify(confirm) }()
+	go func() { first <- v.verify(context.Background(), confirm) }()
 	if r := <-entered; r != 0 {
 		t.Fatalf("first round is %d", r)
 	}
 	// The first round is confirming: a new caller must get a round of its
 	// own, whose heartbeats postdate its call.
 	second := make(chan error, 1)
-	go func() { second <- v.verify(confirm) }()
+	go func() { second <- v.verify(context.Background(), confirm) }()
 	select {
 	case r := <-entered:
 		if r != 1 {

@@ -30,7 +30,7 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 	var idx uint64
 	err := n.onLeader(ctx,
 		func() (err error) {
-			idx, err = n.leaderReadIndex()
+			idx, err = n.leaderReadIndex(ctx)
 			return err
 		},
 		func(addr string) (err error) {
@@ -46,9 +46,9 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 // confirmation happens after the capture, so a deposed leader cannot answer.
 // Using the last index rather than the commit index also covers a leader
 // fresh in its term whose commit index still lags.
-func (n *Node) leaderReadIndex() (uint64, error) {
+func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
 	idx := n.raft.LastIndex()
-	if err := n.verify.verify(func() error { return n.raft.VerifyLeader().Error() }); err != nil {
+	if err := n.verify.verify(ctx, func() error { return n.raft.VerifyLeader().Error() }); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return 0, fmt.Errorf("%w: %v", errRetry, err)
 		}
@@ -69,12 +69,12 @@ func (n *Node) forwardReadIndex(ctx context.Context, addr string) (uint64, error
 	return idx, nil
 }
 
-func (n *Node) handleReadIndex(w http.ResponseWriter, _ *http.Request) {
+func (n *Node) handleReadIndex(w http.ResponseWriter, r *http.Request) {
 	if !n.IsLeader() {
 		notLeader(w)
 		return
 	}
-	idx, err := n.leaderReadIndex()
+	idx, err := n.leaderReadIndex(r.Context())
 	if errors.Is(err, errRetry) {
 		notLeader(w)
 		return
@@ -152,8 +152,11 @@ type verifyRound struct {
 }
 
 // verify returns the outcome of a confirm round (confirm is
-// raft.VerifyLeader) that started after the call.
-func (v *verifier) verify(confirm func() error) error {
+// raft.VerifyLeader) that started after the call, or ctx's error if ctx
+// ends first: a round raft never answers (seen once while a server was
+// closing, its maintenance loop waiting in a confirm for good) must not
+// hold its callers.
+func (v *verifier) verify(ctx context.Context, confirm func() error) error {
 	v.mu.Lock()
 	rd := v.pending
 	if rd == nil {
@@ -162,8 +165,12 @@ func (v *verifier) verify(confirm func() error) error {
 		go v.run(confirm, rd)
 	}
 	v.mu.Unlock()
-	<-rd.done
-	return rd.err
+	select {
+	case <-rd.done:
+		return rd.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (v *verifier) run(confirm func() error, rd *verifyRound) {
