@@ -236,26 +236,11 @@ func TestChaos_TwoPools(t *testing.T) {
 			t.Errorf("no fault was injected into %s (faults: %v)", pool, rep.faultCounts())
 		}
 	}
-	if cfg.Short {
-		for _, k := range []string{faultKillLeader, faultPauseLeader, faultIsolateLeader} {
-			if rep.faultCounts()[k] == 0 {
-				t.Errorf("the short run injected no %s fault (faults: %v)", k, rep.faultCounts())
-			}
-		}
-	}
-	if rep.result.AckedPosts == 0 {
-		t.Errorf("no post was acknowledged during the run; the workload did not run")
-	}
+	checkRanFaultsAndLoad(t, cfg, rep)
 	if carried, _ := carriedOps(rep.hist); carried == 0 {
 		t.Errorf("no acknowledged operation was carried to the other pool")
 	}
-	for i, a := range rep.result.Anomalies {
-		if i == 30 {
-			t.Errorf("... and %d more anomalies (see %s)", len(rep.result.Anomalies)-30, rep.dir)
-			break
-		}
-		t.Errorf("anomaly: %s", a)
-	}
+	reportAnomalies(t, rep)
 }
 
 // carriedOps counts the acknowledged operations (final listings excluded)

@@ -104,24 +104,38 @@ func TestChaos_NothingAcknowledgedIsLostUnderKillsPausesAndPartitions(t *testing
 			if rep.harnessErr != nil {
 				t.Errorf("chaos harness: %v", rep.harnessErr)
 			}
-			if cfg.Short {
-				for _, k := range []string{faultKillLeader, faultPauseLeader, faultIsolateLeader} {
-					if rep.faultCounts()[k] == 0 {
-						t.Errorf("the short run injected no %s fault (faults: %v)", k, rep.faultCounts())
-					}
-				}
-			}
-			if rep.result.AckedPosts == 0 {
-				t.Errorf("no post was acknowledged during the run; the workload did not run")
-			}
-			for i, a := range rep.result.Anomalies {
-				if i == 30 {
-					t.Errorf("... and %d more anomalies (see %s)", len(rep.result.Anomalies)-30, rep.dir)
-					break
-				}
-				t.Errorf("anomaly: %s", a)
-			}
+			checkRanFaultsAndLoad(t, cfg, rep)
+			reportAnomalies(t, rep)
 		})
+	}
+}
+
+// checkRanFaultsAndLoad fails a run that did not do what it is for: a
+// short run without a kill, a pause and a partition of a leader, or any run
+// in which no post was acknowledged.
+func checkRanFaultsAndLoad(t *testing.T, cfg chaosConfig, rep *chaosReport) {
+	t.Helper()
+	if cfg.Short {
+		for _, k := range []string{faultKillLeader, faultPauseLeader, faultIsolateLeader} {
+			if rep.faultCounts()[k] == 0 {
+				t.Errorf("the short run injected no %s fault (faults: %v)", k, rep.faultCounts())
+			}
+		}
+	}
+	if rep.result.AckedPosts == 0 {
+		t.Errorf("no post was acknowledged during the run; the workload did not run")
+	}
+}
+
+// reportAnomalies fails the test with the run's anomalies, at most 30.
+func reportAnomalies(t *testing.T, rep *chaosReport) {
+	t.Helper()
+	for i, a := range rep.result.Anomalies {
+		if i == 30 {
+			t.Errorf("... and %d more anomalies (see %s)", len(rep.result.Anomalies)-30, rep.dir)
+			break
+		}
+		t.Errorf("anomaly: %s", a)
 	}
 }
 

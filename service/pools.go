@@ -318,8 +318,15 @@ func (s *Service) routeTo(set *poolSet, pool string, placed bool) (Route, *Error
 // ownPoolName is the registered name of this node's pool, "" if the
 // pools cannot be read now (it only names the pool in answers).
 func (s *Service) ownPoolName(ctx context.Context) string {
-	ctx, cancel := context.WithTimeout(ctx, ownPoolNameWait)
-	defer cancel()
+	s.pools.mu.Lock()
+	cur := s.pools.set
+	s.pools.mu.Unlock()
+	if cur == nil || time.Since(cur.at) >= poolSetTTL {
+		// Only a refresh may wait, and not for long.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ownPoolNameWait)
+		defer cancel()
+	}
 	set, e := s.poolSet(ctx)
 	switch {
 	case e != nil:
